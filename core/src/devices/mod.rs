@@ -1,0 +1,4 @@
+//! Emulated devices and the buses that reach them.
+
+pub mod bus;
+pub mod virtio;

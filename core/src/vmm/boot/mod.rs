@@ -1,0 +1,3 @@
+//! Loading a guest image and describing the machine to it.
+
+pub mod linux;

@@ -1,0 +1,1 @@
+//! C ABI for kvmsandbox. (Filled in by the C library issue.)

@@ -1,0 +1,1 @@
+//! Python bindings. (Filled in by the Python issue.)
