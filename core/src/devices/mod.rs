@@ -1,4 +1,7 @@
 //! Emulated devices and the buses that reach them.
 
 pub mod bus;
+pub mod exit_port;
+pub mod i8042;
+pub mod serial;
 pub mod virtio;

@@ -1,4 +1,15 @@
 //! The machine: KVM VM, memory, vCPUs, boot.
 
 pub mod boot;
+pub mod console;
+pub mod cpuid;
+pub mod host;
+pub mod kick;
+pub mod kvm;
 pub mod layout;
+pub mod memory;
+pub mod regs;
+pub mod run_state;
+pub mod timings;
+pub mod vcpu;
+pub mod vm;

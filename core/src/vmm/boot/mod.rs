@@ -1,3 +1,4 @@
 //! Loading a guest image and describing the machine to it.
 
 pub mod linux;
+pub mod micro;

@@ -1,0 +1,100 @@
+//! The public error type: one variant per module's error, plus the ways a
+//! running guest can fail a caller. Every message names the offending value.
+
+use crate::vmm::run_state::StopReason;
+use std::time::Duration;
+
+/// Anything that can go wrong creating or running a VM.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// /dev/kvm is missing, inaccessible or lacks a capability.
+    #[error(transparent)]
+    Kvm(#[from] crate::vmm::kvm::KvmError),
+    /// Guest memory could not be created.
+    #[error(transparent)]
+    Memory(#[from] crate::vmm::memory::MemoryError),
+    /// Register or boot-structure setup failed.
+    #[error(transparent)]
+    Regs(#[from] crate::vmm::regs::RegsError),
+    /// The micro guest image could not be loaded.
+    #[error(transparent)]
+    MicroBoot(#[from] crate::vmm::boot::micro::MicroBootError),
+    /// The vCPU kick signal is unavailable.
+    #[error(transparent)]
+    Kick(#[from] crate::vmm::kick::KickError),
+    /// A bus layout error (a bug in device placement).
+    #[error(transparent)]
+    Bus(#[from] crate::devices::bus::BusError),
+    /// A KVM ioctl on the VM failed.
+    #[error("KVM {what} failed: {source}")]
+    KvmIoctl {
+        /// The operation.
+        what: &'static str,
+        /// The KVM error.
+        source: kvm_ioctls::Error,
+    },
+    /// A host resource (thread, eventfd) could not be created.
+    #[error("cannot create {what}: {source}")]
+    Host {
+        /// What.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The guest did not reach its ready marker in time.
+    #[error("guest did not print its ready marker {marker:?} within {after:?}; last console lines:\n{}", last_lines.join("\n"))]
+    StartTimeout {
+        /// The marker waited for.
+        marker: String,
+        /// How long we waited.
+        after: Duration,
+        /// What the guest printed last.
+        last_lines: Vec<String>,
+    },
+    /// The guest panicked (micro guest panic or Linux kernel panic).
+    #[error("guest panicked: {message}")]
+    GuestPanic {
+        /// The panic line(s) from the console.
+        message: String,
+        /// What the guest printed last.
+        last_lines: Vec<String>,
+    },
+    /// The guest crashed the vCPU (triple fault, emulation failure, failed entry).
+    #[error("guest crashed: {reason}")]
+    GuestCrashed {
+        /// Description including the guest RIP.
+        reason: String,
+        /// What the guest printed last.
+        last_lines: Vec<String>,
+    },
+    /// The guest stopped before it was ready.
+    #[error("guest stopped before it was ready ({reason}); last console lines:\n{}", last_lines.join("\n"))]
+    EarlyExit {
+        /// Why it stopped.
+        reason: String,
+        /// What the guest printed last.
+        last_lines: Vec<String>,
+    },
+}
+
+/// Describes a stop reason for error messages.
+pub fn describe(reason: &StopReason) -> String {
+    match reason {
+        StopReason::GuestExit(s) => format!("guest exited with status {s}"),
+        StopReason::Reset => "guest reset itself".into(),
+        StopReason::TripleFault { rip } => format!("triple fault at rip {rip:#x}"),
+        StopReason::InternalError { rip, suberror } => {
+            format!("KVM internal error (suberror {suberror}, emulation failure?) at rip {rip:#x}")
+        }
+        StopReason::FailEntry { reason } => format!("KVM could not enter the guest (hardware reason {reason:#x})"),
+        StopReason::ConsolePanic(line) => format!("panic: {line}"),
+        StopReason::VcpuError(e) => e.clone(),
+        StopReason::Killed => "killed by the host".into(),
+    }
+}
+
+/// Convenience alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

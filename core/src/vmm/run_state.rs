@@ -1,0 +1,164 @@
+//! State shared by the VM handle, its vCPU threads and its devices: the console
+//! log, the boot timings and why the VM stopped. The first reason to stop wins;
+//! setting it kicks every vCPU out of the guest.
+
+use super::console::ConsoleLog;
+use super::timings::BootTimings;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Why a VM stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The guest wrote `status` to the exit port (micro guest).
+    GuestExit(u32),
+    /// The guest asked for a reset or power-off (i8042, ACPI-less reboot, triple
+    /// fault of a Linux guest): a clean end for Linux.
+    Reset,
+    /// A triple fault in a guest that never resets on purpose (micro guest).
+    TripleFault {
+        /// Guest RIP when it happened.
+        rip: u64,
+    },
+    /// KVM could not emulate an instruction or hit an internal error.
+    InternalError {
+        /// Guest RIP.
+        rip: u64,
+        /// KVM's suberror code.
+        suberror: u32,
+    },
+    /// KVM failed to enter the guest.
+    FailEntry {
+        /// Hardware failure reason.
+        reason: u64,
+    },
+    /// The guest console showed a panic (Linux "Kernel panic").
+    ConsolePanic(String),
+    /// A vCPU exit we do not handle, or a failing KVM_RUN.
+    VcpuError(String),
+    /// The host stopped it (`kill()`, drop, timeout).
+    Killed,
+}
+
+/// The mutable part, behind one lock.
+pub struct Inner {
+    /// Console output.
+    pub console: ConsoleLog,
+    /// Boot timings.
+    pub timings: BootTimings,
+    /// Why the VM stopped, once it has.
+    pub stop: Option<StopReason>,
+}
+
+/// Shared VM run state.
+pub struct RunState {
+    inner: Mutex<Inner>,
+    cond: Condvar,
+    stopping: AtomicBool,
+    start: Instant,
+    kicker: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl RunState {
+    /// New state; timings are measured from `start`.
+    pub fn new(console: ConsoleLog, start: Instant) -> Self {
+        RunState {
+            inner: Mutex::new(Inner { console, timings: BootTimings::default(), stop: None }),
+            cond: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            start,
+            kicker: Mutex::new(None),
+        }
+    }
+
+    /// Locks the state (poison-tolerant: a panicking thread must not wedge the VM).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        crate::devices::bus::lock(&self.inner)
+    }
+
+    /// Time since creation started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Records a boot phase (first time only).
+    pub fn mark(&self, f: impl FnOnce(&mut BootTimings) -> &mut Option<Duration>) {
+        let now = self.elapsed();
+        let mut g = self.lock();
+        let slot = f(&mut g.timings);
+        if slot.is_none() {
+            *slot = Some(now);
+        }
+        drop(g);
+        self.cond.notify_all();
+    }
+
+    /// Installs the function that kicks every vCPU out of KVM_RUN.
+    pub fn set_kicker(&self, k: Box<dyn Fn() + Send + Sync>) {
+        *crate::devices::bus::lock(&self.kicker) = Some(k);
+    }
+
+    /// True once the VM is stopping: vCPU loops must return.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Stops the VM for `reason` unless it already stopped; kicks the vCPUs.
+    pub fn request_stop(&self, reason: StopReason) {
+        {
+            let mut g = self.lock();
+            if g.stop.is_none() {
+                g.stop = Some(reason);
+            }
+        }
+        self.stopping.store(true, Ordering::Release);
+        self.cond.notify_all();
+        if let Some(k) = crate::devices::bus::lock(&self.kicker).as_ref() {
+            k();
+        }
+    }
+
+    /// Feeds console bytes, recording first-byte/ready times and notifying waiters.
+    pub fn console_output(&self, data: &[u8]) {
+        let now = self.elapsed();
+        let mut g = self.lock();
+        let ev = g.console.push(data);
+        if ev.first_byte && g.timings.first_serial_byte.is_none() {
+            g.timings.first_serial_byte = Some(now);
+        }
+        if ev.ready && g.timings.ready.is_none() {
+            g.timings.ready = Some(now);
+        }
+        let panic = if ev.panic { g.console.panic_line.clone() } else { None };
+        drop(g);
+        if ev.ready || ev.panic {
+            self.cond.notify_all();
+        }
+        if let Some(line) = panic {
+            self.request_stop(StopReason::ConsolePanic(line));
+        }
+    }
+
+    /// Waits until `done(inner)` holds or `timeout` passes; returns the guard and
+    /// whether the condition held.
+    pub fn wait_until(&self, timeout: Option<Duration>, mut done: impl FnMut(&Inner) -> bool) -> (MutexGuard<'_, Inner>, bool) {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut g = self.lock();
+        loop {
+            if done(&g) {
+                return (g, true);
+            }
+            match deadline {
+                None => g = self.cond.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return (g, false);
+                    }
+                    g = self.cond.wait_timeout(g, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! One thread per vCPU: enter the guest, dispatch its port and MMIO exits to the
+//! buses, and turn every other exit into a stop reason. A guest can end its VM,
+//! never the host: all failures become a `StopReason`.
+
+use super::run_state::{RunState, StopReason};
+use crate::devices::bus::Bus;
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use std::sync::{Arc, Barrier};
+
+/// How a guest's resets and triple faults are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetMeaning {
+    /// A reset/triple fault is the guest's way to stop (Linux reboot).
+    CleanExit,
+    /// A triple fault is a crash (micro guest).
+    Fault,
+}
+
+/// Everything a vCPU thread owns.
+pub struct Vcpu {
+    /// The KVM vCPU.
+    pub fd: VcpuFd,
+    /// Index (0 = BSP).
+    pub index: u8,
+    /// Port I/O bus.
+    pub pio: Bus,
+    /// MMIO bus.
+    pub mmio: Bus,
+    /// Shared VM state.
+    pub state: Arc<RunState>,
+    /// How to read resets.
+    pub reset: ResetMeaning,
+}
+
+impl Vcpu {
+    /// Thread body: wait for the start barrier, then run until the VM stops.
+    pub fn run(mut self, start: Arc<Barrier>, on_start: impl FnOnce() -> Result<(), String>) {
+        super::kick::unblock_on_current_thread();
+        let setup = on_start();
+        start.wait();
+        if let Err(e) = setup {
+            self.state.request_stop(StopReason::VcpuError(format!("vcpu {} setup: {e}", self.index)));
+            return;
+        }
+        if self.index == 0 {
+            self.state.mark(|t| &mut t.first_vcpu_entry);
+        }
+        while !self.state.stopping() {
+            if let Some(reason) = self.run_once() {
+                self.state.request_stop(reason);
+                break;
+            }
+        }
+    }
+
+    fn rip(&self) -> u64 {
+        self.fd.get_regs().map(|r| r.rip).unwrap_or(0)
+    }
+
+    fn run_once(&mut self) -> Option<StopReason> {
+        match self.fd.run() {
+            Ok(VcpuExit::IoIn(port, data)) => {
+                self.pio.read(u64::from(port), data);
+                None
+            }
+            Ok(VcpuExit::IoOut(port, data)) => {
+                self.pio.write(u64::from(port), data);
+                None
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                self.mmio.read(addr, data);
+                None
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                self.mmio.write(addr, data);
+                None
+            }
+            Ok(VcpuExit::Hlt) => {
+                // Only without an in-kernel irqchip: nothing can wake this vCPU.
+                drop(self.state.wait_until(None, |s| s.stop.is_some()));
+                None
+            }
+            Ok(VcpuExit::Shutdown) => Some(match self.reset {
+                ResetMeaning::CleanExit => StopReason::Reset,
+                ResetMeaning::Fault => StopReason::TripleFault { rip: self.rip() },
+            }),
+            Ok(VcpuExit::SystemEvent(kind, _)) => Some(match (kind, self.reset) {
+                (kvm_bindings::KVM_SYSTEM_EVENT_CRASH, _) | (_, ResetMeaning::Fault) => {
+                    StopReason::VcpuError(format!("vcpu {} system event {kind}", self.index))
+                }
+                _ => StopReason::Reset,
+            }),
+            Ok(VcpuExit::InternalError) => {
+                let run = self.fd.get_kvm_run();
+                // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, so the
+                // `internal` member of the union is the one KVM filled in.
+                let suberror = unsafe { run.__bindgen_anon_1.internal.suberror };
+                Some(StopReason::InternalError { rip: self.rip(), suberror })
+            }
+            Ok(VcpuExit::FailEntry(reason, _)) => Some(StopReason::FailEntry { reason }),
+            Ok(other) => Some(StopReason::VcpuError(format!("vcpu {}: unhandled exit {other:?}", self.index))),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                self.fd.set_kvm_immediate_exit(0);
+                None
+            }
+            Err(e) => Some(StopReason::VcpuError(format!("vcpu {}: KVM_RUN failed: {e}", self.index))),
+        }
+    }
+}

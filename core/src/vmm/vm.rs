@@ -1,0 +1,323 @@
+//! A running VM: create KVM objects, map memory, load the guest, wire devices,
+//! start one named thread per vCPU behind a barrier, and wait for the guest's
+//! ready marker. The handle owns everything; `kill()` or `Drop` stops the vCPUs,
+//! joins every thread and closes every fd. The caller's process never exits.
+
+use super::boot::micro;
+use super::console::ConsoleLog;
+use super::host::HostKind;
+use super::layout::{self, BOOT_STACKS_TOP, BOOT_STACK_SIZE};
+use super::memory::{self, GuestMemory};
+use super::run_state::{RunState, StopReason};
+use super::timings::BootTimings;
+use super::vcpu::{ResetMeaning, Vcpu};
+use super::{cpuid, kick, kvm, regs};
+use crate::config::{Guest, VmConfig, MICRO_GUEST_ELF};
+use crate::devices::bus::Bus;
+use crate::devices::{exit_port::ExitPort, i8042::I8042, serial::SerialDevice};
+use crate::error::{describe, Error, Result};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use kvmsandbox_proto::bootinfo::{self, EXIT_PANIC};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use vmm_sys_util::eventfd::EventFd;
+
+/// Console lines that mean the guest panicked.
+const PANIC_PREFIXES: &[&str] = &["PANIC: ", "Kernel panic - not syncing"];
+/// Ready marker of a Linux guest until its agent speaks.
+pub const LINUX_DEFAULT_MARKER: &str = "Run /init as init process";
+
+/// How a VM ended without error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmExit {
+    /// The guest exited with this status (micro guest exit port).
+    Exited(u32),
+    /// The guest rebooted or powered off (Linux).
+    Reset,
+    /// The host killed it.
+    Killed,
+}
+
+/// A running VM.
+pub struct Vm {
+    state: Arc<RunState>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    host: HostKind,
+    marker: String,
+    // Dropped after the threads are joined (field order matters for Drop).
+    _mem: GuestMemory,
+    _vm: VmFd,
+    _kvm: Kvm,
+}
+
+fn ioctl(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
+    move |source| Error::KvmIoctl { what, source }
+}
+
+fn host_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Host { what, source }
+}
+
+fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    // SAFETY: getrandom writes at most seed.len() bytes into our buffer.
+    let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+    if n != seed.len() as isize {
+        // Fall back to time-derived bits; the seed is not a security boundary.
+        let t = Instant::now().elapsed().as_nanos() ^ std::process::id() as u128;
+        seed[..16].copy_from_slice(&t.to_le_bytes());
+    }
+    seed
+}
+
+impl Vm {
+    /// Creates and boots a VM, returning once the guest printed its ready marker.
+    pub fn start(mut cfg: VmConfig) -> Result<Vm> {
+        let t0 = Instant::now();
+        cfg.validate()?;
+        kick::install()?;
+        let host = HostKind::detect();
+        let kvm = kvm::open()?;
+        let is_linux = matches!(cfg.guest, Guest::Linux { .. });
+        let marker = cfg.ready_marker.clone().unwrap_or_else(|| {
+            if is_linux { LINUX_DEFAULT_MARKER.to_string() } else { bootinfo::READY_MARKER.to_string() }
+        });
+        let console = ConsoleLog::new(marker.clone(), PANIC_PREFIXES, cfg.console_callback.take());
+        let state = Arc::new(RunState::new(console, t0));
+
+        let vm = kvm.create_vm().map_err(ioctl("KVM_CREATE_VM"))?;
+        vm.set_tss_address(0xfffb_d000).map_err(ioctl("KVM_SET_TSS_ADDR"))?;
+        vm.set_identity_map_address(0xfffb_c000).map_err(ioctl("KVM_SET_IDENTITY_MAP_ADDR"))?;
+        vm.create_irq_chip().map_err(ioctl("KVM_CREATE_IRQCHIP"))?;
+        if is_linux {
+            let pit = kvm_bindings::kvm_pit_config { flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
+            vm.create_pit2(pit).map_err(ioctl("KVM_CREATE_PIT2"))?;
+        }
+        state.mark(|t| &mut t.vm_created);
+
+        let mem = memory::create(cfg.mem_bytes())?;
+        memory::register(&vm, &mem)?;
+        state.mark(|t| &mut t.memory_mapped);
+
+        regs::write_boot_structures(&mem)?;
+        let vcpus = cfg.vcpus as u8;
+        let flags = if host.is_pvm() { bootinfo::flags::HOST_PVM } else { 0 };
+        let (entry, arg) = match &cfg.guest {
+            Guest::Micro { image } => {
+                let owned;
+                let elf: &[u8] = match image {
+                    None => MICRO_GUEST_ELF,
+                    Some(p) => {
+                        owned = std::fs::read(p).map_err(|source| crate::config::ConfigError::FileUnreadable {
+                            what: "micro guest image",
+                            path: p.clone(),
+                            source,
+                        })?;
+                        &owned
+                    }
+                };
+                let e = micro::load(&mem, elf, &cfg.cmdline, cfg.vcpus, &[], flags, random_seed())?;
+                (e.entry, e.boot_info)
+            }
+            Guest::Linux { .. } => {
+                return Err(Error::EarlyExit { reason: "Linux boot not wired yet".into(), last_lines: vec![] })
+            }
+        };
+        state.mark(|t| &mut t.image_loaded);
+
+        let (pio, mmio) = Self::legacy_devices(&vm, &state)?;
+
+        let mut fds = Vec::with_capacity(vcpus as usize);
+        for i in 0..vcpus {
+            fds.push(Self::setup_vcpu(&kvm, &vm, i, vcpus, host, is_linux, entry, arg)?);
+        }
+
+        let reset = if is_linux { ResetMeaning::CleanExit } else { ResetMeaning::Fault };
+        let barrier = Arc::new(Barrier::new(vcpus as usize));
+        let mut threads = Vec::with_capacity(vcpus as usize);
+        for (i, fd) in fds.into_iter().enumerate() {
+            let v = Vcpu { fd, index: i as u8, pio: pio.clone(), mmio: mmio.clone(), state: state.clone(), reset };
+            let b = barrier.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("kvmsb-vcpu{i}"))
+                .spawn(move || v.run(b, || Ok(())));
+            match h {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    // Threads already started wait on the barrier forever: stop them.
+                    state.request_stop(StopReason::Killed);
+                    drop(threads); // detached; they hold only Arcs and exit once released
+                    return Err(Error::Host { what: "vCPU thread", source: e });
+                }
+            }
+        }
+        let ids: Vec<libc::pthread_t> = threads.iter().map(|h| std::os::unix::thread::JoinHandleExt::as_pthread_t(h)).collect();
+        state.set_kicker(Box::new(move || ids.iter().for_each(|&t| kick::kick(t))));
+
+        let vm_handle = Vm { state, threads: Mutex::new(threads), host, marker, _mem: mem, _vm: vm, _kvm: kvm };
+        vm_handle.wait_ready(cfg.start_timeout)?;
+        Ok(vm_handle)
+    }
+
+    fn legacy_devices(vm: &VmFd, state: &Arc<RunState>) -> Result<(Bus, Bus)> {
+        let mut pio = Bus::new();
+        let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(host_err("serial eventfd"))?;
+        vm.register_irqfd(&serial_irq, layout::SERIAL_IRQ).map_err(ioctl("KVM_IRQFD (serial)"))?;
+        pio.insert(Arc::new(Mutex::new(SerialDevice::new(state.clone(), serial_irq))), u64::from(layout::SERIAL_PORT), 8)?;
+        pio.insert(Arc::new(Mutex::new(ExitPort(state.clone()))), u64::from(layout::EXIT_PORT), 4)?;
+        pio.insert(Arc::new(Mutex::new(I8042(state.clone()))), 0x60, 5)?;
+        Ok((pio, Bus::new()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn setup_vcpu(kvm: &Kvm, vm: &VmFd, i: u8, count: u8, host: HostKind, linux: bool, entry: u64, arg: u64) -> Result<VcpuFd> {
+        let fd = vm.create_vcpu(u64::from(i)).map_err(ioctl("KVM_CREATE_VCPU"))?;
+        let mut cpuid = kvm
+            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+            .map_err(ioctl("KVM_GET_SUPPORTED_CPUID"))?;
+        cpuid::filter(&mut cpuid, i, count, host);
+        fd.set_cpuid2(&cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
+        regs::setup_lapic(&fd)?;
+        if linux {
+            regs::setup_boot_msrs(&fd)?;
+            if i == 0 {
+                // Linux 64-bit boot protocol: rsi = boot_params; APs wait for SIPI.
+                regs::setup_long_mode(&fd, entry, BOOT_STACKS_TOP - 16, 0, arg)?;
+            }
+        } else {
+            let rsp = BOOT_STACKS_TOP - u64::from(i) * BOOT_STACK_SIZE;
+            regs::setup_long_mode(&fd, entry, rsp, arg, u64::from(i))?;
+            if i > 0 {
+                let mp = kvm_bindings::kvm_mp_state { mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE };
+                fd.set_mp_state(mp).map_err(ioctl("KVM_SET_MP_STATE"))?;
+            }
+        }
+        Ok(fd)
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let (g, ok) = self.state.wait_until(Some(timeout), |s| s.console.ready || s.stop.is_some());
+        let ready = g.console.ready;
+        let stop = g.stop.clone();
+        let last_lines = g.console.last_lines();
+        let panic_line = g.console.panic_line.clone();
+        drop(g);
+        if ready && stop.is_none() {
+            return Ok(());
+        }
+        if ready {
+            // Ready, then stopped at once (e.g. a test guest that exits): not an error here.
+            if let Some(StopReason::GuestExit(s)) = stop {
+                if s != EXIT_PANIC {
+                    return Ok(());
+                }
+            }
+        }
+        self.kill();
+        match stop {
+            None if !ok => Err(Error::StartTimeout { marker: self.marker.clone(), after: timeout, last_lines }),
+            Some(r) => Err(self.stop_error(r, panic_line, last_lines)),
+            None => Ok(()),
+        }
+    }
+
+    fn stop_error(&self, r: StopReason, panic_line: Option<String>, last_lines: Vec<String>) -> Error {
+        match r {
+            StopReason::GuestExit(EXIT_PANIC) | StopReason::ConsolePanic(_) => {
+                let message = panic_line.map(|l| l.trim_start_matches("PANIC: ").to_string()).unwrap_or_else(|| describe(&r));
+                Error::GuestPanic { message, last_lines }
+            }
+            StopReason::TripleFault { .. } | StopReason::InternalError { .. } | StopReason::FailEntry { .. } | StopReason::VcpuError(_) => {
+                Error::GuestCrashed { reason: describe(&r), last_lines }
+            }
+            other => Error::EarlyExit { reason: describe(&other), last_lines },
+        }
+    }
+
+    /// Blocks until the VM stops; returns how, or the guest's failure.
+    pub fn wait(&self) -> Result<VmExit> {
+        self.wait_timeout(None).map(|e| e.unwrap_or(VmExit::Killed))
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `timeout` (`Ok(None)`).
+    pub fn wait_timeout(&self, timeout: Option<Duration>) -> Result<Option<VmExit>> {
+        let (g, done) = self.state.wait_until(timeout, |s| s.stop.is_some());
+        if !done {
+            return Ok(None);
+        }
+        let r = g.stop.clone().unwrap_or(StopReason::Killed);
+        let panic_line = g.console.panic_line.clone();
+        let last = g.console.last_lines();
+        drop(g);
+        self.join_threads();
+        match r {
+            StopReason::GuestExit(s) if s != EXIT_PANIC => Ok(Some(VmExit::Exited(s))),
+            StopReason::Reset => Ok(Some(VmExit::Reset)),
+            StopReason::Killed => Ok(Some(VmExit::Killed)),
+            other => Err(self.stop_error(other, panic_line, last)),
+        }
+    }
+
+    /// Stops the VM now and joins its threads. Idempotent.
+    pub fn kill(&self) {
+        self.state.request_stop(StopReason::Killed);
+        self.join_threads();
+    }
+
+    fn join_threads(&self) {
+        let mut threads = crate::devices::bus::lock(&self.threads);
+        if threads.is_empty() {
+            return;
+        }
+        // A kick can land just before a vCPU re-enters KVM_RUN; repeat until all left.
+        for _ in 0..5000 {
+            if threads.iter().all(|t| t.is_finished()) {
+                break;
+            }
+            for t in threads.iter().filter(|t| !t.is_finished()) {
+                kick::kick(std::os::unix::thread::JoinHandleExt::as_pthread_t(t));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        for t in threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// True until the VM has stopped.
+    pub fn is_running(&self) -> bool {
+        !self.state.stopping()
+    }
+
+    /// Everything the guest printed on its console (bounded to the last 4 MiB).
+    pub fn console_output(&self) -> String {
+        self.state.lock().console.text()
+    }
+
+    /// The last console lines.
+    pub fn console_last_lines(&self) -> Vec<String> {
+        self.state.lock().console.last_lines()
+    }
+
+    /// Boot-phase timings.
+    pub fn timings(&self) -> BootTimings {
+        self.state.lock().timings
+    }
+
+    /// The host KVM kind this VM runs on.
+    pub fn host_kind(&self) -> HostKind {
+        self.host
+    }
+
+    /// Shared run state (for the Sandbox layer).
+    pub(crate) fn state(&self) -> &Arc<RunState> {
+        &self.state
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
