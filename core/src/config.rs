@@ -104,6 +104,8 @@ pub struct VmConfig {
     pub start_timeout: Duration,
     /// Called with each console line (on a vCPU thread: keep it short).
     pub console_callback: Option<LineCallback>,
+    /// The KVM device node (default `/dev/kvm`).
+    pub kvm_device: PathBuf,
 }
 
 impl std::fmt::Debug for VmConfig {
@@ -135,6 +137,7 @@ impl VmConfig {
             ready_marker: None,
             start_timeout: Duration::from_secs(10),
             console_callback: None,
+            kvm_device: PathBuf::from("/dev/kvm"),
         }
     }
 
@@ -198,6 +201,12 @@ impl VmConfig {
     /// Receives each console line as it is printed.
     pub fn on_console_line(mut self, f: impl FnMut(&str) + Send + 'static) -> Self {
         self.console_callback = Some(Box::new(f));
+        self
+    }
+
+    /// Uses another KVM device node than `/dev/kvm`.
+    pub fn kvm_device(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kvm_device = path.into();
         self
     }
 

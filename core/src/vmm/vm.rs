@@ -78,7 +78,7 @@ impl Vm {
         cfg.validate()?;
         kick::install()?;
         let host = HostKind::detect();
-        let kvm = kvm::open()?;
+        let kvm = kvm::open(&cfg.kvm_device)?;
         let is_linux = matches!(cfg.guest, Guest::Linux { .. });
         let marker = cfg.ready_marker.clone().unwrap_or_else(|| {
             if is_linux { LINUX_DEFAULT_MARKER.to_string() } else { bootinfo::READY_MARKER.to_string() }
@@ -203,16 +203,9 @@ impl Vm {
         let last_lines = g.console.last_lines();
         let panic_line = g.console.panic_line.clone();
         drop(g);
-        if ready && stop.is_none() {
-            return Ok(());
-        }
         if ready {
-            // Ready, then stopped at once (e.g. a test guest that exits): not an error here.
-            if let Some(StopReason::GuestExit(s)) = stop {
-                if s != EXIT_PANIC {
-                    return Ok(());
-                }
-            }
+            // Whatever happens next (even an immediate exit or panic) is reported by wait().
+            return Ok(());
         }
         self.kill();
         match stop {

@@ -6,6 +6,10 @@ use kvmsandbox_proto::bootinfo::EXIT_PANIC;
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     crate::serial::force_unlock();
-    crate::println!("PANIC: {}", info);
+    // One line, so the host can quote it whole.
+    match info.location() {
+        Some(l) => crate::println!("PANIC: {} at {}:{}", info.message(), l.file(), l.line()),
+        None => crate::println!("PANIC: {}", info.message()),
+    }
     crate::io::exit(EXIT_PANIC)
 }
