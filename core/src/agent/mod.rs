@@ -1,1 +1,41 @@
-//! Host side of the agent protocol.
+//! Host side of the agent protocol (`kvmsandbox-proto`).
+//!
+//! [`AgentClient`] speaks to either agent — the micro guest's or the Linux guest's
+//! PID 1 — over a Unix stream: the agent's own socket when it runs as a host
+//! process, or a guest vsock port reached through the VMM's hybrid vsock socket
+//! ([`connect_hybrid`]). One request at a time per connection; operations that
+//! must run alongside others ([`AgentClient::exec_streaming`]) open their own
+//! connection through the client's connector. Every wait is bounded by socket
+//! timeouts, so a silent agent yields [`AgentError::Timeout`] and a dead one
+//! [`AgentError::Disconnected`].
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use std::time::Duration;
+//! use kvmsandbox::agent::{AgentClient, ExecRequest};
+//!
+//! let mut agent = AgentClient::connect_unix(Path::new("/tmp/agent.sock"), Duration::from_secs(5))?;
+//! let out = agent.exec(&ExecRequest::new(["echo", "hi"]).timeout(Duration::from_secs(10)))?;
+//! assert_eq!(out.stdout, b"hi\n");
+//! let mut bytes = Vec::new();
+//! agent.read_file("/etc/hostname", &mut bytes)?;
+//! # Ok::<(), kvmsandbox::agent::AgentError>(())
+//! ```
+
+mod client;
+mod conn;
+mod error;
+mod exec;
+mod files;
+mod hybrid;
+mod wasm;
+
+pub use client::{AgentClient, Connector};
+pub use error::AgentError;
+pub use exec::{
+    ExecEvent, ExecOutput, ExecRequest, ExitStatus, ProcessHandle, ProcessStdin, Stream,
+};
+pub use hybrid::connect_hybrid;
+pub use kvmsandbox_proto::msg::{Hello, WasmErrorKind};
+pub use kvmsandbox_proto::ErrorCode;
+pub use wasm::{WasmOutcome, WasmRequest};

@@ -1,0 +1,169 @@
+//! Duties of init when the agent is PID 1 in a Linux guest: mount the API
+//! filesystems, optionally switch to a root disk named on the kernel command line
+//! (`kvmsandbox.root=/dev/vdX`, ext4), announce readiness on the console, and power
+//! off on request.
+
+use std::ffi::CString;
+use std::io::{self, Write};
+
+/// Ready line printed on /dev/console (the host's Linux ready marker).
+pub const READY_MARKER: &str = "kvmsandbox-agent ready";
+
+/// A mount that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Pid1Error {
+    /// mount(2) failed.
+    #[error("mount {fstype} on {target}: {source}")]
+    Mount {
+        /// Filesystem type.
+        fstype: String,
+        /// Mount point.
+        target: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Switching to the root disk failed.
+    #[error("switch_root to {device}: {source}")]
+    SwitchRoot {
+        /// The root device.
+        device: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// Mounts /proc, /sys, /dev, /tmp, and switches root if the command line asks.
+pub fn init() -> Result<(), Pid1Error> {
+    mount_api_filesystems()?;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if let Some(dev) = root_device(&cmdline) {
+        switch_root(&dev).map_err(|source| Pid1Error::SwitchRoot {
+            device: dev.clone(),
+            source,
+        })?;
+        mount_api_filesystems()?;
+    }
+    Ok(())
+}
+
+/// The `kvmsandbox.root=` value of a kernel command line.
+pub fn root_device(cmdline: &str) -> Option<String> {
+    cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("kvmsandbox.root="))
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+}
+
+fn mount_api_filesystems() -> Result<(), Pid1Error> {
+    for (src, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+    ] {
+        let _ = std::fs::create_dir_all(target);
+        match mount(src, target, fstype, 0) {
+            Ok(()) => {}
+            // Already mounted (e.g. the kernel automounted devtmpfs).
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(source) => {
+                return Err(Pid1Error::Mount {
+                    fstype: fstype.into(),
+                    target: target.into(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong) -> io::Result<()> {
+    let c = |s: &str| CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+    let (src, target, fstype) = (c(src)?, c(target)?, c(fstype)?);
+    // SAFETY: all pointers are valid NUL-terminated strings living across the call;
+    // a null data pointer is allowed.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Mounts `dev` (ext4) on /newroot, moves it over / and chroots into it (the
+/// initramfs cannot be pivot_root'ed, so this is busybox switch_root's recipe).
+fn switch_root(dev: &str) -> io::Result<()> {
+    std::fs::create_dir_all("/newroot")?;
+    mount(dev, "/newroot", "ext4", 0)?;
+    std::env::set_current_dir("/newroot")?;
+    let dot = CString::new(".").map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let slash = CString::new("/").map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: valid NUL-terminated strings; MS_MOVE ignores fstype and data.
+    let rc = unsafe {
+        libc::mount(
+            dot.as_ptr(),
+            slash.as_ptr(),
+            std::ptr::null(),
+            libc::MS_MOVE,
+            std::ptr::null(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: valid NUL-terminated string.
+    if unsafe { libc::chroot(dot.as_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    std::env::set_current_dir("/")
+}
+
+/// Prints the ready marker on the console (falls back to stdout).
+pub fn announce_ready() {
+    let line = format!("{READY_MARKER}\n");
+    match std::fs::OpenOptions::new().write(true).open("/dev/console") {
+        Ok(mut c) => {
+            let _ = c.write_all(line.as_bytes());
+        }
+        Err(_) => {
+            let _ = io::stdout().write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Flushes filesystems and powers the VM off.
+pub fn power_off() -> ! {
+    // SAFETY: sync(2) and reboot(2) take no pointers; as PID 1 we may reboot.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_POWER_OFF);
+    }
+    // reboot only returns on failure; PID 1 must not exit (kernel panic).
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_root_device_on_cmdline() {
+        assert_eq!(
+            root_device("console=ttyS0 kvmsandbox.root=/dev/vda quiet"),
+            Some("/dev/vda".into())
+        );
+        assert_eq!(root_device("console=ttyS0"), None);
+        assert_eq!(root_device("kvmsandbox.root="), None);
+    }
+}

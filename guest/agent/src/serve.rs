@@ -1,0 +1,164 @@
+//! One connection: say Hello, then serve requests until the host hangs up.
+//!
+//! Requests are keyed by request id, so frames of several operations may
+//! interleave (an exec's `Stdin`/`Kill` arrive while its output streams back).
+//! Quick requests are answered inline; an exec runs on its own threads; uploads
+//! (`WriteFile`, the module of `RunWasm`) keep per-id state until `DataEnd`.
+//! When the connection drops, every command it started is killed.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+
+use kvmsandbox_proto::msg::{caps, Hello};
+use kvmsandbox_proto::{ErrorCode, Message, PROTOCOL_VERSION};
+
+use crate::exec::{self, ExecControl};
+use crate::files;
+use crate::wire::{code_of, Reader, Writer};
+
+/// What the agent does on `Shutdown` (host process: exit; PID 1: power off).
+pub type ShutdownHook = fn() -> !;
+
+/// Capabilities of this agent.
+pub const CAPS: u64 = caps::EXEC | caps::FILES | caps::ECHO;
+
+/// An upload in progress.
+enum Upload {
+    /// `WriteFile` into this file; `path` for messages.
+    File { file: File, path: String },
+    /// Drop the remaining chunks (the request already failed or is unsupported).
+    Discard,
+}
+
+/// Serves one connection until EOF or a fatal error.
+pub fn serve(conn: File, shutdown: ShutdownHook) -> io::Result<()> {
+    let out = Writer::new(conn.try_clone()?);
+    let mut input = Reader::new(conn);
+    out.send(
+        0,
+        Message::Hello(Hello {
+            version: u16::from(PROTOCOL_VERSION),
+            kind: "linux".into(),
+            capabilities: CAPS,
+        }),
+    )?;
+    let mut execs: HashMap<u32, ExecControl> = HashMap::new();
+    let mut uploads: HashMap<u32, Upload> = HashMap::new();
+    let result = loop {
+        let frame = match input.next() {
+            Ok(Some(f)) => f,
+            Ok(None) => break Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let _ = out.error(0, ErrorCode::Invalid, format!("malformed frame: {e}"));
+                break Err(e);
+            }
+            Err(e) => break Err(e),
+        };
+        execs.retain(|_, c| !c.finished());
+        let id = frame.request_id;
+        if let Err(e) = handle(id, frame.msg, &out, &mut execs, &mut uploads, shutdown) {
+            break Err(e);
+        }
+    };
+    for c in execs.values() {
+        c.kill(libc::SIGKILL);
+    }
+    result
+}
+
+/// Handles one frame. Errors are connection failures only.
+fn handle(
+    id: u32,
+    msg: Message,
+    out: &Writer,
+    execs: &mut HashMap<u32, ExecControl>,
+    uploads: &mut HashMap<u32, Upload>,
+    shutdown: ShutdownHook,
+) -> io::Result<()> {
+    match msg {
+        Message::Ping { nonce } => out.send(id, Message::Pong { nonce }),
+        Message::Echo { data } => out.send(id, Message::EchoReply { data }),
+        Message::Exec(spec) => {
+            let argv0 = spec.argv.first().cloned().unwrap_or_default();
+            match exec::start(spec, id, out.clone()) {
+                Ok(c) => {
+                    execs.insert(id, c);
+                    Ok(())
+                }
+                Err(e) => out.error(id, code_of(&e), format!("exec {argv0}: {e}")),
+            }
+        }
+        Message::Stdin { data } => {
+            if let Some(c) = execs.get_mut(&id) {
+                c.stdin(data);
+            }
+            Ok(())
+        }
+        Message::StdinEof => {
+            if let Some(c) = execs.get_mut(&id) {
+                c.close_stdin();
+            }
+            Ok(())
+        }
+        Message::Kill { signal } => {
+            if let Some(c) = execs.get(&id) {
+                c.kill(signal);
+            }
+            Ok(())
+        }
+        Message::WriteFile { path, mode } => match files::create(&path, mode) {
+            Ok(file) => {
+                uploads.insert(id, Upload::File { file, path });
+                Ok(())
+            }
+            Err(e) => {
+                uploads.insert(id, Upload::Discard);
+                out.error(id, code_of(&e), format!("write {path}: {e}"))
+            }
+        },
+        Message::Data { data } => match uploads.get_mut(&id) {
+            Some(Upload::File { file, path }) => {
+                if let Err(e) = files::append(file, &data) {
+                    let msg = format!("write {path}: {e}");
+                    uploads.insert(id, Upload::Discard);
+                    return out.error(id, code_of(&e), msg);
+                }
+                Ok(())
+            }
+            Some(Upload::Discard) | None => Ok(()),
+        },
+        Message::DataEnd => match uploads.remove(&id) {
+            Some(Upload::File { file, path }) => match file.sync_data() {
+                Ok(()) => out.send(id, Message::Ok),
+                Err(e) => out.error(id, code_of(&e), format!("sync {path}: {e}")),
+            },
+            Some(Upload::Discard) | None => Ok(()),
+        },
+        Message::ReadFile { path } => files::send(&path, id, out),
+        Message::RunWasm(_) => {
+            // Its module chunks follow; drop them.
+            uploads.insert(id, Upload::Discard);
+            out.error(
+                id,
+                ErrorCode::Unsupported,
+                "the Linux agent does not run WASM",
+            )
+        }
+        Message::DiskRead { .. } | Message::DiskWrite { .. } | Message::DiskFlush { .. } => out
+            .error(
+                id,
+                ErrorCode::Unsupported,
+                "the Linux agent does not serve raw disks",
+            ),
+        Message::Shutdown => {
+            out.send(id, Message::Ok)?;
+            shutdown()
+        }
+        other => out.error(
+            id,
+            ErrorCode::Invalid,
+            format!("{} is not a request the agent accepts", other.name()),
+        ),
+    }
+}
