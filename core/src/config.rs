@@ -5,6 +5,8 @@ use crate::vmm::layout::{MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::devices::virtio::block::BlockConfig;
+pub use crate::devices::virtio::vsock::VsockConfig;
 pub use crate::vmm::console::LineCallback;
 
 /// Errors in a configuration.
@@ -106,6 +108,10 @@ pub struct VmConfig {
     pub console_callback: Option<LineCallback>,
     /// The KVM device node (default `/dev/kvm`).
     pub kvm_device: PathBuf,
+    /// virtio-blk disks, in guest order (micro: disk index; Linux: vda, vdb, ...).
+    pub disks: Vec<BlockConfig>,
+    /// The virtio-vsock device and its host Unix socket.
+    pub vsock: Option<VsockConfig>,
 }
 
 impl std::fmt::Debug for VmConfig {
@@ -117,6 +123,8 @@ impl std::fmt::Debug for VmConfig {
             .field("cmdline", &self.cmdline)
             .field("ready_marker", &self.ready_marker)
             .field("start_timeout", &self.start_timeout)
+            .field("disks", &self.disks)
+            .field("vsock", &self.vsock)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +146,8 @@ impl VmConfig {
             start_timeout: Duration::from_secs(10),
             console_callback: None,
             kvm_device: PathBuf::from("/dev/kvm"),
+            disks: Vec::new(),
+            vsock: None,
         }
     }
 
@@ -207,6 +217,30 @@ impl VmConfig {
     /// Uses another KVM device node than `/dev/kvm`.
     pub fn kvm_device(mut self, path: impl Into<PathBuf>) -> Self {
         self.kvm_device = path.into();
+        self
+    }
+
+    /// Adds a raw disk image (read-write unless `read_only`).
+    pub fn disk(mut self, path: impl Into<PathBuf>, read_only: bool) -> Self {
+        self.disks.push(BlockConfig { path: path.into(), read_only, id: None });
+        self
+    }
+
+    /// Adds a disk with a full configuration (serial/id).
+    pub fn disk_config(mut self, cfg: BlockConfig) -> Self {
+        self.disks.push(cfg);
+        self
+    }
+
+    /// Adds the vsock device, listening on the Unix socket `uds_path` (Firecracker's hybrid vsock).
+    pub fn vsock(mut self, uds_path: impl Into<PathBuf>) -> Self {
+        self.vsock = Some(VsockConfig::new(uds_path));
+        self
+    }
+
+    /// Adds the vsock device with a full configuration (guest CID).
+    pub fn vsock_config(mut self, cfg: VsockConfig) -> Self {
+        self.vsock = Some(cfg);
         self
     }
 

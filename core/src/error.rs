@@ -28,6 +28,29 @@ pub enum Error {
     /// A bus layout error (a bug in device placement).
     #[error(transparent)]
     Bus(#[from] crate::devices::bus::BusError),
+    /// A disk could not be attached.
+    #[error(transparent)]
+    Disk(#[from] crate::devices::virtio::block::BlockError),
+    /// The vsock device could not be created.
+    #[error(transparent)]
+    Vsock(#[from] crate::devices::virtio::vsock::VsockError),
+    /// A virtio transport could not be created.
+    #[error(transparent)]
+    Mmio(#[from] crate::devices::virtio::MmioError),
+    /// The device event loop could not start.
+    #[error(transparent)]
+    EventLoop(#[from] crate::devices::virtio::EventLoopError),
+    /// The Linux kernel, initrd or command line could not be loaded.
+    #[error(transparent)]
+    LinuxBoot(#[from] crate::vmm::boot::linux::LinuxBootError),
+    /// More devices than IRQ lines.
+    #[error("{count} devices configured, at most {max} are supported")]
+    TooManyDevices {
+        /// Devices asked for.
+        count: usize,
+        /// Most allowed.
+        max: usize,
+    },
     /// A KVM ioctl on the VM failed.
     #[error("KVM {what} failed: {source}")]
     KvmIoctl {

@@ -22,6 +22,10 @@ const ECX_FMA: u32 = 1 << 12;
 const ECX_HYPERVISOR: u32 = 1 << 31;
 // Leaf 7 EBX: AVX2 (5), AVX-512 family (16, 17, 21, 26, 27, 28, 30, 31).
 const EBX7_AVX_MASK: u32 = (1 << 5) | (1 << 16) | (1 << 17) | (1 << 21) | (1 << 26) | (1 << 27) | (1 << 28) | (1 << 30) | (1 << 31);
+// Leaf 7 EBX: SMAP (20): Linux then patches `clac`/`stac` into every entry path,
+// and PVM's emulator cannot run them (measured: emulation failure at the first
+// interrupt, in asm_common_interrupt).
+const EBX7_SMAP: u32 = 1 << 20;
 
 /// Adjusts `cpuid` (from KVM_GET_SUPPORTED_CPUID) for vCPU `index` of `count`.
 pub fn filter(cpuid: &mut CpuId, index: u8, count: u8, host: HostKind) {
@@ -35,7 +39,7 @@ pub fn filter(cpuid: &mut CpuId, index: u8, count: u8, host: HostKind) {
                 }
             }
             LEAF_EXT_FEATURES if host.is_pvm() && e.index == 0 => {
-                e.ebx &= !EBX7_AVX_MASK;
+                e.ebx &= !(EBX7_AVX_MASK | EBX7_SMAP);
                 e.ecx = 0;
                 e.edx = 0;
             }

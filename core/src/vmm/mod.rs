@@ -3,6 +3,7 @@
 pub mod boot;
 pub mod console;
 pub mod cpuid;
+pub mod device_manager;
 pub mod host;
 pub mod kick;
 pub mod kvm;

@@ -1,1 +1,18 @@
 //! virtio devices and the virtio-mmio transport.
+//!
+//! `device` is the contract (the [`VirtioDevice`] trait), `mmio` the transport that
+//! drives it from guest register accesses, `event_loop` the thread that turns queue
+//! eventfds and backend fds into device calls, and `block`/`vsock` the devices.
+
+pub mod block;
+pub mod device;
+pub mod event_loop;
+pub mod mmio;
+pub mod vsock;
+
+#[cfg(test)]
+mod test_utils;
+
+pub use device::{ActivateContext, ActivateError, FdRegistrar, Interrupt, VirtioDevice};
+pub use event_loop::{DeviceEventLoop, EventLoopError, EventLoopHandle};
+pub use mmio::{linux_cmdline_fragment, MmioError, MmioTransport};

@@ -84,7 +84,8 @@ mod tests {
         let dev = DeviceInfo { kind: device_kind::VIRTIO_BLK, irq: 5, mmio_base: 0xd000_0000, mmio_size: 0x1000 };
         let e = load(&mem, crate::config::MICRO_GUEST_ELF, "test=exit", 2, &[dev], 1, [7; 32]).unwrap();
         assert_eq!(e.entry, 0x100000);
-        let info: [u8; std::mem::size_of::<BootInfo>()] = mem.read_obj(GuestAddress(e.boot_info)).unwrap();
+        let mut info = [0u8; std::mem::size_of::<BootInfo>()];
+        mem.read_slice(&mut info, GuestAddress(e.boot_info)).unwrap();
         assert_eq!(u64::from_le_bytes(info[..8].try_into().unwrap()), BOOT_MAGIC);
         let mut expect = BootInfo::new(16 << 20, 2);
         expect.cmdline_addr = CMDLINE_START;

@@ -1,0 +1,328 @@
+//! The virtio-blk device model: what it offers (features, config space), opening
+//! its disk with errors a caller can act on, and serving its one queue.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use virtio_queue::{Queue, QueueT};
+use vm_memory::GuestMemoryMmap;
+
+use super::backend::{BlockBackend, FileBackend};
+use super::execute::{execute, write_status, Disk};
+use super::request::{parse, RequestError, ID_BYTES, SECTOR_SIZE, VIRTIO_BLK_S_IOERR};
+use crate::devices::virtio::device::{
+    ActivateContext, ActivateError, Interrupt, VirtioDevice, TYPE_BLOCK, VIRTIO_F_VERSION_1,
+};
+
+/// Maximum size of the request queue.
+pub const QUEUE_SIZE: u16 = 256;
+/// Most data segments per request (advertised as `seg_max`).
+pub const SEG_MAX: u32 = QUEUE_SIZE as u32 - 2;
+/// Feature bit: `seg_max` is valid.
+pub const VIRTIO_BLK_F_SEG_MAX: u64 = 1 << 2;
+/// Feature bit: the disk is read-only.
+pub const VIRTIO_BLK_F_RO: u64 = 1 << 5;
+/// Feature bit: `blk_size` is valid.
+pub const VIRTIO_BLK_F_BLK_SIZE: u64 = 1 << 6;
+/// Feature bit: FLUSH is supported.
+pub const VIRTIO_BLK_F_FLUSH: u64 = 1 << 9;
+/// Bytes of config space we expose (capacity … blk_size).
+pub const CONFIG_LEN: usize = 24;
+
+/// How to build a virtio-blk device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockConfig {
+    /// Raw disk image (size a multiple of 512).
+    pub path: PathBuf,
+    /// Expose the disk read-only (writes fail with IOERR; the file is opened read-only).
+    pub read_only: bool,
+    /// Serial returned by GET_ID, at most 20 bytes.
+    pub id: Option<String>,
+}
+
+/// Why a disk cannot be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The file does not exist.
+    #[error("disk image {0} does not exist")]
+    NotFound(PathBuf),
+    /// The path is a directory.
+    #[error("disk image {0} is a directory")]
+    IsDirectory(PathBuf),
+    /// Opening was refused.
+    #[error("no permission to open disk image {path} ({mode})")]
+    PermissionDenied {
+        /// The image.
+        path: PathBuf,
+        /// "read-only" or "read-write".
+        mode: &'static str,
+    },
+    /// Size is not a whole number of sectors.
+    #[error("disk image {path} is {size} bytes, not a multiple of 512")]
+    UnalignedSize {
+        /// The image.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// GET_ID answers carry at most 20 bytes.
+    #[error("disk id {id:?} is {len} bytes, more than 20")]
+    IdTooLong {
+        /// The id.
+        id: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// Any other I/O error opening or sizing the image.
+    #[error("cannot open disk image {path}: {source}")]
+    Io {
+        /// The image.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+struct Active {
+    mem: GuestMemoryMmap<()>,
+    queue: Queue,
+    interrupt: Interrupt,
+}
+
+/// A virtio-blk device. Wrap it in an `MmioTransport`.
+pub struct Block {
+    backend: Box<dyn BlockBackend>,
+    read_only: bool,
+    id: [u8; ID_BYTES],
+    capacity: u64,
+    acked_features: u64,
+    active: Option<Active>,
+    scratch: Vec<u8>,
+}
+
+fn io_error(path: &Path, mode: &'static str, e: io::Error) -> BlockError {
+    match e.kind() {
+        io::ErrorKind::NotFound => BlockError::NotFound(path.to_path_buf()),
+        io::ErrorKind::PermissionDenied => BlockError::PermissionDenied {
+            path: path.to_path_buf(),
+            mode,
+        },
+        _ if e.raw_os_error() == Some(libc::EISDIR) => BlockError::IsDirectory(path.to_path_buf()),
+        _ => BlockError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+impl Block {
+    /// Opens the image in `cfg` (read-only if asked) and checks its size and id.
+    pub fn open(cfg: &BlockConfig) -> Result<Self, BlockError> {
+        let path = cfg.path.as_path();
+        let mode = if cfg.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        };
+        let meta = std::fs::metadata(path).map_err(|e| io_error(path, mode, e))?;
+        if meta.is_dir() {
+            return Err(BlockError::IsDirectory(path.to_path_buf()));
+        }
+        let mut file: File = OpenOptions::new()
+            .read(true)
+            .write(!cfg.read_only)
+            .open(path)
+            .map_err(|e| io_error(path, mode, e))?;
+        // Seeking to the end also sizes block devices, whose metadata length is 0.
+        let size = file
+            .seek(SeekFrom::End(0))
+            .map_err(|e| io_error(path, mode, e))?;
+        Self::build(
+            Box::new(FileBackend::new(file, size)),
+            path,
+            cfg.read_only,
+            cfg.id.as_deref(),
+        )
+    }
+
+    /// A device over any backend (tests, in-memory disks). `name` is used in errors.
+    pub fn with_backend(
+        backend: Box<dyn BlockBackend>,
+        name: &Path,
+        read_only: bool,
+        id: Option<&str>,
+    ) -> Result<Self, BlockError> {
+        Self::build(backend, name, read_only, id)
+    }
+
+    fn build(
+        backend: Box<dyn BlockBackend>,
+        path: &Path,
+        read_only: bool,
+        id: Option<&str>,
+    ) -> Result<Self, BlockError> {
+        let size = backend.len();
+        if size % SECTOR_SIZE != 0 {
+            return Err(BlockError::UnalignedSize {
+                path: path.to_path_buf(),
+                size,
+            });
+        }
+        let mut id_bytes = [0u8; ID_BYTES];
+        if let Some(id) = id {
+            if id.len() > ID_BYTES {
+                return Err(BlockError::IdTooLong {
+                    id: id.to_string(),
+                    len: id.len(),
+                });
+            }
+            id_bytes[..id.len()].copy_from_slice(id.as_bytes());
+        }
+        Ok(Self {
+            backend,
+            read_only,
+            id: id_bytes,
+            capacity: size / SECTOR_SIZE,
+            acked_features: 0,
+            active: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Disk size in 512-byte sectors.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Features the driver accepted.
+    pub fn acked_features(&self) -> u64 {
+        self.acked_features
+    }
+
+    fn config_bytes(&self) -> [u8; CONFIG_LEN] {
+        let mut c = [0u8; CONFIG_LEN];
+        c[0..8].copy_from_slice(&self.capacity.to_le_bytes());
+        // 8..12 size_max: not offered. 16..20 geometry: not offered.
+        c[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
+        c[20..24].copy_from_slice(&(SECTOR_SIZE as u32).to_le_bytes());
+        c
+    }
+
+    /// Serves every available chain; one interrupt per batch.
+    fn process_queue(&mut self) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let disk = Disk {
+            backend: self.backend.as_ref(),
+            read_only: self.read_only,
+            id: &self.id,
+        };
+        let max_descriptors = SEG_MAX as usize + 2;
+        let mut used_any = false;
+        while let Some(chain) = active.queue.pop_descriptor_chain(&active.mem) {
+            let head = chain.head_index();
+            let used_len = match parse(chain, &active.mem, self.capacity, max_descriptors) {
+                Ok(req) => {
+                    let (status, written) = execute(&req, &disk, &active.mem, &mut self.scratch);
+                    if write_status(&active.mem, req.status, status) {
+                        written.saturating_add(1)
+                    } else {
+                        0
+                    }
+                }
+                Err(failure) => match failure.status {
+                    Some(addr) if write_status(&active.mem, addr, status_for(&failure.error)) => 1,
+                    _ => 0,
+                },
+            };
+            if active.queue.add_used(&active.mem, head, used_len).is_err() {
+                // The used ring is unusable (guest moved it out of memory): stop here.
+                break;
+            }
+            used_any = true;
+        }
+        if used_any {
+            // An irqfd write only fails if the counter is saturated, which still interrupts.
+            let _ = active.interrupt.signal_used_queue();
+        }
+    }
+}
+
+/// Status byte for a malformed request (every parse failure is an I/O error; an
+/// unknown request *type* parses fine and gets UNSUPP from `execute`).
+fn status_for(_e: &RequestError) -> u8 {
+    VIRTIO_BLK_S_IOERR
+}
+
+impl VirtioDevice for Block {
+    fn device_type(&self) -> u32 {
+        TYPE_BLOCK
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE]
+    }
+
+    fn avail_features(&self) -> u64 {
+        let ro = if self.read_only { VIRTIO_BLK_F_RO } else { 0 };
+        VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | ro
+    }
+
+    fn ack_features(&mut self, features: u64) {
+        self.acked_features = features;
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        let config = self.config_bytes();
+        let Ok(start) = usize::try_from(offset) else {
+            return;
+        };
+        if start >= CONFIG_LEN {
+            return;
+        }
+        let n = data.len().min(CONFIG_LEN - start);
+        data[..n].copy_from_slice(&config[start..start + n]);
+    }
+
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {
+        // Nothing writable (no writeback-cache toggle offered).
+    }
+
+    fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
+        if ctx.queues.len() != 1 {
+            return Err(ActivateError::QueueCount {
+                expected: 1,
+                got: ctx.queues.len(),
+            });
+        }
+        let queue = ctx.queues.remove(0);
+        self.active = Some(Active {
+            mem: ctx.mem,
+            queue,
+            interrupt: ctx.interrupt,
+        });
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.active = None;
+        self.acked_features = 0;
+    }
+
+    fn queue_notified(&mut self, queue_index: usize) {
+        if queue_index == 0 {
+            self.process_queue();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
+
+#[cfg(test)]
+#[path = "malformed_tests.rs"]
+mod malformed_tests;

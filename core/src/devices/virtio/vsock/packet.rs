@@ -1,0 +1,360 @@
+//! virtio-vsock packets: the 44-byte `virtio_vsock_hdr` plus payload, read from a tx
+//! descriptor chain and written into an rx chain.
+//!
+//! Pure functions over guest memory and descriptors, so they can be unit-tested with
+//! mock memory and fuzzed. The guest controls every byte and every descriptor here:
+//! each length is checked (header present, `len` within the chain and within
+//! [`MAX_PKT_DATA`]) and every failure is a typed [`PacketError`], never a panic.
+//!
+//! The header may be split across descriptors (virtio 1.x forbids devices from
+//! assuming a layout); the payload is whatever follows the 44 header bytes. Payloads
+//! are copied out of guest memory: packets are at most 64 KiB and copying keeps the
+//! muxer free of guest-memory lifetimes.
+
+use virtio_queue::desc::split::Descriptor;
+use vm_memory::{Address, Bytes, GuestMemory, GuestMemoryError};
+
+/// Size of `virtio_vsock_hdr` on the wire.
+pub const HDR_SIZE: usize = 44;
+/// Largest payload we accept from or hand to the guest in one packet.
+pub const MAX_PKT_DATA: u32 = 64 * 1024;
+/// `VIRTIO_VSOCK_TYPE_STREAM`, the only socket type we support.
+pub const TYPE_STREAM: u16 = 1;
+/// SHUTDOWN flag: the sender will receive no more data.
+pub const SHUTDOWN_RCV: u32 = 1;
+/// SHUTDOWN flag: the sender will send no more data.
+pub const SHUTDOWN_SEND: u32 = 2;
+
+/// Packet operations (`virtio_vsock_hdr.op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Op {
+    /// Connection request.
+    Request = 1,
+    /// Connection accepted.
+    Response = 2,
+    /// Connection reset / refused.
+    Rst = 3,
+    /// One or both directions shut down (see `flags`).
+    Shutdown = 4,
+    /// Stream data.
+    Rw = 5,
+    /// Unsolicited credit information.
+    CreditUpdate = 6,
+    /// Asks the peer for a CREDIT_UPDATE.
+    CreditRequest = 7,
+}
+
+impl Op {
+    /// Decodes a wire value.
+    pub fn from_u16(v: u16) -> Option<Op> {
+        Some(match v {
+            1 => Op::Request,
+            2 => Op::Response,
+            3 => Op::Rst,
+            4 => Op::Shutdown,
+            5 => Op::Rw,
+            6 => Op::CreditUpdate,
+            7 => Op::CreditRequest,
+            _ => return None,
+        })
+    }
+}
+
+/// `virtio_vsock_hdr`, host byte order (the wire format is little-endian).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VsockHeader {
+    /// Source context id.
+    pub src_cid: u64,
+    /// Destination context id.
+    pub dst_cid: u64,
+    /// Source port.
+    pub src_port: u32,
+    /// Destination port.
+    pub dst_port: u32,
+    /// Payload length.
+    pub len: u32,
+    /// Socket type (1 = stream).
+    pub type_: u16,
+    /// Operation (see [`Op`]).
+    pub op: u16,
+    /// Operation flags (SHUTDOWN: [`SHUTDOWN_RCV`] | [`SHUTDOWN_SEND`]).
+    pub flags: u32,
+    /// Sender's receive buffer size.
+    pub buf_alloc: u32,
+    /// Bytes the sender has consumed from its receive buffer.
+    pub fwd_cnt: u32,
+}
+
+impl VsockHeader {
+    /// Decodes the little-endian wire form.
+    pub fn from_bytes(b: &[u8; HDR_SIZE]) -> Self {
+        let u64_at = |o: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[o..o + 8]);
+            u64::from_le_bytes(a)
+        };
+        let u32_at = |o: usize| {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&b[o..o + 4]);
+            u32::from_le_bytes(a)
+        };
+        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        VsockHeader {
+            src_cid: u64_at(0),
+            dst_cid: u64_at(8),
+            src_port: u32_at(16),
+            dst_port: u32_at(20),
+            len: u32_at(24),
+            type_: u16_at(28),
+            op: u16_at(30),
+            flags: u32_at(32),
+            buf_alloc: u32_at(36),
+            fwd_cnt: u32_at(40),
+        }
+    }
+
+    /// Encodes to the little-endian wire form.
+    pub fn to_bytes(&self) -> [u8; HDR_SIZE] {
+        let mut b = [0u8; HDR_SIZE];
+        b[0..8].copy_from_slice(&self.src_cid.to_le_bytes());
+        b[8..16].copy_from_slice(&self.dst_cid.to_le_bytes());
+        b[16..20].copy_from_slice(&self.src_port.to_le_bytes());
+        b[20..24].copy_from_slice(&self.dst_port.to_le_bytes());
+        b[24..28].copy_from_slice(&self.len.to_le_bytes());
+        b[28..30].copy_from_slice(&self.type_.to_le_bytes());
+        b[30..32].copy_from_slice(&self.op.to_le_bytes());
+        b[32..36].copy_from_slice(&self.flags.to_le_bytes());
+        b[36..40].copy_from_slice(&self.buf_alloc.to_le_bytes());
+        b[40..44].copy_from_slice(&self.fwd_cnt.to_le_bytes());
+        b
+    }
+
+    /// The decoded operation, if known.
+    pub fn op(&self) -> Option<Op> {
+        Op::from_u16(self.op)
+    }
+}
+
+/// A parsed packet: a header whose `op` and `type_` are known, plus the payload
+/// (non-empty only for [`Op::Rw`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// The header; `hdr.len == data.len()` for packets we build.
+    pub hdr: VsockHeader,
+    /// The decoded `hdr.op`.
+    pub op: Op,
+    /// Payload bytes.
+    pub data: Vec<u8>,
+}
+
+/// Why a descriptor chain could not be turned into / filled with a packet.
+#[derive(Debug, thiserror::Error)]
+pub enum PacketError {
+    /// The chain had no descriptor at all.
+    #[error("empty descriptor chain")]
+    EmptyChain,
+    /// A tx chain contained a device-writable descriptor (at guest address `0`).
+    #[error("tx chain has a write-only descriptor at {0:#x}")]
+    WriteOnlyTxDescriptor(u64),
+    /// An rx chain contained a device-readable descriptor (at guest address `0`).
+    #[error("rx chain has a read-only descriptor at {0:#x}")]
+    ReadOnlyRxDescriptor(u64),
+    /// The chain's readable bytes cannot hold a header.
+    #[error("chain holds {0} bytes, less than the {HDR_SIZE}-byte header")]
+    HeaderTooSmall(usize),
+    /// `hdr.len` exceeds the largest packet we accept.
+    #[error("packet length {} exceeds the maximum of {MAX_PKT_DATA}", .0.len)]
+    DataTooLong(VsockHeader),
+    /// `hdr.len` exceeds what the chain holds after the header.
+    #[error("packet length {} exceeds the {avail} data bytes in the chain", .hdr.len)]
+    DataBeyondChain {
+        /// The header (its `len` is the offending value).
+        hdr: VsockHeader,
+        /// Bytes following the header in the chain.
+        avail: usize,
+    },
+    /// The header's `op` is not a known operation.
+    #[error("unknown vsock op {}", .0.op)]
+    UnknownOp(VsockHeader),
+    /// The header's `type` is not STREAM.
+    #[error("unsupported vsock socket type {}", .0.type_)]
+    UnknownType(VsockHeader),
+    /// An rx chain is too small for the packet.
+    #[error("rx chain of {have} bytes cannot hold a {need}-byte packet")]
+    RxChainTooSmall {
+        /// Bytes needed (header + payload).
+        need: usize,
+        /// Writable bytes in the chain.
+        have: usize,
+    },
+    /// A descriptor address range overflows the guest address space.
+    #[error("descriptor at {addr:#x} + {len} overflows")]
+    AddressOverflow {
+        /// Descriptor address.
+        addr: u64,
+        /// Offset into it.
+        len: u64,
+    },
+    /// Guest memory access failed (address outside guest RAM).
+    #[error("guest memory access failed: {0}")]
+    Memory(#[from] GuestMemoryError),
+}
+
+impl PacketError {
+    /// The packet header when it was read before the error (so a RST can be sent).
+    pub fn header(&self) -> Option<&VsockHeader> {
+        match self {
+            PacketError::UnknownOp(h)
+            | PacketError::UnknownType(h)
+            | PacketError::DataTooLong(h)
+            | PacketError::DataBeyondChain { hdr: h, .. } => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// Copies up to `buf.len()` bytes from the readable descriptors, starting `skip`
+/// bytes into the chain. Returns bytes copied.
+fn gather<M: GuestMemory + ?Sized>(
+    mem: &M,
+    descs: &[Descriptor],
+    mut skip: usize,
+    buf: &mut [u8],
+) -> Result<usize, PacketError> {
+    let mut done = 0;
+    for d in descs {
+        if done == buf.len() {
+            break;
+        }
+        let dlen = d.len() as usize;
+        if skip >= dlen {
+            skip -= dlen;
+            continue;
+        }
+        let n = (dlen - skip).min(buf.len() - done);
+        let addr = d
+            .addr()
+            .checked_add(skip as u64)
+            .ok_or(PacketError::AddressOverflow {
+                addr: d.addr().raw_value(),
+                len: skip as u64,
+            })?;
+        mem.read_slice(&mut buf[done..done + n], addr)?;
+        done += n;
+        skip = 0;
+    }
+    Ok(done)
+}
+
+/// Parses a guest tx chain (device-readable descriptors only) into a packet.
+pub fn parse_tx<M, I>(mem: &M, chain: I) -> Result<Packet, PacketError>
+where
+    M: GuestMemory + ?Sized,
+    I: IntoIterator<Item = Descriptor>,
+{
+    let mut descs = Vec::new();
+    let mut total: usize = 0;
+    for d in chain {
+        if d.is_write_only() {
+            return Err(PacketError::WriteOnlyTxDescriptor(d.addr().raw_value()));
+        }
+        total = total.saturating_add(d.len() as usize);
+        descs.push(d);
+    }
+    if descs.is_empty() {
+        return Err(PacketError::EmptyChain);
+    }
+    if total < HDR_SIZE {
+        return Err(PacketError::HeaderTooSmall(total));
+    }
+    let mut raw = [0u8; HDR_SIZE];
+    gather(mem, &descs, 0, &mut raw)?;
+    let hdr = VsockHeader::from_bytes(&raw);
+    if hdr.type_ != TYPE_STREAM {
+        return Err(PacketError::UnknownType(hdr));
+    }
+    let op = hdr.op().ok_or(PacketError::UnknownOp(hdr))?;
+    if hdr.len > MAX_PKT_DATA {
+        return Err(PacketError::DataTooLong(hdr));
+    }
+    let avail = total - HDR_SIZE;
+    if hdr.len as usize > avail {
+        return Err(PacketError::DataBeyondChain { hdr, avail });
+    }
+    let mut data = Vec::new();
+    if op == Op::Rw && hdr.len > 0 {
+        data.resize(hdr.len as usize, 0);
+        gather(mem, &descs, HDR_SIZE, &mut data)?;
+    }
+    Ok(Packet { hdr, op, data })
+}
+
+/// Total writable bytes of an rx chain (header + payload room).
+pub fn rx_capacity<I>(chain: I) -> Result<usize, PacketError>
+where
+    I: IntoIterator<Item = Descriptor>,
+{
+    let mut total: usize = 0;
+    let mut any = false;
+    for d in chain {
+        if !d.is_write_only() {
+            return Err(PacketError::ReadOnlyRxDescriptor(d.addr().raw_value()));
+        }
+        any = true;
+        total = total.saturating_add(d.len() as usize);
+    }
+    if !any {
+        return Err(PacketError::EmptyChain);
+    }
+    Ok(total)
+}
+
+/// Writes `pkt` (header with `len` set to the payload size, then payload) into a
+/// guest rx chain. Returns the bytes written (for the used ring).
+pub fn write_rx<M, I>(mem: &M, chain: I, pkt: &Packet) -> Result<u32, PacketError>
+where
+    M: GuestMemory + ?Sized,
+    I: IntoIterator<Item = Descriptor>,
+{
+    let descs: Vec<Descriptor> = chain.into_iter().collect();
+    let have = rx_capacity(descs.iter().copied())?;
+    let need = HDR_SIZE + pkt.data.len();
+    if need > have || pkt.data.len() > MAX_PKT_DATA as usize {
+        return Err(PacketError::RxChainTooSmall { need, have });
+    }
+    let mut hdr = pkt.hdr;
+    hdr.len = pkt.data.len() as u32;
+    let raw = hdr.to_bytes();
+    let mut src: [&[u8]; 2] = [&raw, &pkt.data];
+    let mut which = 0;
+    for d in &descs {
+        let mut off = 0usize;
+        let dlen = d.len() as usize;
+        while off < dlen && which < 2 {
+            if src[which].is_empty() {
+                which += 1;
+                continue;
+            }
+            let n = (dlen - off).min(src[which].len());
+            let addr = d
+                .addr()
+                .checked_add(off as u64)
+                .ok_or(PacketError::AddressOverflow {
+                    addr: d.addr().raw_value(),
+                    len: off as u64,
+                })?;
+            mem.write_slice(&src[which][..n], addr)?;
+            src[which] = &src[which][n..];
+            off += n;
+        }
+        if which >= 2 {
+            break;
+        }
+    }
+    Ok(need as u32)
+}
+
+#[cfg(test)]
+#[path = "packet_tests.rs"]
+mod tests;
