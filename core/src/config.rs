@@ -7,6 +7,7 @@ use std::time::Duration;
 
 pub use crate::devices::virtio::block::BlockConfig;
 pub use crate::devices::virtio::vsock::VsockConfig;
+pub use crate::seccomp::SeccompPolicy;
 pub use crate::vmm::console::LineCallback;
 
 /// Errors in a configuration.
@@ -112,6 +113,8 @@ pub struct VmConfig {
     pub disks: Vec<BlockConfig>,
     /// The virtio-vsock device and its host Unix socket.
     pub vsock: Option<VsockConfig>,
+    /// What happens when a VMM thread makes a syscall outside its allowlist.
+    pub seccomp: SeccompPolicy,
 }
 
 impl std::fmt::Debug for VmConfig {
@@ -125,6 +128,7 @@ impl std::fmt::Debug for VmConfig {
             .field("start_timeout", &self.start_timeout)
             .field("disks", &self.disks)
             .field("vsock", &self.vsock)
+            .field("seccomp", &self.seccomp)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +152,7 @@ impl VmConfig {
             kvm_device: PathBuf::from("/dev/kvm"),
             disks: Vec::new(),
             vsock: None,
+            seccomp: SeccompPolicy::default(),
         }
     }
 
@@ -241,6 +246,12 @@ impl VmConfig {
     /// Adds the vsock device with a full configuration (guest CID).
     pub fn vsock_config(mut self, cfg: VsockConfig) -> Self {
         self.vsock = Some(cfg);
+        self
+    }
+
+    /// Sets the seccomp policy of the VM's own threads (default: kill the process).
+    pub fn seccomp(mut self, policy: SeccompPolicy) -> Self {
+        self.seccomp = policy;
         self
     }
 

@@ -51,6 +51,9 @@ pub enum Error {
         /// Most allowed.
         max: usize,
     },
+    /// A VMM thread made a forbidden syscall (trap policy), or a filter failed to install.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// A KVM ioctl on the VM failed.
     #[error("KVM {what} failed: {source}")]
     KvmIoctl {

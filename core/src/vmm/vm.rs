@@ -18,6 +18,7 @@ use crate::devices::virtio::{DeviceEventLoop, EventLoopHandle};
 use crate::devices::{exit_port::ExitPort, i8042::I8042, serial::SerialDevice};
 use super::boot::linux::{load_linux, LinuxImage};
 use super::device_manager;
+use crate::seccomp::{self, ThreadKind};
 use crate::error::{describe, Error, Result};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use kvmsandbox_proto::bootinfo::{self, EXIT_PANIC};
@@ -165,6 +166,7 @@ impl Vm {
         }
 
         let reset = if is_linux { ResetMeaning::CleanExit } else { ResetMeaning::Fault };
+        let policy = cfg.seccomp;
         let barrier = Arc::new(Barrier::new(vcpus as usize));
         let mut threads = Vec::with_capacity(vcpus as usize);
         for (i, fd) in fds.into_iter().enumerate() {
@@ -172,7 +174,7 @@ impl Vm {
             let b = barrier.clone();
             let h = std::thread::Builder::new()
                 .name(format!("kvmsb-vcpu{i}"))
-                .spawn(move || v.run(b, || Ok(())));
+                .spawn(move || v.run(b, move || seccomp::install(ThreadKind::Vcpu, policy).map_err(|e| e.to_string())));
             match h {
                 Ok(h) => threads.push(h),
                 Err(e) => {
@@ -186,7 +188,8 @@ impl Vm {
         let events = if placed.transports.is_empty() {
             None
         } else {
-            match DeviceEventLoop::spawn(placed.transports, "kvmsb-devices", || Ok(())) {
+            let install = move || seccomp::install(ThreadKind::Vmm, policy).map_err(|e| e.to_string());
+            match DeviceEventLoop::spawn(placed.transports, "kvmsb-devices", install) {
                 Ok(h) => Some(h),
                 Err(e) => {
                     state.request_stop(StopReason::Killed);
@@ -295,6 +298,9 @@ impl Vm {
         let last = g.console.last_lines();
         drop(g);
         self.join_threads();
+        if let Some(t) = seccomp::take_trapped() {
+            return Err(Error::Seccomp(t.into_error()));
+        }
         match r {
             StopReason::GuestExit(s) if s != EXIT_PANIC => Ok(Some(VmExit::Exited(s))),
             StopReason::Reset => Ok(Some(VmExit::Reset)),

@@ -379,7 +379,7 @@ impl BusDevice for MmioTransport {
         data.fill(0);
         if offset >= CONFIG_SPACE_OFFSET {
             self.device.read_config(offset - CONFIG_SPACE_OFFSET, data);
-        } else if data.len() == 4 && offset % 4 == 0 {
+        } else if data.len() == 4 && offset & 3 == 0 {
             data.copy_from_slice(&self.read_reg(offset).to_le_bytes());
         }
         // Registers are 32-bit only: other widths read as zero.
@@ -388,7 +388,7 @@ impl BusDevice for MmioTransport {
     fn write(&mut self, offset: u64, data: &[u8]) {
         if offset >= CONFIG_SPACE_OFFSET {
             self.device.write_config(offset - CONFIG_SPACE_OFFSET, data);
-        } else if let (Ok(bytes), 0) = (<[u8; 4]>::try_from(data), offset % 4) {
+        } else if let (Ok(bytes), 0) = (<[u8; 4]>::try_from(data), offset & 3) {
             self.write_reg(offset, u32::from_le_bytes(bytes));
         }
     }
@@ -399,9 +399,9 @@ impl BusDevice for MmioTransport {
 pub fn linux_cmdline_fragment(mmio_base: u64, size: u64, irq: u32) -> String {
     let mut s = String::from("virtio_mmio.device=");
     // Writing to a String cannot fail.
-    let _ = if size != 0 && size % (1 << 20) == 0 {
+    let _ = if size != 0 && size & ((1 << 20) - 1) == 0 {
         write!(s, "{}M", size >> 20)
-    } else if size != 0 && size % 1024 == 0 {
+    } else if size != 0 && size & 1023 == 0 {
         write!(s, "{}K", size >> 10)
     } else {
         write!(s, "{size}")

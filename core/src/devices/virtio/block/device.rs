@@ -164,7 +164,7 @@ impl Block {
         id: Option<&str>,
     ) -> Result<Self, BlockError> {
         let size = backend.len();
-        if size % SECTOR_SIZE != 0 {
+        if size & (SECTOR_SIZE - 1) != 0 {
             return Err(BlockError::UnalignedSize {
                 path: path.to_path_buf(),
                 size,

@@ -272,7 +272,7 @@ pub fn parse<M: GuestMemory>(
             if data_len == 0 {
                 return fail(RequestError::NoData(request_type), Some(status));
             }
-            if data_len % SECTOR_SIZE != 0 {
+            if data_len & (SECTOR_SIZE - 1) != 0 {
                 return fail(RequestError::UnalignedLength(data_len), Some(status));
             }
             let end = header.sector.checked_add(data_len / SECTOR_SIZE);
