@@ -54,6 +54,33 @@ pub enum Error {
     /// A VMM thread made a forbidden syscall (trap policy), or a filter failed to install.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    /// Talking to the guest agent failed (timeout, disconnect, refusal, protocol).
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    /// The guest kind does not offer this operation.
+    #[error("{op} is not supported by the {guest}")]
+    Unsupported {
+        /// The operation.
+        op: &'static str,
+        /// The guest kind.
+        guest: &'static str,
+    },
+    /// A host-enforced deadline passed; the VM was stopped.
+    #[error("{op} did not finish within {after:?}; the sandbox was stopped")]
+    Timeout {
+        /// The operation.
+        op: &'static str,
+        /// The deadline.
+        after: Duration,
+    },
+    /// Connecting to a guest port failed.
+    #[error("cannot connect to guest port {port}: {source}")]
+    Connect {
+        /// The guest vsock port.
+        port: u32,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A KVM ioctl on the VM failed.
     #[error("KVM {what} failed: {source}")]
     KvmIoctl {

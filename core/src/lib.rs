@@ -12,11 +12,14 @@ pub mod agent;
 pub mod config;
 pub mod devices;
 pub mod error;
+pub mod sandbox;
 pub mod seccomp;
 pub mod vmm;
 
 pub use config::{ConfigError, Guest, VmConfig};
 pub use error::{Error, Result};
+pub use sandbox::{Sandbox, SandboxKind, WasmOutput, ECHO_PORT, SINK_PORT};
+pub use agent::{ExecOutput, ExecRequest, WasmOutcome, WasmRequest};
 pub use vmm::host::HostKind;
 pub use vmm::timings::BootTimings;
 pub use vmm::vm::{Vm, VmExit};

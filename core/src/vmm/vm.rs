@@ -71,6 +71,9 @@ pub struct Vm {
     state: Arc<RunState>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     events: Mutex<Option<EventLoopHandle>>,
+    // Our own references, so devices are dropped here (unfiltered: the vsock
+    // device removes its socket file) and not on the seccomp-filtered loop thread.
+    _devices: Vec<Arc<Mutex<crate::devices::virtio::MmioTransport>>>,
     host: HostKind,
     marker: String,
     // Dropped after the threads are joined (field order matters for Drop).
@@ -189,7 +192,7 @@ impl Vm {
             None
         } else {
             let install = move || seccomp::install(ThreadKind::Vmm, policy).map_err(|e| e.to_string());
-            match DeviceEventLoop::spawn(placed.transports, "kvmsb-devices", install) {
+            match DeviceEventLoop::spawn(placed.transports.clone(), "kvmsb-devices", install) {
                 Ok(h) => Some(h),
                 Err(e) => {
                     state.request_stop(StopReason::Killed);
@@ -204,6 +207,7 @@ impl Vm {
             state,
             threads: Mutex::new(threads),
             events: Mutex::new(events),
+            _devices: placed.transports,
             host,
             marker,
             _mem: mem,

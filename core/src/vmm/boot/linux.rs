@@ -169,7 +169,9 @@ pub enum LinuxBootError {
     #[error("cannot write boot_params at {ZERO_PAGE_START:#x}: {0}")]
     BootParamsWrite(linux_loader::configurator::Error),
     /// Guest memory is not one contiguous range from 0 past 1 MiB.
-    #[error("guest memory must be contiguous from 0 and extend past 1 MiB; it ends at {mem_end:#x}")]
+    #[error(
+        "guest memory must be contiguous from 0 and extend past 1 MiB; it ends at {mem_end:#x}"
+    )]
     MemoryLayout {
         /// End of guest RAM (exclusive).
         mem_end: u64,
@@ -202,12 +204,8 @@ pub fn load_linux(
         None => None,
     };
 
-    let zero_page = params::build_boot_params(
-        kernel.setup_header.as_ref(),
-        cmdline_len,
-        initrd,
-        mem_end,
-    );
+    let zero_page =
+        params::build_boot_params(kernel.setup_header.as_ref(), cmdline_len, initrd, mem_end);
     params::write_boot_params(mem, &zero_page)?;
 
     Ok(LinuxEntry {
@@ -218,7 +216,11 @@ pub fn load_linux(
 
 /// End of RAM usable by the kernel: the end of guest memory, never past the MMIO hole.
 fn ram_end(mem: &GuestMemoryMmap<()>) -> Result<u64, LinuxBootError> {
-    let mem_end = mem.last_addr().raw_value().saturating_add(1).min(MMIO_START);
+    let mem_end = mem
+        .last_addr()
+        .raw_value()
+        .saturating_add(1)
+        .min(MMIO_START);
     // The zero page and the command line sit below 1 MiB, the kernel above it, and
     // the e820 map we hand out claims every byte in between is RAM.
     let contiguous = usize::try_from(mem_end)

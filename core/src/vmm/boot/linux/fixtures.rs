@@ -133,8 +133,10 @@ impl TempFile {
     pub fn new(name: &str, bytes: &[u8]) -> TempFile {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir()
-            .join(format!("kvmsandbox-linux-{}-{n}-{name}", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "kvmsandbox-linux-{}-{n}-{name}",
+            std::process::id()
+        ));
         std::fs::write(&path, bytes).unwrap();
         TempFile(path)
     }
@@ -174,5 +176,9 @@ pub fn real_kernel_dir() -> Option<PathBuf> {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.join("vmlinux").is_file() && p.join("bzImage").is_file())
-        .max_by_key(|p| std::fs::metadata(p.join("vmlinux")).and_then(|m| m.modified()).ok())
+        .max_by_key(|p| {
+            std::fs::metadata(p.join("vmlinux"))
+                .and_then(|m| m.modified())
+                .ok()
+        })
 }

@@ -96,7 +96,10 @@ pub(super) fn load_kernel(
     let (mut file, head, format) = open_kernel(path)?;
 
     let highmem = Some(GuestAddress(HIMEM_START));
-    let load_err = |source| LinuxBootError::Load { path: path.into(), source };
+    let load_err = |source| LinuxBootError::Load {
+        path: path.into(),
+        source,
+    };
     let kernel = match format {
         KernelFormat::Elf => {
             let res: KernelLoaderResult =
@@ -111,7 +114,9 @@ pub(super) fn load_kernel(
             let res = BzImage::load(mem, None, &mut file, highmem).map_err(load_err)?;
             // linux-loader always returns the header for a bzImage; fall back to the one
             // we read (identical but for code32_start) rather than trusting that.
-            let hdr = res.setup_header.unwrap_or_else(|| parse_setup_header(&head));
+            let hdr = res
+                .setup_header
+                .unwrap_or_else(|| parse_setup_header(&head));
             LoadedKernel {
                 entry: GuestAddress(res.kernel_load.0 + BZIMAGE_64BIT_ENTRY_OFFSET),
                 footprint_end: res.kernel_end.max(decompressed_end(&hdr)),
@@ -138,7 +143,10 @@ pub fn kernel_format(path: &Path) -> Result<KernelFormat, LinuxBootError> {
 fn open_kernel(path: &Path) -> Result<(File, Vec<u8>, KernelFormat), LinuxBootError> {
     let mut file = File::open(path).map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => LinuxBootError::KernelNotFound { path: path.into() },
-        _ => LinuxBootError::Io { path: path.into(), source },
+        _ => LinuxBootError::Io {
+            path: path.into(),
+            source,
+        },
     })?;
     let head = read_head(&mut file, path)?;
     let format = detect(&head, path)?;
@@ -152,7 +160,10 @@ fn read_head(file: &mut File, path: &Path) -> Result<Vec<u8>, LinuxBootError> {
     file.by_ref()
         .take(want as u64)
         .read_to_end(&mut head)
-        .map_err(|source| LinuxBootError::Io { path: path.into(), source })?;
+        .map_err(|source| LinuxBootError::Io {
+            path: path.into(),
+            source,
+        })?;
     Ok(head)
 }
 
@@ -165,7 +176,11 @@ fn detect(head: &[u8], path: &Path) -> Result<KernelFormat, LinuxBootError> {
             .map(|b| u16::from_le_bytes([b[0], b[1]]))
             .unwrap_or(0);
         if class != ELFCLASS64 || machine != EM_X86_64 {
-            return Err(LinuxBootError::UnsupportedElf { path: path.into(), class, machine });
+            return Err(LinuxBootError::UnsupportedElf {
+                path: path.into(),
+                class,
+                machine,
+            });
         }
         return Ok(KernelFormat::Elf);
     }
@@ -173,11 +188,17 @@ fn detect(head: &[u8], path: &Path) -> Result<KernelFormat, LinuxBootError> {
         let hdr = parse_setup_header(head);
         let version = hdr.version;
         if version < MIN_BZIMAGE_VERSION {
-            return Err(LinuxBootError::BzImageTooOld { path: path.into(), version });
+            return Err(LinuxBootError::BzImageTooOld {
+                path: path.into(),
+                version,
+            });
         }
         let xloadflags = hdr.xloadflags;
         if version >= XLOADFLAGS_VERSION && xloadflags & XLF_KERNEL_64 == 0 {
-            return Err(LinuxBootError::NotA64BitKernel { path: path.into(), xloadflags });
+            return Err(LinuxBootError::NotA64BitKernel {
+                path: path.into(),
+                xloadflags,
+            });
         }
         return Ok(KernelFormat::BzImage);
     }

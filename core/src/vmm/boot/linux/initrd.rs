@@ -44,13 +44,19 @@ pub(super) fn load_initrd(
 ) -> Result<InitrdPlacement, LinuxBootError> {
     let io_err = |source: io::Error| match source.kind() {
         io::ErrorKind::NotFound => LinuxBootError::InitrdNotFound { path: path.into() },
-        _ => LinuxBootError::Io { path: path.into(), source },
+        _ => LinuxBootError::Io {
+            path: path.into(),
+            source,
+        },
     };
     let mut file = File::open(path).map_err(io_err)?;
     let size = file.metadata().map_err(io_err)?.len();
-    let addr = place(size, kernel_end, limit).map_err(|available| {
-        LinuxBootError::InitrdTooLarge { path: path.into(), size, available }
-    })?;
+    let addr =
+        place(size, kernel_end, limit).map_err(|available| LinuxBootError::InitrdTooLarge {
+            path: path.into(),
+            size,
+            available,
+        })?;
     // size <= limit <= mem_end, and mem_end fits in usize (it is a mapped range).
     let len = usize::try_from(size).map_err(|_| LinuxBootError::InitrdTooLarge {
         path: path.into(),
@@ -58,6 +64,10 @@ pub(super) fn load_initrd(
         available: limit,
     })?;
     mem.read_exact_volatile_from(GuestAddress(addr), &mut file, len)
-        .map_err(|source| LinuxBootError::InitrdCopy { path: path.into(), addr, source })?;
+        .map_err(|source| LinuxBootError::InitrdCopy {
+            path: path.into(),
+            addr,
+            source,
+        })?;
     Ok(InitrdPlacement { addr, size })
 }

@@ -35,17 +35,26 @@ pub(super) fn write_cmdline(
     cmdline: &str,
     max_len: usize,
 ) -> Result<usize, LinuxBootError> {
-    if let Some((offset, &byte)) =
-        cmdline.as_bytes().iter().enumerate().find(|(_, b)| !(b' '..=b'~').contains(*b))
+    if let Some((offset, &byte)) = cmdline
+        .as_bytes()
+        .iter()
+        .enumerate()
+        .find(|(_, b)| !(b' '..=b'~').contains(*b))
     {
         return Err(LinuxBootError::InvalidCmdline { offset, byte });
     }
     let trimmed = cmdline.trim();
     if trimmed.len() > max_len {
-        return Err(LinuxBootError::CmdlineTooLong { len: trimmed.len(), max: max_len });
+        return Err(LinuxBootError::CmdlineTooLong {
+            len: trimmed.len(),
+            max: max_len,
+        });
     }
     // Capacity counts the NUL. Cmdline re-checks what we checked; map any residue.
-    let too_long = |_| LinuxBootError::CmdlineTooLong { len: trimmed.len(), max: max_len };
+    let too_long = |_| LinuxBootError::CmdlineTooLong {
+        len: trimmed.len(),
+        max: max_len,
+    };
     let cl = Cmdline::try_from(trimmed, max_len + 1).map_err(too_long)?;
     let written = cl
         .as_cstring()
@@ -88,7 +97,11 @@ pub(super) fn build_boot_params(
 
     let ram = [(0, EBDA_START), (HIMEM_START, mem_end)];
     for (i, (start, end)) in ram.iter().enumerate() {
-        params.e820_table[i] = boot_e820_entry { addr: *start, size: end - start, r#type: E820_RAM };
+        params.e820_table[i] = boot_e820_entry {
+            addr: *start,
+            size: end - start,
+            r#type: E820_RAM,
+        };
     }
     params.e820_entries = ram.len() as u8;
     params

@@ -31,7 +31,14 @@ fn boot(
     initrd: Option<&Path>,
     cmdline: &str,
 ) -> Result<LinuxEntry, LinuxBootError> {
-    load_linux(mem, &LinuxImage { kernel, initrd, cmdline })
+    load_linux(
+        mem,
+        &LinuxImage {
+            kernel,
+            initrd,
+            cmdline,
+        },
+    )
 }
 
 fn assert_e820(bp: &boot_params, mem_end: u64) {
@@ -68,7 +75,10 @@ fn elf_boot_params_header_and_e820() {
     assert_eq!({ hdr.header }, HDR_MAGIC);
     assert_eq!({ hdr.type_of_loader }, LOADER_UNDEFINED);
     assert_eq!({ hdr.cmd_line_ptr }, CMDLINE_START as u32);
-    assert_eq!({ hdr.cmdline_size }, "console=ttyS0 reboot=k".len() as u32 + 1);
+    assert_eq!(
+        { hdr.cmdline_size },
+        "console=ttyS0 reboot=k".len() as u32 + 1
+    );
     assert_eq!({ hdr.kernel_alignment }, ELF_KERNEL_ALIGNMENT);
     assert_eq!({ hdr.ramdisk_image }, 0);
     assert_eq!({ hdr.ramdisk_size }, 0);
@@ -78,7 +88,8 @@ fn elf_boot_params_header_and_e820() {
 #[test]
 fn cmdline_bytes_at_cmdline_start_nul_terminated() {
     let mem = guest_memory(32 * MIB);
-    mem.write_slice(&[0xaa; 64], GuestAddress(CMDLINE_START)).unwrap();
+    mem.write_slice(&[0xaa; 64], GuestAddress(CMDLINE_START))
+        .unwrap();
     let k = TempFile::new("vmlinux", &elf_kernel(2, 62, 0x2000));
     let cmdline = "console=ttyS0 virtio_mmio.device=4K@0xd0000000:5 -- agent";
     boot(&mem, k.path(), None, cmdline).unwrap();
@@ -90,7 +101,8 @@ fn cmdline_bytes_at_cmdline_start_nul_terminated() {
 #[test]
 fn empty_cmdline_is_a_single_nul() {
     let mem = guest_memory(32 * MIB);
-    mem.write_slice(&[0xaa; 4], GuestAddress(CMDLINE_START)).unwrap();
+    mem.write_slice(&[0xaa; 4], GuestAddress(CMDLINE_START))
+        .unwrap();
     let k = TempFile::new("vmlinux", &elf_kernel(2, 62, 0x2000));
     boot(&mem, k.path(), None, "").unwrap();
     assert_eq!(read(&mem, CMDLINE_START, 1), [0]);
@@ -118,7 +130,11 @@ fn elf_for_another_class_or_machine_is_rejected() {
     let mem = guest_memory(32 * MIB);
     let k32 = TempFile::new("vmlinux32", &elf_kernel(1, 62, 0x2000));
     match boot(&mem, k32.path(), None, "").unwrap_err() {
-        LinuxBootError::UnsupportedElf { class: 1, machine: 62, path } => {
+        LinuxBootError::UnsupportedElf {
+            class: 1,
+            machine: 62,
+            path,
+        } => {
             assert_eq!(path, k32.path())
         }
         e => panic!("unexpected {e:?}"),
@@ -126,7 +142,11 @@ fn elf_for_another_class_or_machine_is_rejected() {
     let arm = TempFile::new("vmlinux-arm", &elf_kernel(2, 183, 0x2000));
     assert!(matches!(
         boot(&mem, arm.path(), None, "").unwrap_err(),
-        LinuxBootError::UnsupportedElf { class: 2, machine: 183, .. }
+        LinuxBootError::UnsupportedElf {
+            class: 2,
+            machine: 183,
+            ..
+        }
     ));
 }
 
@@ -135,7 +155,11 @@ fn elf_whose_bss_passes_the_end_of_ram_does_not_fit() {
     let mem = guest_memory(4 * MIB);
     let k = TempFile::new("vmlinux", &elf_kernel(2, 62, 8 * MIB));
     match boot(&mem, k.path(), None, "").unwrap_err() {
-        LinuxBootError::KernelDoesNotFit { kernel_end, mem_end, .. } => {
+        LinuxBootError::KernelDoesNotFit {
+            kernel_end,
+            mem_end,
+            ..
+        } => {
             assert_eq!(kernel_end, ELF_PADDR + 8 * MIB);
             assert_eq!(mem_end, 4 * MIB);
         }
@@ -160,7 +184,11 @@ fn bzimage_entry_is_load_address_plus_0x200_and_payload_is_loaded() {
 #[test]
 fn bzimage_setup_header_is_copied_with_loader_fields() {
     let mem = guest_memory(64 * MIB);
-    let f = BzFields { cmdline_size: 1000, initrd_addr_max: 0x37ff_ffff, ..BzFields::default() };
+    let f = BzFields {
+        cmdline_size: 1000,
+        initrd_addr_max: 0x37ff_ffff,
+        ..BzFields::default()
+    };
     let k = TempFile::new("bzImage", &bzimage(&f));
     boot(&mem, k.path(), None, "console=ttyS0").unwrap();
     let bp = zero_page(&mem);
@@ -188,14 +216,20 @@ fn bzimage_setup_header_is_copied_with_loader_fields() {
 #[test]
 fn bzimage_initrd_respects_initrd_addr_max() {
     let mem = guest_memory(128 * MIB);
-    let f = BzFields { initrd_addr_max: (64 * MIB - 1) as u32, ..BzFields::default() };
+    let f = BzFields {
+        initrd_addr_max: (64 * MIB - 1) as u32,
+        ..BzFields::default()
+    };
     let k = TempFile::new("bzImage", &bzimage(&f));
     let rd = TempFile::new("initrd", &[0x5a; 3 * 4096 + 1]);
     boot(&mem, k.path(), Some(rd.path()), "").unwrap();
     let hdr = zero_page(&mem).hdr;
     assert_eq!(u64::from(hdr.ramdisk_image), 64 * MIB - 4 * 4096);
     assert_eq!({ hdr.ramdisk_size }, 3 * 4096 + 1);
-    assert_eq!(read(&mem, 64 * MIB - 4 * 4096, 3 * 4096 + 1), vec![0x5a; 3 * 4096 + 1]);
+    assert_eq!(
+        read(&mem, 64 * MIB - 4 * 4096, 3 * 4096 + 1),
+        vec![0x5a; 3 * 4096 + 1]
+    );
 }
 
 #[test]
@@ -209,7 +243,11 @@ fn bzimage_initrd_stays_above_the_decompression_area() {
 
     let too_big = TempFile::new("initrd-big", &vec![1u8; MIB as usize + 1]);
     match boot(&mem, k.path(), Some(too_big.path()), "").unwrap_err() {
-        LinuxBootError::InitrdTooLarge { size, available, path } => {
+        LinuxBootError::InitrdTooLarge {
+            size,
+            available,
+            path,
+        } => {
             assert_eq!((size, available), (MIB + 1, MIB));
             assert_eq!(path, too_big.path());
         }
@@ -220,16 +258,35 @@ fn bzimage_initrd_stays_above_the_decompression_area() {
 #[test]
 fn bzimage_older_than_2_06_is_too_old() {
     let mem = guest_memory(64 * MIB);
-    let k = TempFile::new("bzImage-old", &bzimage(&BzFields { version: 0x0205, ..BzFields::default() }));
+    let k = TempFile::new(
+        "bzImage-old",
+        &bzimage(&BzFields {
+            version: 0x0205,
+            ..BzFields::default()
+        }),
+    );
     let err = boot(&mem, k.path(), None, "").unwrap_err();
-    assert!(matches!(err, LinuxBootError::BzImageTooOld { version: 0x0205, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            LinuxBootError::BzImageTooOld {
+                version: 0x0205,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("2.05"), "{err}");
 }
 
 #[test]
 fn bzimage_2_06_is_accepted_and_limits_the_cmdline_to_its_size() {
     let mem = guest_memory(64 * MIB);
-    let f = BzFields { version: 0x0206, cmdline_size: 16, ..BzFields::default() };
+    let f = BzFields {
+        version: 0x0206,
+        cmdline_size: 16,
+        ..BzFields::default()
+    };
     let k = TempFile::new("bzImage-206", &bzimage(&f));
     boot(&mem, k.path(), None, "0123456789abcdef").unwrap();
     assert!(matches!(
@@ -241,7 +298,13 @@ fn bzimage_2_06_is_accepted_and_limits_the_cmdline_to_its_size() {
 #[test]
 fn bzimage_without_64bit_entry_is_rejected() {
     let mem = guest_memory(64 * MIB);
-    let k = TempFile::new("bzImage-32", &bzimage(&BzFields { xloadflags: 0, ..BzFields::default() }));
+    let k = TempFile::new(
+        "bzImage-32",
+        &bzimage(&BzFields {
+            xloadflags: 0,
+            ..BzFields::default()
+        }),
+    );
     assert!(matches!(
         boot(&mem, k.path(), None, "").unwrap_err(),
         LinuxBootError::NotA64BitKernel { xloadflags: 0, .. }
@@ -274,12 +337,18 @@ fn missing_kernel_is_kernel_not_found() {
 #[test]
 fn text_file_is_not_a_kernel() {
     let mem = guest_memory(32 * MIB);
-    let t = TempFile::new("notes.txt", b"this is not a kernel\n".repeat(100).as_slice());
+    let t = TempFile::new(
+        "notes.txt",
+        b"this is not a kernel\n".repeat(100).as_slice(),
+    );
     let err = boot(&mem, t.path(), None, "").unwrap_err();
     assert!(matches!(err, LinuxBootError::NotAKernel { .. }), "{err:?}");
     assert!(err.to_string().contains("notes.txt"), "{err}");
     let empty = TempFile::new("empty", b"");
-    assert!(matches!(boot(&mem, empty.path(), None, "").unwrap_err(), LinuxBootError::NotAKernel { .. }));
+    assert!(matches!(
+        boot(&mem, empty.path(), None, "").unwrap_err(),
+        LinuxBootError::NotAKernel { .. }
+    ));
 }
 
 #[test]
@@ -289,7 +358,10 @@ fn kernel_format_recognises_without_loading() {
     let txt = TempFile::new("text", b"hello");
     assert_eq!(kernel_format(elf.path()).unwrap(), KernelFormat::Elf);
     assert_eq!(kernel_format(bz.path()).unwrap(), KernelFormat::BzImage);
-    assert!(matches!(kernel_format(txt.path()), Err(LinuxBootError::NotAKernel { .. })));
+    assert!(matches!(
+        kernel_format(txt.path()),
+        Err(LinuxBootError::NotAKernel { .. })
+    ));
 }
 
 #[test]
@@ -318,13 +390,18 @@ fn too_large_initrd_names_sizes() {
     let rd = TempFile::new("initrd", &vec![0u8; MIB as usize]);
     let err = boot(&mem, k.path(), Some(rd.path()), "").unwrap_err();
     match &err {
-        LinuxBootError::InitrdTooLarge { size, available, .. } => {
+        LinuxBootError::InitrdTooLarge {
+            size, available, ..
+        } => {
             assert_eq!((*size, *available), (MIB, MIB - 0x2000));
         }
         e => panic!("unexpected {e:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains(&MIB.to_string()) && msg.contains(&(MIB - 0x2000).to_string()), "{msg}");
+    assert!(
+        msg.contains(&MIB.to_string()) && msg.contains(&(MIB - 0x2000).to_string()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -344,7 +421,10 @@ fn non_ascii_cmdline_is_rejected_with_offset() {
     let k = TempFile::new("vmlinux", &elf_kernel(2, 62, 0x2000));
     assert!(matches!(
         boot(&mem, k.path(), None, "console=ttyS0\nquiet").unwrap_err(),
-        LinuxBootError::InvalidCmdline { offset: 13, byte: b'\n' }
+        LinuxBootError::InvalidCmdline {
+            offset: 13,
+            byte: b'\n'
+        }
     ));
     assert!(matches!(
         boot(&mem, k.path(), None, "a\0b").unwrap_err(),
@@ -373,8 +453,14 @@ fn place_picks_highest_page_aligned_address() {
     assert_eq!(place(0x1000, 0x10_0000, 0x20_0000), Ok(0x1f_f000));
     assert_eq!(place(0x1001, 0x10_0000, 0x20_0000), Ok(0x1f_e000));
     // Exactly fills [page-rounded kernel end, limit).
-    assert_eq!(place(0x10_0000 - 0x1000, 0x10_0001, 0x20_0000), Ok(0x10_1000));
-    assert_eq!(place(0x10_0000 - 0x1000 + 1, 0x10_0001, 0x20_0000), Err(0x10_0000 - 0x1000));
+    assert_eq!(
+        place(0x10_0000 - 0x1000, 0x10_0001, 0x20_0000),
+        Ok(0x10_1000)
+    );
+    assert_eq!(
+        place(0x10_0000 - 0x1000 + 1, 0x10_0001, 0x20_0000),
+        Err(0x10_0000 - 0x1000)
+    );
     // Unaligned limit: end stays below it.
     assert_eq!(place(0x10, 0, 0x1_0008), Ok(0xf000));
     // Kernel above the limit: nothing fits.
@@ -386,7 +472,9 @@ fn place_picks_highest_page_aligned_address() {
 #[test]
 fn real_vmlinux_and_bzimage_load_when_built() {
     let Some(dir) = real_kernel_dir() else {
-        eprintln!("note: real kernel not built (guest/kernel/build.sh); synthetic tests cover the loader");
+        eprintln!(
+            "note: real kernel not built (guest/kernel/build.sh); synthetic tests cover the loader"
+        );
         return;
     };
     let mem_end = 256 * MIB;
@@ -400,7 +488,10 @@ fn real_vmlinux_and_bzimage_load_when_built() {
     let entry = boot(&mem, &vmlinux, Some(rd.path()), "console=ttyS0").unwrap();
     assert_eq!(entry.entry, GuestAddress(e_entry));
     // startup_64 sits just above LOAD_PHYSICAL_ADDR (16 MiB) on x86_64.
-    assert!((0x100_0000..0x120_0000).contains(&e_entry), "e_entry {e_entry:#x}");
+    assert!(
+        (0x100_0000..0x120_0000).contains(&e_entry),
+        "e_entry {e_entry:#x}"
+    );
     assert_eq!(kernel_format(&vmlinux).unwrap(), KernelFormat::Elf);
     let bp = zero_page(&mem);
     assert_eq!({ bp.hdr.ramdisk_size }, 10_000);
@@ -420,8 +511,14 @@ fn real_vmlinux_and_bzimage_load_when_built() {
     assert_eq!({ hdr.version }, file_version);
     let initrd_at = u64::from(hdr.ramdisk_image);
     let (pref, init) = ({ hdr.pref_address }, u64::from(hdr.init_size));
-    assert!(initrd_at >= pref + init, "initrd {initrd_at:#x} overlaps the decompressed kernel");
+    assert!(
+        initrd_at >= pref + init,
+        "initrd {initrd_at:#x} overlaps the decompressed kernel"
+    );
     assert_eq!(read(&mem, initrd_at, 10_000), vec![0x42; 10_000]);
     let setup_len = (usize::from(file[0x1f1]).max(4) + 1) * 512;
-    assert_eq!(read(&mem, 0x10_0000, 4096), file[setup_len..setup_len + 4096]);
+    assert_eq!(
+        read(&mem, 0x10_0000, 4096),
+        file[setup_len..setup_len + 4096]
+    );
 }

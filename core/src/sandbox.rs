@@ -1,0 +1,371 @@
+//! The handle users come for: a VM whose agent said hello, and the operations
+//! on it. Two guest kinds behind one type (the micro guest runs WASM, Linux runs
+//! commands) plus a third backend, an agent running as a host process, so the
+//! whole protocol can be exercised where guest user space cannot run.
+//!
+//! Operations borrow a connection from a small pool, so several threads can use
+//! one sandbox at once; a connection that failed is never reused.
+
+use crate::agent::{AgentClient, AgentError, Connector, ExecOutput, ExecRequest, ProcessHandle, Stream, WasmOutcome, WasmRequest};
+use crate::config::{Guest, VmConfig};
+use crate::devices::bus::lock;
+use crate::error::{Error, Result};
+use crate::vmm::timings::BootTimings;
+use crate::vmm::vm::{Vm, VmExit};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use kvmsandbox_proto::DEFAULT_AGENT_PORT;
+
+/// The micro guest's built-in stream service that echoes bytes back.
+pub const ECHO_PORT: u32 = 1025;
+/// The micro guest's built-in stream service that discards bytes.
+pub const SINK_PORT: u32 = 1026;
+
+/// What a sandbox runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxKind {
+    /// The micro guest: WASM, disks, streams; no processes or files.
+    Micro,
+    /// A Linux guest: processes, files, disks.
+    Linux,
+    /// The Linux agent running as a host process (development and tests: no isolation).
+    HostAgent,
+}
+
+impl SandboxKind {
+    fn name(self) -> &'static str {
+        match self {
+            SandboxKind::Micro => "micro guest",
+            SandboxKind::Linux => "Linux guest",
+            SandboxKind::HostAgent => "host agent",
+        }
+    }
+}
+
+/// A `run_wasm` result with its output collected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WasmOutput {
+    /// How the module ended.
+    pub outcome: WasmOutcome,
+    /// Everything written to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything written to stderr.
+    pub stderr: Vec<u8>,
+}
+
+/// A running sandbox. `Drop` kills the VM and removes its socket.
+pub struct Sandbox {
+    kind: SandboxKind,
+    vm: Option<Arc<Vm>>,
+    connector: Connector,
+    pool: Mutex<Vec<AgentClient>>,
+    timeout: Duration,
+    vsock_path: Option<PathBuf>,
+    runtime_dir: Option<PathBuf>,
+    agent_ready: Option<Duration>,
+}
+
+fn runtime_dir() -> Result<PathBuf> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("kvmsandbox-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Host { what: "sandbox runtime directory", source })?;
+    Ok(dir)
+}
+
+impl Sandbox {
+    /// The micro guest with defaults: ready in milliseconds on hardware KVM.
+    pub fn micro() -> Result<Sandbox> {
+        Self::start(VmConfig::micro())
+    }
+
+    /// Boots `cfg` and waits for its agent's hello. A vsock device is added at a
+    /// private socket path unless `cfg` has one.
+    pub fn start(mut cfg: VmConfig) -> Result<Sandbox> {
+        let kind = match cfg.guest {
+            Guest::Micro { .. } => SandboxKind::Micro,
+            Guest::Linux { .. } => SandboxKind::Linux,
+        };
+        if kind == SandboxKind::Linux && cfg.ready_marker.is_none() {
+            cfg.ready_marker = Some(LINUX_AGENT_MARKER.to_string());
+        }
+        let mut runtime = None;
+        let path = match &cfg.vsock {
+            Some(v) => v.uds_path.clone(),
+            None => {
+                let dir = runtime_dir()?;
+                let p = dir.join("vsock.sock");
+                runtime = Some(dir);
+                cfg = cfg.vsock(&p);
+                p
+            }
+        };
+        let timeout = cfg.start_timeout;
+        let vm = match Vm::start(cfg) {
+            Ok(vm) => Arc::new(vm),
+            Err(e) => {
+                if let Some(d) = &runtime {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+                return Err(e);
+            }
+        };
+        let p2 = path.clone();
+        let agent_timeout = Duration::from_secs(10);
+        let connector: Connector = Arc::new(move || crate::agent::connect_hybrid(&p2, DEFAULT_AGENT_PORT, agent_timeout));
+        let mut sb = Sandbox {
+            kind,
+            vm: Some(vm),
+            connector,
+            pool: Mutex::new(Vec::new()),
+            timeout: agent_timeout,
+            vsock_path: Some(path),
+            runtime_dir: runtime,
+            agent_ready: None,
+        };
+        // The first hello: bounded by what is left of the start timeout.
+        let client = sb.new_client(Some(timeout)).map_err(|e| sb.agent_error("start", e))?;
+        if let Some(vm) = &sb.vm {
+            vm.state().mark(|t| &mut t.agent_ready);
+            sb.agent_ready = vm.timings().agent_ready;
+        }
+        lock(&sb.pool).push(client);
+        Ok(sb)
+    }
+
+    /// Drives an agent that runs as a host process on the Unix socket `path`
+    /// (`kvmsandbox-agent --unix PATH`). No VM, no isolation: for developing and
+    /// testing against the Linux agent where guest user space cannot run.
+    pub fn attach_host_agent(path: impl Into<PathBuf>, timeout: Duration) -> Result<Sandbox> {
+        let path = path.into();
+        let p2 = path.clone();
+        let connector: Connector = Arc::new(move || UnixStream::connect(&p2));
+        let sb = Sandbox {
+            kind: SandboxKind::HostAgent,
+            vm: None,
+            connector,
+            pool: Mutex::new(Vec::new()),
+            timeout,
+            vsock_path: None,
+            runtime_dir: None,
+            agent_ready: None,
+        };
+        let c = sb.new_client(None).map_err(|e| sb.agent_error("attach", e))?;
+        lock(&sb.pool).push(c);
+        Ok(sb)
+    }
+
+    fn new_client(&self, timeout: Option<Duration>) -> std::result::Result<AgentClient, AgentError> {
+        AgentClient::from_connector(self.connector.clone(), timeout.unwrap_or(self.timeout))
+    }
+
+    /// Maps an agent failure, noticing when the VM itself is what died.
+    fn agent_error(&self, op: &'static str, e: AgentError) -> Error {
+        if let AgentError::Unsupported { .. } = e {
+            return Error::Unsupported { op, guest: self.kind.name() };
+        }
+        if let Some(vm) = &self.vm {
+            if !vm.is_running() {
+                if let Err(guest) = vm.wait() {
+                    return guest;
+                }
+            }
+        }
+        Error::Agent(e)
+    }
+
+    /// Runs `f` on a pooled connection (or a new one); failed connections are dropped.
+    fn with_client<T>(&self, op: &'static str, f: impl FnOnce(&mut AgentClient) -> std::result::Result<T, AgentError>) -> Result<T> {
+        let pooled = lock(&self.pool).pop();
+        let mut c = match pooled {
+            Some(c) => c,
+            None => self.new_client(None).map_err(|e| self.agent_error(op, e))?,
+        };
+        match f(&mut c) {
+            Ok(v) => {
+                lock(&self.pool).push(c);
+                Ok(v)
+            }
+            Err(e) => Err(self.agent_error(op, e)),
+        }
+    }
+
+    fn require(&self, op: &'static str, ok: bool) -> Result<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Unsupported { op, guest: self.kind.name() })
+        }
+    }
+
+    /// What this sandbox runs.
+    pub fn kind(&self) -> SandboxKind {
+        self.kind
+    }
+
+    /// Round trip to the agent.
+    pub fn ping(&self) -> Result<Duration> {
+        self.with_client("ping", |c| c.ping())
+    }
+
+    /// Sends `data` through the agent and returns what came back.
+    pub fn echo(&self, data: &[u8]) -> Result<Vec<u8>> {
+        self.with_client("echo", |c| c.echo(data))
+    }
+
+    /// Runs a command to completion (Linux guests).
+    pub fn exec(&self, req: &ExecRequest) -> Result<ExecOutput> {
+        self.require("exec", self.kind != SandboxKind::Micro)?;
+        self.with_client("exec", |c| c.exec(req))
+    }
+
+    /// Starts a command and returns a handle streaming its output (Linux guests).
+    pub fn spawn(&self, req: &ExecRequest) -> Result<ProcessHandle> {
+        self.require("exec", self.kind != SandboxKind::Micro)?;
+        self.with_client("exec", |c| c.exec_streaming(req))
+    }
+
+    /// Writes a file in the guest from `data` (Linux guests).
+    pub fn write_file(&self, path: &str, data: impl Read, mode: u32) -> Result<u64> {
+        self.require("write_file", self.kind != SandboxKind::Micro)?;
+        self.with_client("write_file", |c| c.write_file(path, data, mode))
+    }
+
+    /// Reads a guest file into `out` (Linux guests).
+    pub fn read_file(&self, path: &str, out: impl Write) -> Result<u64> {
+        self.require("read_file", self.kind != SandboxKind::Micro)?;
+        self.with_client("read_file", |c| c.read_file(path, out))
+    }
+
+    /// Reads `len` bytes at `offset` of disk `disk` through the agent.
+    pub fn disk_read(&self, disk: u32, offset: u64, len: u32) -> Result<Vec<u8>> {
+        self.with_client("disk_read", |c| c.disk_read(disk, offset, len))
+    }
+
+    /// Writes `data` at `offset` of disk `disk` through the agent.
+    pub fn disk_write(&self, disk: u32, offset: u64, data: &[u8]) -> Result<()> {
+        self.with_client("disk_write", |c| c.disk_write(disk, offset, data))
+    }
+
+    /// Flushes disk `disk` (the host fdatasyncs the image).
+    pub fn disk_flush(&self, disk: u32) -> Result<()> {
+        self.with_client("disk_flush", |c| c.disk_flush(disk))
+    }
+
+    /// Runs a WASM module, collecting its output (micro guest).
+    pub fn run_wasm(&self, req: &WasmRequest, wall_timeout: Option<Duration>) -> Result<WasmOutput> {
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let outcome = self.run_wasm_streaming(req, wall_timeout, |s, d| match s {
+            Stream::Stdout => stdout.extend_from_slice(d),
+            Stream::Stderr => stderr.extend_from_slice(d),
+        })?;
+        Ok(WasmOutput { outcome, stdout, stderr })
+    }
+
+    /// Runs a WASM module, handing output to `on_output` as the module writes it.
+    /// If `wall_timeout` passes first, the VM is stopped (a module cannot be
+    /// interrupted otherwise) and [`Error::Timeout`] is returned.
+    pub fn run_wasm_streaming(&self, req: &WasmRequest, wall_timeout: Option<Duration>, on_output: impl FnMut(Stream, &[u8])) -> Result<WasmOutcome> {
+        self.require("run_wasm", self.kind == SandboxKind::Micro)?;
+        let fired = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let watchdog = match (wall_timeout, &self.vm) {
+            (Some(t), Some(vm)) => {
+                let vm = vm.clone();
+                let fired = fired.clone();
+                Some(std::thread::Builder::new().name("kvmsb-wasm-watchdog".into()).spawn(move || {
+                    if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(t) {
+                        fired.store(true, Ordering::SeqCst);
+                        vm.kill();
+                    }
+                }).map_err(|source| Error::Host { what: "watchdog thread", source })?)
+            }
+            _ => None,
+        };
+        let mut req = req.clone();
+        if let Some(t) = wall_timeout {
+            req.timeout = Some(req.timeout.unwrap_or(t).max(t + Duration::from_secs(1)));
+        }
+        let r = self.with_client("run_wasm", |c| c.run_wasm(&req, on_output));
+        drop(done_tx);
+        if let Some(w) = watchdog {
+            let _ = w.join();
+        }
+        if fired.load(Ordering::SeqCst) {
+            return Err(Error::Timeout { op: "run_wasm", after: wall_timeout.unwrap_or_default() });
+        }
+        r
+    }
+
+    /// Opens a byte stream to guest vsock `port` (a plain Unix stream: read, write, or take its fd).
+    pub fn connect(&self, port: u32) -> Result<UnixStream> {
+        let path = self.vsock_path.as_ref().ok_or(Error::Unsupported { op: "connect", guest: self.kind.name() })?;
+        crate::agent::connect_hybrid(path, port, self.timeout).map_err(|source| Error::Connect { port, source })
+    }
+
+    /// The hybrid vsock socket (for `socat` and friends): `CONNECT <port>\n`.
+    pub fn vsock_path(&self) -> Option<&Path> {
+        self.vsock_path.as_deref()
+    }
+
+    /// Boot-phase timings, including "agent ready".
+    pub fn timings(&self) -> BootTimings {
+        self.vm.as_ref().map(|v| v.timings()).unwrap_or_default()
+    }
+
+    /// The guest's console output so far.
+    pub fn console_output(&self) -> String {
+        self.vm.as_ref().map(|v| v.console_output()).unwrap_or_default()
+    }
+
+    /// The VM underneath (none for a host agent).
+    pub fn vm(&self) -> Option<&Vm> {
+        self.vm.as_deref()
+    }
+
+    /// Asks the agent to shut down and waits (bounded) for the VM to stop; kills it otherwise.
+    pub fn shutdown(&self) -> Result<()> {
+        let r = self.with_client("shutdown", |c| c.shutdown());
+        lock(&self.pool).clear();
+        if let Some(vm) = &self.vm {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            match vm.wait_timeout(Some(deadline.saturating_duration_since(Instant::now()))) {
+                Ok(Some(VmExit::Exited(_) | VmExit::Reset | VmExit::Killed)) => {}
+                Ok(None) => vm.kill(),
+                Err(e) => return Err(e),
+            }
+        }
+        match r {
+            Err(Error::Agent(AgentError::Disconnected { .. })) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Stops the VM now. Idempotent.
+    pub fn kill(&self) {
+        lock(&self.pool).clear();
+        if let Some(vm) = &self.vm {
+            vm.kill();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.kill();
+        // The Vm (and its vsock device, which removes its socket) goes first.
+        self.vm.take();
+        if let Some(d) = self.runtime_dir.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// The Linux agent's ready line on the console.
+pub const LINUX_AGENT_MARKER: &str = "kvmsandbox-agent ready";

@@ -1,0 +1,5 @@
+;; Never ends: only fuel stops it.
+(module
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (loop $forever (br $forever))))

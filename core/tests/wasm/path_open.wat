@@ -1,0 +1,24 @@
+;; Imports path_open, which the runner does not implement: the call must
+;; return ENOSYS (52) and the module must carry on. Prints "ENOSYS\n" and exits
+;; 0, or exits 50 if another value came back. Also imports poll_oneoff with a
+;; different signature to check stubs match each import's own type.
+(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff"
+    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "ENOSYS\n")
+  (func (export "_start")
+    (if (i32.ne
+          (call $path_open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 4)
+                           (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 200))
+          (i32.const 52))
+      (then (call $proc_exit (i32.const 50))))
+    (if (i32.ne (call $poll_oneoff (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const 52))
+      (then (call $proc_exit (i32.const 51))))
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 7))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
