@@ -1,0 +1,212 @@
+//! The micro guest as a sandbox, end to end over virtio-vsock and virtio-blk:
+//! agent hello, ping, echo, disks through the agent, concurrent streams, the
+//! hybrid socket with a third-party client (socat). Needs /dev/kvm.
+
+mod common;
+
+use kvmsandbox::agent::AgentError;
+use kvmsandbox::{Error, Sandbox, SandboxKind, VmConfig, ECHO_PORT, SINK_PORT};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed).collect()
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+fn image(name: &str, bytes: &[u8]) -> PathBuf {
+    common::temp_file(name, bytes)
+}
+
+#[test]
+fn agent_says_hello_and_answers_ping() {
+    let sb = Sandbox::micro().unwrap();
+    assert_eq!(sb.kind(), SandboxKind::Micro);
+    let t = sb.timings();
+    assert!(t.ready.unwrap() <= t.agent_ready.unwrap(), "{t:?}");
+    for _ in 0..3 {
+        assert!(sb.ping().unwrap() > Duration::ZERO);
+    }
+    assert!(sb.console_output().contains("KVMSANDBOX-READY"));
+    sb.shutdown().unwrap();
+    assert!(!sb.vm().unwrap().is_running());
+}
+
+#[test]
+fn echo_small_and_one_mib_intact() {
+    let sb = Sandbox::micro().unwrap();
+    assert_eq!(sb.echo(b"").unwrap(), b"");
+    assert_eq!(sb.echo(b"x").unwrap(), b"x");
+    let data = pattern(1 << 20, 3);
+    assert_eq!(fnv(&sb.echo(&data).unwrap()), fnv(&data));
+}
+
+#[test]
+fn echo_64_mib_through_the_stream_port() {
+    let sb = Sandbox::micro().unwrap();
+    let mut s = sb.connect(ECHO_PORT).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let data = pattern(64 << 20, 9);
+    let expect = fnv(&data);
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&data));
+    let mut back = vec![0u8; 64 << 20];
+    s.read_exact(&mut back).unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(fnv(&back), expect);
+}
+
+#[test]
+fn eight_concurrent_streams() {
+    let sb = Sandbox::micro().unwrap();
+    std::thread::scope(|scope| {
+        let hs: Vec<_> = (0..8u8)
+            .map(|i| {
+                let sb = &sb;
+                scope.spawn(move || {
+                    let mut s = sb.connect(ECHO_PORT).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                    let data = pattern(64 << 10, i);
+                    let mut w = s.try_clone().unwrap();
+                    let d2 = data.clone();
+                    let t = std::thread::spawn(move || w.write_all(&d2));
+                    let mut back = vec![0u8; data.len()];
+                    s.read_exact(&mut back).unwrap();
+                    t.join().unwrap().unwrap();
+                    assert_eq!(back, data, "stream {i}");
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    // The control connection still works alongside.
+    sb.ping().unwrap();
+}
+
+#[test]
+fn sink_port_swallows_bytes() {
+    let sb = Sandbox::micro().unwrap();
+    let mut s = sb.connect(SINK_PORT).unwrap();
+    s.write_all(&pattern(256 << 10, 1)).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    sb.ping().unwrap();
+}
+
+#[test]
+fn socat_reaches_the_echo_port_through_the_hybrid_socket() {
+    let sb = Sandbox::micro().unwrap();
+    let path = sb.vsock_path().unwrap().to_path_buf();
+    let mut child = std::process::Command::new("socat")
+        .arg("-t5")
+        .arg("-")
+        .arg(format!("UNIX-CONNECT:{}", path.display()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("socat (apt: socat) is needed");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("CONNECT {ECHO_PORT}\nhello through socat\n").as_bytes()).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&got).contains("hello through socat\n") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "socat closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("OK "), "{text}");
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn disk_read_write_flush_through_the_agent() {
+    let host = pattern(1 << 20, 7);
+    let path = image("disk-rw.img", &host);
+    let sb = Sandbox::start(VmConfig::micro().disk(&path, false)).unwrap();
+    // The guest reads what the host prepared.
+    let got = sb.disk_read(0, 4096, 64 << 10).unwrap();
+    assert_eq!(fnv(&got), fnv(&host[4096..4096 + (64 << 10)]));
+    // The guest writes a pattern; after flush the host sees it in the file.
+    let data = pattern(128 << 10, 0x55);
+    sb.disk_write(0, 512 * 100, &data).unwrap();
+    sb.disk_flush(0).unwrap();
+    let file = std::fs::read(&path).unwrap();
+    assert_eq!(&file[512 * 100..512 * 100 + data.len()], &data[..]);
+    assert_eq!(&file[..512 * 100], &host[..512 * 100], "bytes before the write are untouched");
+    // Past the end: a typed error, and the sandbox keeps working.
+    let e = sb.disk_read(0, 1 << 20, 512).unwrap_err();
+    assert!(matches!(e, Error::Agent(AgentError::Remote { .. })), "{e}");
+    let e = sb.disk_read(3, 0, 512).unwrap_err();
+    assert!(matches!(e, Error::Agent(AgentError::Remote { .. })), "{e}");
+    sb.ping().unwrap();
+}
+
+#[test]
+fn read_only_disk_refuses_writes_and_file_is_unchanged() {
+    let host = pattern(256 << 10, 1);
+    let path = image("disk-ro.img", &host);
+    let sb = Sandbox::start(VmConfig::micro().disk(&path, true)).unwrap();
+    assert_eq!(sb.disk_read(0, 0, 4096).unwrap(), &host[..4096]);
+    let e = sb.disk_write(0, 0, &[0xaa; 4096]).unwrap_err();
+    assert!(matches!(e, Error::Agent(AgentError::Remote { .. })), "{e}");
+    drop(sb);
+    assert_eq!(std::fs::read(&path).unwrap(), host);
+}
+
+#[test]
+fn two_disks_at_once() {
+    let a = image("disk-a.img", &pattern(64 << 10, 0xa));
+    let b = image("disk-b.img", &pattern(128 << 10, 0xb));
+    let sb = Sandbox::start(VmConfig::micro().disk(&a, false).disk(&b, false)).unwrap();
+    assert_eq!(sb.disk_read(0, 0, 512).unwrap(), &pattern(64 << 10, 0xa)[..512]);
+    assert_eq!(sb.disk_read(1, 0, 512).unwrap(), &pattern(128 << 10, 0xb)[..512]);
+    sb.disk_write(1, 0, &[7u8; 512]).unwrap();
+    sb.disk_flush(1).unwrap();
+    assert_eq!(&std::fs::read(&b).unwrap()[..512], &[7u8; 512][..]);
+    assert_eq!(std::fs::read(&a).unwrap(), pattern(64 << 10, 0xa));
+}
+
+#[test]
+fn bad_disks_are_typed_errors() {
+    let e = Sandbox::start(VmConfig::micro().disk("/nonexistent/disk.img", false)).err().unwrap();
+    assert!(matches!(e, Error::Disk(_)) && e.to_string().contains("/nonexistent/disk.img"), "{e}");
+    let e = Sandbox::start(VmConfig::micro().disk("/tmp", false)).err().unwrap();
+    assert!(matches!(e, Error::Disk(_)), "{e}");
+    let odd = image("odd.img", &[0u8; 1000]);
+    let e = Sandbox::start(VmConfig::micro().disk(&odd, false)).err().unwrap();
+    assert!(matches!(e, Error::Disk(_)) && e.to_string().contains("1000"), "{e}");
+    let locked = image("locked.img", &[0u8; 512]);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Root ignores file modes; elsewhere this is PermissionDenied.
+    if unsafe { libc::geteuid() } != 0 {
+        let e = Sandbox::start(VmConfig::micro().disk(&locked, false)).err().unwrap();
+        assert!(matches!(e, Error::Disk(_)), "{e}");
+    }
+}
+
+#[test]
+fn operations_the_micro_guest_lacks_are_unsupported() {
+    let sb = Sandbox::micro().unwrap();
+    let e = sb.exec(&kvmsandbox::ExecRequest::new(["true"])).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { op: "exec", .. }), "{e}");
+    let e = sb.read_file("/etc/hostname", Vec::new()).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+}
+
+#[test]
+fn killed_sandbox_gives_typed_errors_not_hangs() {
+    let sb = Sandbox::micro().unwrap();
+    sb.kill();
+    let e = sb.ping().unwrap_err();
+    assert!(matches!(e, Error::Agent(_) | Error::Connect { .. }), "{e}");
+}
