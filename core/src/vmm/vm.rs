@@ -225,6 +225,12 @@ impl Vm {
         pio.insert(Arc::new(Mutex::new(SerialDevice::new(state.clone(), serial_irq))), u64::from(layout::SERIAL_PORT), 8)?;
         pio.insert(Arc::new(Mutex::new(ExitPort(state.clone()))), u64::from(layout::EXIT_PORT), 4)?;
         pio.insert(Arc::new(Mutex::new(I8042(state.clone()))), 0x60, 5)?;
+        #[cfg(feature = "test-utils")]
+        pio.insert(
+            Arc::new(Mutex::new(crate::devices::test_probe::TestProbe)),
+            u64::from(crate::devices::test_probe::PROBE_PORT),
+            1,
+        )?;
         Ok((pio, Bus::new()))
     }
 

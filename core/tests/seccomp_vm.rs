@@ -1,0 +1,119 @@
+//! Seccomp on the real VMM threads: a vCPU thread that makes a forbidden
+//! syscall (through the test-only probe port) is stopped, as the policy says;
+//! the caller's own threads keep their full syscall set. Each policy case runs in
+//! a child process (this test binary re-executed), since Kill kills the process.
+
+mod common;
+
+use kvmsandbox::seccomp::SeccompPolicy;
+use kvmsandbox::{Error, Sandbox, Vm, VmConfig};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::time::Duration;
+
+const CHILD_ENV: &str = "KVMSB_SECCOMP_CHILD";
+const TRAPPED_EXIT: i32 = 42;
+const SURVIVED_EXIT: i32 = 43;
+
+/// Guest: print "R\n" (the ready marker), write `probe` to port 0x510, exit 0.
+fn probe_guest(probe: u8) -> std::path::PathBuf {
+    let code = [
+        0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
+        0xb0, b'R', 0xee, // mov al, 'R'; out dx, al
+        0xb0, b'\n', 0xee, // mov al, '\n'; out dx, al
+        0x66, 0xba, 0x10, 0x05, // mov dx, 0x510
+        0xb0, probe, 0xee, // mov al, probe; out dx, al
+        0x31, 0xc0, // xor eax, eax
+        0x66, 0xba, 0x01, 0x05, // mov dx, 0x501
+        0xef, // out dx, eax
+        0xf4, // hlt
+    ];
+    common::temp_file(&format!("probe-{probe}.elf"), &common::tiny_elf(&code))
+}
+
+/// Child-process body, selected by the environment (ignored in normal runs).
+#[test]
+#[ignore = "run only as a child of the seccomp tests"]
+fn seccomp_child_entry() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let (policy, probe) = spec.split_once(':').unwrap();
+    let policy = match policy {
+        "kill" => SeccompPolicy::Kill,
+        "trap" => SeccompPolicy::Trap,
+        _ => SeccompPolicy::Disabled,
+    };
+    let cfg = VmConfig::micro()
+        .micro_image(probe_guest(probe.parse().unwrap()))
+        .ready_marker("R")
+        .seccomp(policy)
+        .start_timeout(Duration::from_secs(10));
+    let vm = Vm::start(cfg).unwrap();
+    match vm.wait() {
+        Err(Error::Seccomp(e)) => {
+            eprintln!("trapped: {e}");
+            std::process::exit(TRAPPED_EXIT)
+        }
+        other => {
+            eprintln!("vm ended: {other:?}");
+            std::process::exit(SURVIVED_EXIT)
+        }
+    }
+}
+
+fn run_child(spec: &str) -> (std::process::ExitStatus, String) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "seccomp_child_entry", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, spec)
+        .output()
+        .unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn kill_policy_kills_on_socket_from_a_vcpu_thread() {
+    let (st, err) = run_child("kill:1");
+    assert_eq!(st.signal(), Some(libc::SIGSYS), "{st:?} {err}");
+}
+
+#[test]
+fn kill_policy_kills_on_execve_from_a_vcpu_thread() {
+    let (st, err) = run_child("kill:2");
+    assert_eq!(st.signal(), Some(libc::SIGSYS), "{st:?} {err}");
+}
+
+#[test]
+fn trap_policy_reports_a_typed_error() {
+    let (st, err) = run_child("trap:1");
+    assert_eq!(st.code(), Some(TRAPPED_EXIT), "{st:?} {err}");
+    assert!(err.contains("socket"), "{err}");
+    let (st, err) = run_child("trap:2");
+    assert_eq!(st.code(), Some(TRAPPED_EXIT), "{st:?} {err}");
+    assert!(err.contains("execve"), "{err}");
+}
+
+#[test]
+fn disabled_policy_lets_the_syscall_through() {
+    let (st, err) = run_child("disabled:1");
+    assert_eq!(st.code(), Some(SURVIVED_EXIT), "{st:?} {err}");
+}
+
+#[test]
+fn callers_threads_keep_their_syscalls() {
+    let sb = Sandbox::micro().unwrap();
+    sb.ping().unwrap();
+    let check = || {
+        // SAFETY: plain syscall; the fd is closed right away.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        assert!(fd >= 0, "socket() on a caller thread failed");
+        // SAFETY: fd is ours.
+        unsafe { libc::close(fd) };
+        let out = Command::new("/bin/echo").arg("still free").output().unwrap();
+        assert_eq!(out.stdout, b"still free\n");
+        std::fs::read("/proc/self/status").unwrap();
+    };
+    check();
+    std::thread::spawn(check).join().unwrap();
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    assert!(status.lines().any(|l| l.starts_with("Seccomp:") && l.ends_with('0')), "{status}");
+    sb.ping().unwrap();
+}
