@@ -43,6 +43,9 @@ pub enum Error {
     /// The Linux kernel, initrd or command line could not be loaded.
     #[error(transparent)]
     LinuxBoot(#[from] crate::vmm::boot::linux::LinuxBootError),
+    /// The MP table (CPU list for Linux) could not be written.
+    #[error(transparent)]
+    MpTable(#[from] crate::vmm::boot::mptable::MpTableError),
     /// More devices than IRQ lines.
     #[error("{count} devices configured, at most {max} are supported")]
     TooManyDevices {

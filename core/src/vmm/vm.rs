@@ -158,6 +158,7 @@ impl Vm {
                 let cmdline = linux_cmdline(host, &placed.cmdline, &cfg.cmdline);
                 let image = LinuxImage { kernel, initrd: initrd.as_deref(), cmdline: &cmdline };
                 let e = load_linux(&mem, &image)?;
+                super::boot::mptable::write(&mem, vcpus)?;
                 (e.entry.0, e.boot_params.0)
             }
         };
