@@ -27,6 +27,14 @@ fn policy() -> SeccompPolicy {
     }
 }
 
+/// Tests here run one at a time: the throughput numbers and the idle-CPU check
+/// (which measures the whole process) mean nothing with other VMs running.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Guest {
     vm: Vm,
     uds: PathBuf,
@@ -117,9 +125,9 @@ fn expect_error(m: Message, want: ErrorCode) -> String {
 
 #[test]
 fn control_port_serves_ping_echo_and_errors_then_shuts_down() {
+    let _serial = serial();
     let g = boot(None);
     let (mut c, hello) = Control::open(&g.uds);
-    eprintln!("trapped: {:?}", kvmsandbox::seccomp::take_trapped());
     assert_eq!(hello.kind, "micro");
     assert_ne!(hello.capabilities & caps::ECHO, 0);
     assert_eq!(c.call(Message::Ping { nonce: 0xfeed }), Message::Pong { nonce: 0xfeed });
@@ -147,10 +155,14 @@ fn control_port_serves_ping_echo_and_errors_then_shuts_down() {
     assert_eq!(c2.call(Message::Ping { nonce: 7 }), Message::Pong { nonce: 7 });
     assert_eq!(c.call(Message::Shutdown), Message::Ok);
     assert_eq!(g.vm.wait().unwrap(), VmExit::Exited(0));
+    let out = g.vm.console_output();
+    assert!(out.contains("agent: shutdown requested"), "{out}");
+    eprintln!("{}", out.lines().find(|l| l.starts_with("vsock stats")).unwrap_or("no stats line"));
 }
 
 #[test]
 fn disk_requests_read_write_and_flush() {
+    let _serial = serial();
     let disk = common::temp_file("vsock-disk.img", &vec![0u8; 1 << 20]);
     let g = boot(Some(&disk));
     let (mut c, hello) = Control::open(&g.uds);
@@ -163,6 +175,14 @@ fn disk_requests_read_write_and_flush() {
     let file = std::fs::read(&disk).unwrap();
     assert_eq!(&file[1000..4000], &data[..]);
     assert!(file[..1000].iter().chain(&file[4000..]).all(|&b| b == 0));
+    // A big aligned write and read back (timed).
+    let big: Vec<u8> = (0..512 * 1024u32).map(|i| (i ^ (i >> 11)) as u8).collect();
+    let t = Instant::now();
+    assert_eq!(c.call(Message::DiskWrite { disk: 0, offset: 512 * 1024, data: big.clone() }), Message::Ok);
+    let tw = t.elapsed();
+    let t = Instant::now();
+    assert_eq!(c.call(Message::DiskRead { disk: 0, offset: 512 * 1024, len: 512 * 1024 }), Message::DiskData { data: big });
+    eprintln!("disk over the agent: 512 KiB write {tw:?}, read {:?}", t.elapsed());
     let m = c.call(Message::DiskRead { disk: 0, offset: (1 << 20) - 10, len: 100 });
     expect_error(m, ErrorCode::Invalid);
     let m = c.call(Message::DiskFlush { disk: 3 });
@@ -193,6 +213,7 @@ fn echo_roundtrip(uds: &Path, len: usize, seed: u8) -> Duration {
 
 #[test]
 fn echo_and_sink_ports_move_bytes() {
+    let _serial = serial();
     let g = boot(None);
     let len = 4 << 20;
     let el = echo_roundtrip(&g.uds, len, 1);
@@ -216,6 +237,7 @@ fn echo_and_sink_ports_move_bytes() {
 
 #[test]
 fn eight_streams_at_once() {
+    let _serial = serial();
     let g = boot(None);
     let uds = g.uds.clone();
     let mut hs: Vec<_> = (0..8u8)
@@ -238,6 +260,7 @@ fn eight_streams_at_once() {
 
 #[test]
 fn unknown_port_is_refused() {
+    let _serial = serial();
     let g = boot(None);
     let mut s = UnixStream::connect(&g.uds).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -245,5 +268,63 @@ fn unknown_port_is_refused() {
     let mut line = String::new();
     let n = BufReader::new(&mut s).read_line(&mut line).unwrap_or(0);
     assert!(n == 0 || !line.starts_with("OK"), "port 4242 was accepted: {line:?}");
+    g.vm.kill();
+}
+
+#[test]
+fn guest_connects_out_to_a_host_listener() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("kvmsb-mv-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let uds = dir.join("v.sock");
+    let _ = std::fs::remove_file(&uds);
+    let listen_path = PathBuf::from(format!("{}_5000", uds.display()));
+    let _ = std::fs::remove_file(&listen_path);
+    let listener = std::os::unix::net::UnixListener::bind(&listen_path).unwrap();
+    let host = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut line = String::new();
+        BufReader::new(&mut s).read_line(&mut line).unwrap();
+        s.write_all(b"pong from the host\n").unwrap();
+        s.shutdown(std::net::Shutdown::Both).unwrap();
+        line
+    });
+    let cfg = VmConfig::micro()
+        .vsock(&uds)
+        .cmdline("test=vsock-connect port=5000")
+        .seccomp(policy())
+        .start_timeout(Duration::from_secs(20));
+    let vm = Vm::start(cfg).unwrap();
+    let exit = vm.wait_timeout(Some(Duration::from_secs(20))).unwrap();
+    let out = vm.console_output();
+    assert_eq!(exit, Some(VmExit::Exited(0)), "{out}");
+    assert_eq!(host.join().unwrap(), "hello from the micro guest\n");
+    assert!(out.contains("vsock-connect: reply pong from the host"), "{out}");
+    std::fs::remove_file(&listen_path).ok();
+}
+
+/// CPU time (user + system) this process has used so far.
+fn process_cpu_time() -> Duration {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[test]
+fn idle_agent_sleeps_in_hlt() {
+    let _serial = serial();
+    let g = boot(None);
+    // An open, quiet connection must not make the guest poll either.
+    let (mut c, _) = Control::open(&g.uds);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = process_cpu_time();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = process_cpu_time() - before;
+    eprintln!("idle guest with an open connection: {used:?} CPU per second");
+    assert!(used < Duration::from_millis(100), "the idle guest burns CPU: {used:?} per second");
+    assert_eq!(c.call(Message::Ping { nonce: 3 }), Message::Pong { nonce: 3 });
     g.vm.kill();
 }

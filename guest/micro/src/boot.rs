@@ -16,7 +16,7 @@ core::arch::global_asm!(
     entry = sym rust_entry,
 );
 
-extern "sysv64" fn rust_entry(info: *const BootInfo, cpu: u64) -> ! {
+pub(crate) extern "sysv64" fn rust_entry(info: *const BootInfo, cpu: u64) -> ! {
     if cpu != 0 {
         crate::smp::ap_main(cpu)
     }

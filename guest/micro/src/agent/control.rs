@@ -1,0 +1,222 @@
+//! The control port: `kvmsandbox_proto` frames. Hello first, then one request at
+//! a time per connection (replies carry the request id). Replies are sent with
+//! the blocking `send`, which keeps servicing the device while it waits for
+//! credit.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use kvmsandbox_proto::msg::{caps, Hello, WasmSpec};
+use kvmsandbox_proto::{ErrorCode, Frame, FrameDecoder, Message, PROTOCOL_VERSION};
+
+use super::{disk, Step};
+use crate::virtio::blk::Blk;
+use crate::virtio::vsock::{ConnId, Vsock, VsockError};
+use crate::wasm::{self, OutStream, WasmOutcome};
+
+/// Bytes read from the connection per step.
+const READ_CHUNK: usize = 64 * 1024;
+/// Largest module we accept (bounded by RAM anyway; refuse absurd claims early).
+const MAX_MODULE: u64 = 64 << 20;
+/// Largest `DiskRead` answered in one `DiskData` frame.
+const MAX_DISK_READ: u32 = kvmsandbox_proto::frame::MAX_CHUNK as u32;
+
+/// A module being received.
+struct PendingWasm {
+    request_id: u32,
+    spec: WasmSpec,
+    module: Vec<u8>,
+}
+
+/// One control connection.
+pub struct Control {
+    decoder: FrameDecoder,
+    wasm: Option<PendingWasm>,
+}
+
+fn send_frame(vs: &mut Vsock, conn: ConnId, id: u32, msg: Message) -> Result<(), VsockError> {
+    match Frame::new(id, msg).encode() {
+        Ok(bytes) => vs.send_vec(conn, bytes),
+        // Only an oversized payload fails to encode; report it instead.
+        Err(e) => {
+            let msg = Message::Error { code: ErrorCode::Internal, message: format!("{e}") };
+            let bytes = Frame::new(id, msg).encode().unwrap_or_default();
+            vs.send_vec(conn, bytes)
+        }
+    }
+}
+
+fn error(code: ErrorCode, message: String) -> Message {
+    Message::Error { code, message }
+}
+
+impl Control {
+    /// Greets the host on a new connection.
+    pub fn new(vs: &mut Vsock, conn: ConnId, _disks: usize) -> Self {
+        let mut capabilities = caps::DISK | caps::ECHO;
+        if wasm::AVAILABLE {
+            capabilities |= caps::WASM;
+        }
+        let hello = Hello { version: u16::from(PROTOCOL_VERSION), kind: String::from("micro"), capabilities };
+        // A failure means the peer is gone; the next step notices and closes.
+        let _ = send_frame(vs, conn, 0, Message::Hello(hello));
+        Control { decoder: FrameDecoder::new(), wasm: None }
+    }
+
+    /// Reads what arrived and answers every whole frame.
+    pub fn step(&mut self, vs: &mut Vsock, conn: ConnId, disks: &mut [Blk]) -> Step {
+        let mut progress = false;
+        if vs.available(conn) > 0 {
+            let decoder = &mut self.decoder;
+            if let Ok(n) = vs.recv_with(conn, READ_CHUNK, |bytes| decoder.feed(bytes)) {
+                progress = n > 0;
+            }
+        }
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(frame)) => match self.handle(vs, conn, disks, frame) {
+                    Ok(false) => {}
+                    Ok(true) => return Step::Shutdown,
+                    Err(_) => {
+                        vs.close(conn);
+                        return Step::Done;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    // Out of sync: say why, then drop the connection.
+                    let _ = send_frame(vs, conn, 0, error(ErrorCode::Invalid, format!("bad frame: {e}")));
+                    vs.close(conn);
+                    return Step::Done;
+                }
+            }
+        }
+        if vs.at_eof(conn) {
+            vs.close(conn);
+            return Step::Done;
+        }
+        if progress { Step::Progress } else { Step::Idle }
+    }
+
+    /// Answers one frame; `Ok(true)` means shut the guest down.
+    fn handle(&mut self, vs: &mut Vsock, conn: ConnId, disks: &mut [Blk], f: Frame) -> Result<bool, VsockError> {
+        let id = f.request_id;
+        let reply = match f.msg {
+            Message::Ping { nonce } => Message::Pong { nonce },
+            Message::Echo { data } => Message::EchoReply { data },
+            Message::Shutdown => {
+                send_frame(vs, conn, id, Message::Ok)?;
+                return Ok(true);
+            }
+            Message::DiskRead { disk, offset, len } => match disks.get_mut(disk as usize) {
+                None => no_disk(disk, disks.len()),
+                Some(_) if len > MAX_DISK_READ => {
+                    error(ErrorCode::Invalid, format!("read of {len} bytes exceeds {MAX_DISK_READ}"))
+                }
+                Some(b) => match disk::read(b, offset, len as usize) {
+                    Ok(data) => Message::DiskData { data },
+                    Err(e) => disk_error(e),
+                },
+            },
+            Message::DiskWrite { disk, offset, data } => match disks.get_mut(disk as usize) {
+                None => no_disk(disk, disks.len()),
+                Some(b) => match disk::write(b, offset, &data) {
+                    Ok(()) => Message::Ok,
+                    Err(e) => disk_error(e),
+                },
+            },
+            Message::DiskFlush { disk } => match disks.get_mut(disk as usize) {
+                None => no_disk(disk, disks.len()),
+                Some(b) => match b.flush() {
+                    Ok(()) => Message::Ok,
+                    Err(e) => disk_error(e),
+                },
+            },
+            Message::RunWasm(spec) => {
+                if spec.module_len > MAX_MODULE {
+                    error(ErrorCode::Invalid, format!("module of {} bytes exceeds {MAX_MODULE}", spec.module_len))
+                } else {
+                    let module = Vec::with_capacity(spec.module_len as usize);
+                    self.wasm = Some(PendingWasm { request_id: id, spec, module });
+                    return Ok(false);
+                }
+            }
+            Message::Data { data } => match self.wasm.as_mut() {
+                Some(p) if p.request_id == id => {
+                    if (p.module.len() + data.len()) as u64 > p.spec.module_len {
+                        self.wasm = None;
+                        error(ErrorCode::Invalid, String::from("module data exceeds the announced module_len"))
+                    } else {
+                        p.module.extend_from_slice(&data);
+                        return Ok(false);
+                    }
+                }
+                _ => error(ErrorCode::Invalid, format!("Data for request {id} which is not receiving a module")),
+            },
+            Message::DataEnd => match self.wasm.take() {
+                Some(p) if p.request_id == id => return run(vs, conn, p).map(|()| false),
+                other => {
+                    self.wasm = other;
+                    error(ErrorCode::Invalid, format!("DataEnd for request {id} which is not receiving a module"))
+                }
+            },
+            other => error(ErrorCode::Unsupported, format!("the micro guest does not serve {}", other.name())),
+        };
+        send_frame(vs, conn, id, reply)?;
+        Ok(false)
+    }
+}
+
+fn no_disk(disk: u32, count: usize) -> Message {
+    error(ErrorCode::NotFound, format!("no disk {disk} (the guest has {count})"))
+}
+
+fn disk_error(e: crate::virtio::blk::BlkError) -> Message {
+    use crate::virtio::blk::BlkError as B;
+    let code = match e {
+        B::Unaligned { .. } | B::OutOfRange { .. } => ErrorCode::Invalid,
+        B::ReadOnly => ErrorCode::PermissionDenied,
+        B::Unsupported { .. } => ErrorCode::Unsupported,
+        _ => ErrorCode::Io,
+    };
+    error(code, format!("{e}"))
+}
+
+/// Runs a fully received module, streaming its output as it goes.
+fn run(vs: &mut Vsock, conn: ConnId, p: PendingWasm) -> Result<(), VsockError> {
+    let id = p.request_id;
+    if p.module.len() as u64 != p.spec.module_len {
+        let msg = format!("module has {} bytes, {} announced", p.module.len(), p.spec.module_len);
+        return send_frame(vs, conn, id, error(ErrorCode::Invalid, msg));
+    }
+    let mut failed = None;
+    let mut output = |stream: OutStream, bytes: &[u8]| {
+        if failed.is_some() {
+            return;
+        }
+        for chunk in bytes.chunks(kvmsandbox_proto::frame::MAX_CHUNK) {
+            let data = chunk.to_vec();
+            let msg = match stream {
+                OutStream::Stdout => Message::Stdout { data },
+                OutStream::Stderr => Message::Stderr { data },
+            };
+            if let Err(e) = send_frame(vs, conn, id, msg) {
+                failed = Some(e);
+                return;
+            }
+        }
+    };
+    let outcome = wasm::run_wasm(&p.spec, &p.module, &mut output);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let reply = match outcome {
+        WasmOutcome::Exit(code) => Message::WasmExit { code },
+        WasmOutcome::Trap(message) => Message::WasmTrap { message },
+        WasmOutcome::OutOfFuel => Message::OutOfFuel,
+        WasmOutcome::Error(kind, message) => Message::WasmError { kind, message },
+        WasmOutcome::Unsupported(message) => error(ErrorCode::Unsupported, message),
+    };
+    send_frame(vs, conn, id, reply)
+}
