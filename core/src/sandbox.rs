@@ -161,7 +161,15 @@ impl Sandbox {
     }
 
     fn new_client(&self, timeout: Option<Duration>) -> std::result::Result<AgentClient, AgentError> {
-        AgentClient::from_connector(self.connector.clone(), timeout.unwrap_or(self.timeout))
+        let t = timeout.unwrap_or(self.timeout);
+        match AgentClient::from_connector(self.connector.clone(), t) {
+            // A connection refused or reset while the guest was busy: one retry.
+            Err(AgentError::Disconnected { .. } | AgentError::Io { .. }) if self.vm.as_ref().is_none_or(|v| v.is_running()) => {
+                std::thread::sleep(Duration::from_millis(20));
+                AgentClient::from_connector(self.connector.clone(), t)
+            }
+            r => r,
+        }
     }
 
     /// Maps an agent failure, noticing when the VM itself is what died.

@@ -42,7 +42,10 @@ pub const CREDIT_UPDATE_THRESHOLD: u32 = TX_BUF_SIZE / 4;
 /// The most credit we believe a guest's `buf_alloc` can give us.
 pub const MAX_PEER_BUF_ALLOC: u32 = 4 * 1024 * 1024;
 /// How long a host-initiated connection waits for the guest's RESPONSE.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Firecracker uses 2 s; a single-threaded guest agent that is busy (a long disk
+/// request, a WASM run) under an emulating KVM (PVM) can take longer to poll its
+/// queues, and a refused connection is worse than a slow one.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after a host hang-up we wait for the guest's RST before sending ours.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
