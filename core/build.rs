@@ -20,8 +20,10 @@ fn main() {
     for p in ["src", "Cargo.toml", "Cargo.lock", "link.ld", ".cargo/config.toml", "build.rs"] {
         println!("cargo:rerun-if-changed={}", guest.join(p).display());
     }
-    for p in ["src", "Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", root.join("guest/proto").join(p).display());
+    for dep in ["guest/proto", "guest/wasm-runner"] {
+        for p in ["src", "Cargo.toml"] {
+            println!("cargo:rerun-if-changed={}", root.join(dep).join(p).display());
+        }
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // target/<profile>/build/<pkg>/out -> target/guest-micro, shared by all profiles.

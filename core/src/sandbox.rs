@@ -297,9 +297,13 @@ impl Sandbox {
             _ => None,
         };
         let mut req = req.clone();
-        if let Some(t) = wall_timeout {
-            req.timeout = Some(req.timeout.unwrap_or(t).max(t + Duration::from_secs(1)));
-        }
+        // Silence is normal while a module computes (an emulating host runs well
+        // under a million WASM instructions a second): the wall-clock deadline, not
+        // the agent's silence timeout, bounds a run.
+        req.timeout = Some(match wall_timeout {
+            Some(t) => req.timeout.unwrap_or(t).max(t + Duration::from_secs(1)),
+            None => req.timeout.unwrap_or(WASM_SILENCE_TIMEOUT),
+        });
         let r = self.with_client("run_wasm", |c| c.run_wasm(&req, on_output));
         drop(done_tx);
         if let Some(w) = watchdog {
@@ -374,6 +378,9 @@ impl Drop for Sandbox {
         }
     }
 }
+
+/// How long `run_wasm` without a wall-clock deadline tolerates a silent guest.
+pub const WASM_SILENCE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The Linux agent's ready line on the console.
 pub const LINUX_AGENT_MARKER: &str = "kvmsandbox-agent ready";

@@ -151,7 +151,7 @@ impl Vm {
                         &owned
                     }
                 };
-                let e = micro::load(&mem, elf, &cfg.cmdline, cfg.vcpus, &placed.infos, flags, random_seed())?;
+                let e = micro::load(&mem, elf, &cfg.cmdline, cfg.vcpus, &placed.infos, flags, random_seed(), 0)?;
                 (e.entry, e.boot_info)
             }
             Guest::Linux { kernel, initrd } => {
@@ -167,6 +167,12 @@ impl Vm {
         let mut fds = Vec::with_capacity(vcpus as usize);
         for i in 0..vcpus {
             fds.push(Self::setup_vcpu(&kvm, &vm, i, vcpus, host, is_linux, entry, arg)?);
+        }
+        if !is_linux {
+            // The micro guest's clock: rdtsc scaled by KVM's TSC rate (0 = unknown).
+            if let Some(khz) = fds.first().and_then(|f| f.get_tsc_khz().ok()) {
+                micro::set_tsc_khz(&mem, u64::from(khz))?;
+            }
         }
 
         let reset = if is_linux { ResetMeaning::CleanExit } else { ResetMeaning::Fault };

@@ -17,6 +17,7 @@
 //! | `blk-selftest` | pattern write/read on disk 0, checksum line, exit 0/1 |
 //! | `vsock-connect port=<p>` | connect out to host port `p`, print the reply |
 //! | `bench` | time the data-path primitives (see `bench.rs`) |
+//! | `hostile-<name>` | attack the VMM, then serve as the agent (see `hostile.rs`) |
 #![no_std]
 #![no_main]
 
@@ -28,6 +29,7 @@ mod boot;
 mod cmdline;
 mod devices;
 mod heap;
+mod hostile;
 mod idt;
 mod interrupts;
 mod io;
@@ -49,6 +51,7 @@ fn main(info: &'static BootInfo) -> ! {
     println!("memory: {} MiB", info.mem_size >> 20);
     let heap = heap::init(info.mem_size);
     println!("heap: {} KiB", heap >> 10);
+    wasm::init(info, heap);
     let cmd = cmdline::Cmdline::from_boot_info(info);
     interrupts::init(devices::irq_mask(info));
     smp::wait_for_aps(info.num_cpus);
@@ -61,6 +64,7 @@ fn main(info: &'static BootInfo) -> ! {
         Some("spin") => io::spin_forever(),
         Some("early-panic") => panic!("early panic requested on the command line"),
         Some("ud") => interrupts::raise_ud(),
+        Some(m) if m.starts_with("hostile-") => hostile::run(m, info),
         _ => {}
     }
     let mut devs = devices::init(info);

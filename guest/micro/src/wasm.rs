@@ -1,15 +1,21 @@
-//! The hook where the WASM runner plugs in (guest/wasm-runner). Until then every
-//! module gets [`WasmOutcome::Unsupported`], which the agent answers with
-//! `Error{Unsupported}`.
+//! The agent's WASM runs, on the runner in guest/wasm-runner (wasmi, an
+//! interpreter: nothing to JIT under an emulating KVM, fuel metering built in).
+//! This module adapts the wire request to the runner and gives it the guest's
+//! clock (boot time from the host + rdtsc at KVM's TSC rate) and a fresh random
+//! seed per run (the host's seed, stirred with a run counter).
 
+use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kvmsandbox_proto::bootinfo::BootInfo;
 use kvmsandbox_proto::msg::{WasmErrorKind, WasmSpec};
+use kvmsandbox_wasm_runner as runner;
 
 /// Whether this build can run modules (announced in Hello's capabilities).
-pub const AVAILABLE: bool = false;
+pub const AVAILABLE: bool = true;
 
 /// Which output stream a chunk belongs to.
-#[allow(dead_code)] // produced once the runner is plugged in
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutStream {
     Stdout,
@@ -17,7 +23,7 @@ pub enum OutStream {
 }
 
 /// How a run ended.
-#[allow(dead_code)] // produced once the runner is plugged in
+#[allow(dead_code)] // Unsupported is for builds without a runtime
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WasmOutcome {
     /// `_start` returned (0) or the module called `proc_exit(code)`.
@@ -32,9 +38,98 @@ pub enum WasmOutcome {
     Unsupported(String),
 }
 
+static BOOT_NS: AtomicU64 = AtomicU64::new(0);
+static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+static HEAP: AtomicU64 = AtomicU64::new(0);
+static RUNS: AtomicU64 = AtomicU64::new(0);
+static mut SEED: [u8; 32] = [0; 32];
+
+fn rdtsc() -> u64 {
+    // SAFETY: rdtsc only reads the time-stamp counter (emulated on PVM).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Records what runs need from the boot info; called once by the BSP.
+pub fn init(info: &BootInfo, heap: usize) {
+    BOOT_NS.store(info.boot_time_ns, Ordering::Relaxed);
+    let khz = if info.size as usize >= core::mem::size_of::<BootInfo>() { info.tsc_khz } else { 0 };
+    TSC_KHZ.store(khz, Ordering::Relaxed);
+    TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
+    HEAP.store(heap as u64, Ordering::Relaxed);
+    // SAFETY: written once here, before the agent (the only reader) starts.
+    unsafe { SEED = info.random_seed };
+}
+
+/// Nanoseconds since the Unix epoch.
+fn now_ns() -> u64 {
+    let khz = TSC_KHZ.load(Ordering::Relaxed);
+    let boot = BOOT_NS.load(Ordering::Relaxed);
+    if khz == 0 {
+        return boot;
+    }
+    let ticks = rdtsc().wrapping_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    // ticks * 1e6 / khz, without overflow for decades of uptime.
+    boot + (ticks / khz) * 1_000_000 + (ticks % khz) * 1_000_000 / khz
+}
+
+fn next_seed() -> [u8; 32] {
+    // SAFETY: SEED is only written by `init`, before any run.
+    let mut seed = unsafe { SEED };
+    let n = RUNS.fetch_add(1, Ordering::Relaxed).to_le_bytes();
+    for (i, b) in n.iter().enumerate() {
+        seed[i] ^= *b;
+    }
+    seed
+}
+
 /// Runs `module` as described by `req`, streaming its stdout/stderr through
 /// `output` as it runs.
 pub fn run_wasm(req: &WasmSpec, module: &[u8], output: &mut dyn FnMut(OutStream, &[u8])) -> WasmOutcome {
-    let _ = (req, module, output);
-    WasmOutcome::Unsupported(String::from("this micro guest was built without a WASM runtime"))
+    let argv0: &[u8] = b"module.wasm";
+    let mut args: Vec<&[u8]> = req.args.iter().map(|a| a.as_bytes()).collect();
+    if args.is_empty() {
+        args.push(argv0);
+    }
+    let env_strings: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let env: Vec<&[u8]> = env_strings.iter().map(|e| e.as_bytes()).collect();
+    // Default memory cap: half the heap, so a module cannot starve the agent.
+    let cap = HEAP.load(Ordering::Relaxed) / 2;
+    let max_memory = Some(req.max_memory_bytes.map_or(cap, |m| m.min(cap)));
+    let clock = now_ns;
+    let rr = runner::RunRequest {
+        module,
+        args: &args,
+        env: &env,
+        stdin: &req.stdin,
+        fuel: req.fuel,
+        max_memory_bytes: max_memory,
+        random_seed: next_seed(),
+        clock: &clock,
+    };
+    let mut out = |s: runner::Stream, d: &[u8]| {
+        output(
+            match s {
+                runner::Stream::Stdout => OutStream::Stdout,
+                runner::Stream::Stderr => OutStream::Stderr,
+            },
+            d,
+        )
+    };
+    match runner::run(&rr, &mut out) {
+        Ok(runner::Outcome::Exited(code)) => WasmOutcome::Exit(code),
+        Ok(runner::Outcome::Trap(m)) => WasmOutcome::Trap(m),
+        Ok(runner::Outcome::OutOfFuel) => WasmOutcome::OutOfFuel,
+        Ok(runner::Outcome::MemoryLimit { requested, limit }) => WasmOutcome::Error(
+            WasmErrorKind::MemoryLimit,
+            format!("module needs {requested} bytes of linear memory, the limit is {limit}"),
+        ),
+        Err(runner::RunError::InvalidModule(m)) => WasmOutcome::Error(WasmErrorKind::InvalidModule, m),
+        Err(runner::RunError::MissingEntry) => {
+            WasmOutcome::Error(WasmErrorKind::NoEntryPoint, String::from("the module exports no _start function"))
+        }
+        Err(runner::RunError::BadEntry(m)) => WasmOutcome::Error(WasmErrorKind::NoEntryPoint, m),
+        Err(runner::RunError::Link(m)) => WasmOutcome::Error(WasmErrorKind::MissingImport, m),
+        Err(e) => WasmOutcome::Error(WasmErrorKind::Other(0), format!("{e:?}")),
+    }
 }

@@ -82,6 +82,9 @@ pub struct BootInfo {
     pub random_seed: [u8; 32],
     /// Devices, `num_devices` of them valid.
     pub devices: [DeviceInfo; MAX_DEVICES],
+    /// TSC frequency in kHz as KVM reports it (0 = unknown). Lets the guest turn
+    /// `rdtsc` into wall-clock time since `boot_time_ns` without a clock device.
+    pub tsc_khz: u64,
 }
 
 impl BootInfo {
@@ -100,6 +103,7 @@ impl BootInfo {
             boot_time_ns: 0,
             random_seed: [0; 32],
             devices: [DeviceInfo::default(); MAX_DEVICES],
+            tsc_khz: 0,
         }
     }
 
@@ -123,7 +127,7 @@ mod tests {
     #[test]
     fn layout_is_stable_and_padding_free() {
         assert_eq!(core::mem::size_of::<DeviceInfo>(), 24);
-        assert_eq!(core::mem::size_of::<BootInfo>(), 8 + 4 + 4 + 8 + 4 + 4 + 8 + 8 + 8 + 8 + 32 + 24 * 8);
+        assert_eq!(core::mem::size_of::<BootInfo>(), 8 + 4 + 4 + 8 + 4 + 4 + 8 + 8 + 8 + 8 + 32 + 24 * 8 + 8);
         let b = BootInfo::new(64 << 20, 2);
         assert_eq!(&b.as_bytes()[..8], b"KVMSBOOT");
     }

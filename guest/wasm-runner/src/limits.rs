@@ -1,0 +1,162 @@
+//! Resource caps for one run, enforced through wasmi's `ResourceLimiter`.
+//!
+//! The memory cap counts the bytes of all linear memories together (multi-
+//! memory is enabled). A refused request is remembered so the runner can say
+//! why a run failed:
+//! - a module whose initial memory exceeds the cap fails to instantiate and
+//!   the run reports `Outcome::MemoryLimit`;
+//! - a `memory.grow` past the cap returns -1 to the module, as the spec
+//!   prescribes, and the module carries on (allocators handle that). If the
+//!   run then ends in a trap (the usual fate of a program whose allocator
+//!   gave up: `abort` is `unreachable`), the outcome is `MemoryLimit` rather
+//!   than `Trap`; a run that exits normally reports its exit code.
+//!
+//! Tables are capped by element count and instances/tables/memories by number,
+//! so a hostile module cannot make the guest allocate without bound.
+
+use wasmi::errors::{MemoryError, TableError};
+use wasmi::ResourceLimiter;
+use wasmi_core::LimiterError;
+
+/// Most table elements a module may have (each is a few bytes of host memory).
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Most instances per store: one module per run.
+const MAX_INSTANCES: usize = 1;
+/// Most tables per module.
+const MAX_TABLES: usize = 16;
+/// Most linear memories per module.
+const MAX_MEMORIES: usize = 4;
+
+/// A memory request the cap refused.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Total bytes of linear memory the module asked to have.
+    pub requested: u64,
+    /// The cap.
+    pub limit: u64,
+}
+
+/// The limiter installed in each run's store.
+#[derive(Debug)]
+pub struct MemoryCap {
+    limit: Option<u64>,
+    in_use: u64,
+    last_growth: u64,
+    refused: Option<Refusal>,
+}
+
+impl MemoryCap {
+    /// A cap of `limit` bytes of linear memory in total (`None`: only the
+    /// wasm32 maximum of 4 GiB per memory applies).
+    pub fn new(limit: Option<u64>) -> Self {
+        MemoryCap {
+            limit,
+            in_use: 0,
+            last_growth: 0,
+            refused: None,
+        }
+    }
+
+    /// The first request the cap refused, if any.
+    pub fn refused(&self) -> Option<Refusal> {
+        self.refused
+    }
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, LimiterError> {
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
+        }
+        let growth = (desired as u64).saturating_sub(current as u64);
+        let requested = self.in_use.saturating_add(growth);
+        if let Some(limit) = self.limit {
+            if requested > limit {
+                self.refused.get_or_insert(Refusal { requested, limit });
+                return Ok(false);
+            }
+        }
+        self.in_use = requested;
+        self.last_growth = growth;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: &MemoryError) -> Result<(), LimiterError> {
+        // The allocation itself failed after we counted it: give it back.
+        self.in_use = self.in_use.saturating_sub(self.last_growth);
+        self.last_growth = 0;
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, LimiterError> {
+        let within_max = maximum.is_none_or(|maximum| desired <= maximum);
+        Ok(within_max && desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn table_grow_failed(&mut self, _error: &TableError) -> Result<(), LimiterError> {
+        Ok(())
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_all_memories_and_records_first_refusal() {
+        let mut cap = MemoryCap::new(Some(100));
+        assert_eq!(cap.memory_growing(0, 60, None).ok(), Some(true));
+        assert_eq!(cap.memory_growing(0, 30, None).ok(), Some(true));
+        assert_eq!(cap.memory_growing(30, 50, None).ok(), Some(false));
+        assert_eq!(
+            cap.refused(),
+            Some(Refusal {
+                requested: 110,
+                limit: 100
+            })
+        );
+        assert_eq!(cap.memory_growing(60, 200, None).ok(), Some(false));
+        assert_eq!(
+            cap.refused(),
+            Some(Refusal {
+                requested: 110,
+                limit: 100
+            })
+        );
+        assert_eq!(cap.memory_growing(30, 40, None).ok(), Some(true));
+    }
+
+    #[test]
+    fn uncapped_respects_declared_maximum_only() {
+        let mut cap = MemoryCap::new(None);
+        assert_eq!(cap.memory_growing(0, 1 << 30, None).ok(), Some(true));
+        assert_eq!(cap.memory_growing(0, 20, Some(10)).ok(), Some(false));
+        assert_eq!(cap.refused(), None);
+        assert_eq!(
+            cap.table_growing(0, MAX_TABLE_ELEMENTS + 1, None).ok(),
+            Some(false)
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! The inputs and results of one run.
+
+use alloc::string::String;
+
+/// Everything one run needs. All borrowed: the runner copies nothing it can
+/// avoid (the guest is slow and memory is small).
+pub struct RunRequest<'a> {
+    /// The WebAssembly module's bytes.
+    pub module: &'a [u8],
+    /// argv, argv[0] included.
+    pub args: &'a [&'a [u8]],
+    /// Environment strings, each `K=V`.
+    pub env: &'a [&'a [u8]],
+    /// All of standard input; reads past its end see end of file.
+    pub stdin: &'a [u8],
+    /// Fuel (≈ wasm instructions) the run may use; `None`: unmetered, which
+    /// is also faster.
+    pub fuel: Option<u64>,
+    /// Cap on all linear memory together, in bytes; `None`: no cap beyond
+    /// wasm32's 4 GiB. The guest should always pass one.
+    pub max_memory_bytes: Option<u64>,
+    /// Seed of `random_get`'s ChaCha20 stream.
+    pub random_seed: [u8; 32],
+    /// Wall clock: nanoseconds since the Unix epoch.
+    pub clock: &'a dyn Fn() -> u64,
+}
+
+/// Which output stream bytes were written to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// fd 1.
+    Stdout,
+    /// fd 2.
+    Stderr,
+}
+
+/// How a run that started ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `proc_exit(code)`, or `_start` returned (code 0).
+    Exited(i32),
+    /// The module trapped (unreachable, out-of-bounds access, division by
+    /// zero, stack overflow, ...); the message says which.
+    Trap(String),
+    /// The fuel ran out.
+    OutOfFuel,
+    /// The module asked for more linear memory than the cap, then trapped
+    /// or could not be instantiated (see `limits.rs`).
+    MemoryLimit {
+        /// Total bytes it asked to have.
+        requested: u64,
+        /// The cap.
+        limit: u64,
+    },
+}
+
+/// Measurements of a run.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Fuel used (≈ instructions executed), when the run was metered.
+    pub fuel_consumed: Option<u64>,
+}

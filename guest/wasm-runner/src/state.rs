@@ -1,0 +1,13 @@
+//! What a run's wasmi `Store` carries: the WASI state and the resource cap.
+//! Both are created fresh for every run and dropped with its store.
+
+use crate::limits::MemoryCap;
+use crate::wasi::ctx::WasiCtx;
+
+/// The `T` of `Store<T>` for one run.
+pub struct StoreData<'a> {
+    /// State the WASI host functions read and update.
+    pub wasi: WasiCtx<'a>,
+    /// The limiter wasmi consults when memories and tables grow.
+    pub cap: MemoryCap,
+}

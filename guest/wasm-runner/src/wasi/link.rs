@@ -1,0 +1,233 @@
+//! Glue from wasmi imports to the functions in `funcs.rs`.
+//!
+//! The linker is built per module from that module's own import list: each
+//! `wasi_snapshot_preview1` function we implement is defined with its typed
+//! signature; any other function of that module gets a stub of exactly the
+//! imported type that returns `ENOSYS`, so a program that merely references
+//! e.g. `path_open` still instantiates and runs. Imports from any other
+//! module are refused by name.
+
+use alloc::collections::BTreeSet;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use wasmi::{Caller, Error, Extern, ExternType, FuncType, Linker, Module, Val, ValType};
+
+use super::abi::Errno;
+use super::ctx::WasiCtx;
+use super::funcs;
+use crate::state::StoreData;
+
+/// The module name of WASI preview 1.
+pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// Why a module's imports cannot be satisfied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// The module imports from a module other than WASI preview 1.
+    #[error("unknown import {module}::{name}")]
+    UnknownModule {
+        /// Import module name.
+        module: String,
+        /// Import field name.
+        name: String,
+    },
+    /// The module imports a WASI item that is not a function.
+    #[error("import {module}::{name} is not a function")]
+    NotAFunction {
+        /// Import module name.
+        module: String,
+        /// Import field name.
+        name: String,
+    },
+    /// wasmi refused a definition (a duplicate, normally impossible here).
+    #[error("cannot define {name}: {message}")]
+    Define {
+        /// Import field name.
+        name: String,
+        /// wasmi's message.
+        message: String,
+    },
+}
+
+/// Runs `f` on the module's exported `memory` (or an empty one if it exports
+/// none, so every pointer is then out of bounds: EFAULT) and the run's state.
+fn with_mem<'a, R>(
+    caller: &mut Caller<'_, StoreData<'a>>,
+    f: impl FnOnce(&mut WasiCtx<'a>, &mut [u8]) -> R,
+) -> R {
+    match caller.get_export("memory").and_then(Extern::into_memory) {
+        Some(memory) => {
+            let (mem, data) = memory.data_and_store_mut(caller);
+            f(&mut data.wasi, mem)
+        }
+        None => f(&mut caller.data_mut().wasi, &mut []),
+    }
+}
+
+type Ctx<'c, 'a> = Caller<'c, StoreData<'a>>;
+
+/// Wasm passes u32 pointers, lengths and fds as i32: reinterpret the bits.
+fn u(value: i32) -> u32 {
+    value as u32
+}
+
+fn ok(errno: Errno) -> Result<i32, Error> {
+    Ok(errno.to_i32())
+}
+
+/// Defines the WASI function `name` in `linker`, or an ENOSYS stub of type
+/// `ty` if we do not implement it. Returns wasmi's error if it refuses.
+fn define<'a>(
+    linker: &mut Linker<StoreData<'a>>,
+    name: &str,
+    ty: FuncType,
+) -> Result<(), wasmi::errors::LinkerError> {
+    let m = WASI_MODULE;
+    match name {
+        "args_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, argv: i32, buf: i32| {
+            ok(with_mem(&mut c, |ctx, mem| {
+                funcs::args_get(ctx, mem, u(argv), u(buf))
+            }))
+        }),
+        "args_sizes_get" => {
+            linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, argc: i32, size: i32| {
+                ok(with_mem(&mut c, |ctx, mem| {
+                    funcs::args_sizes_get(ctx, mem, u(argc), u(size))
+                }))
+            })
+        }
+        "environ_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, env: i32, buf: i32| {
+            ok(with_mem(&mut c, |ctx, mem| {
+                funcs::environ_get(ctx, mem, u(env), u(buf))
+            }))
+        }),
+        "environ_sizes_get" => {
+            linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, count: i32, size: i32| {
+                ok(with_mem(&mut c, |ctx, mem| {
+                    funcs::environ_sizes_get(ctx, mem, u(count), u(size))
+                }))
+            })
+        }
+        "fd_write" => linker.func_wrap(
+            m,
+            name,
+            |mut c: Ctx<'_, 'a>, fd: i32, iovs: i32, len: i32, out: i32| {
+                ok(with_mem(&mut c, |ctx, mem| {
+                    funcs::fd_write(ctx, mem, u(fd), u(iovs), u(len), u(out))
+                }))
+            },
+        ),
+        "fd_read" => linker.func_wrap(
+            m,
+            name,
+            |mut c: Ctx<'_, 'a>, fd: i32, iovs: i32, len: i32, out: i32| {
+                ok(with_mem(&mut c, |ctx, mem| {
+                    funcs::fd_read(ctx, mem, u(fd), u(iovs), u(len), u(out))
+                }))
+            },
+        ),
+        "fd_close" => linker.func_wrap(m, name, |_: Ctx<'_, 'a>, fd: i32| {
+            ok(funcs::fd_close(u(fd)))
+        }),
+        "fd_fdstat_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32, stat: i32| {
+            ok(with_mem(&mut c, |_, mem| {
+                funcs::fd_fdstat_get(mem, u(fd), u(stat))
+            }))
+        }),
+        "fd_prestat_get" => linker.func_wrap(m, name, |_: Ctx<'_, 'a>, fd: i32, _out: i32| {
+            ok(funcs::fd_prestat_get(u(fd)))
+        }),
+        "fd_prestat_dir_name" => {
+            linker.func_wrap(m, name, |_: Ctx<'_, 'a>, fd: i32, _p: i32, _l: i32| {
+                ok(funcs::fd_prestat_get(u(fd)))
+            })
+        }
+        "fd_seek" => linker.func_wrap(
+            m,
+            name,
+            |_: Ctx<'_, 'a>, fd: i32, _off: i64, whence: i32, _out: i32| {
+                ok(funcs::fd_seek(u(fd), u(whence)))
+            },
+        ),
+        "clock_time_get" => linker.func_wrap(
+            m,
+            name,
+            |mut c: Ctx<'_, 'a>, id: i32, _precision: i64, out: i32| {
+                ok(with_mem(&mut c, |ctx, mem| {
+                    funcs::clock_time_get(ctx, mem, u(id), u(out))
+                }))
+            },
+        ),
+        "clock_res_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, id: i32, out: i32| {
+            ok(with_mem(&mut c, |_, mem| {
+                funcs::clock_res_get(mem, u(id), u(out))
+            }))
+        }),
+        "random_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, buf: i32, len: i32| {
+            ok(with_mem(&mut c, |ctx, mem| {
+                funcs::random_get(ctx, mem, u(buf), u(len))
+            }))
+        }),
+        "sched_yield" => linker.func_wrap(m, name, |_: Ctx<'_, 'a>| ok(Errno::SUCCESS)),
+        // A host trap carrying the exit code; `outcome.rs` turns it into Exited.
+        "proc_exit" => {
+            linker.func_wrap(m, name, |_: Ctx<'_, 'a>, code: i32| -> Result<(), Error> {
+                Err(Error::i32_exit(code))
+            })
+        }
+        _ => {
+            let result_types: Vec<ValType> = ty.results().to_vec();
+            linker.func_new(
+                m,
+                name,
+                ty,
+                move |_: Ctx<'_, 'a>, _params: &[Val], results: &mut [Val]| {
+                    enosys_results(&result_types, results);
+                    Ok(())
+                },
+            )
+        }
+    }
+    .map(|_| ())
+}
+
+/// Fills a stub's results: ENOSYS in a leading i32 result, zero elsewhere.
+fn enosys_results(types: &[ValType], results: &mut [Val]) {
+    for (index, (slot, ty)) in results.iter_mut().zip(types).enumerate() {
+        *slot = match (index, ty) {
+            (0, ValType::I32) => Val::I32(Errno::NOSYS.to_i32()),
+            (_, ty) => Val::default_for_ty(*ty),
+        };
+    }
+}
+
+/// A linker that satisfies every import of `module`, or the first import we
+/// cannot satisfy.
+pub fn linker_for<'a>(module: &Module) -> Result<Linker<StoreData<'a>>, LinkError> {
+    let mut linker = Linker::new(module.engine());
+    let mut defined = BTreeSet::new();
+    for import in module.imports() {
+        let (module_name, name) = (import.module(), import.name());
+        if module_name != WASI_MODULE {
+            return Err(LinkError::UnknownModule {
+                module: module_name.into(),
+                name: name.into(),
+            });
+        }
+        let ExternType::Func(ty) = import.ty().clone() else {
+            return Err(LinkError::NotAFunction {
+                module: module_name.into(),
+                name: name.into(),
+            });
+        };
+        if !defined.insert(String::from(name)) {
+            continue;
+        }
+        define(&mut linker, name, ty).map_err(|error| LinkError::Define {
+            name: name.into(),
+            message: format!("{error}"),
+        })?;
+    }
+    Ok(linker)
+}
