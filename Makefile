@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KVMSANDBOX_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kvmsandbox
 
-.PHONY: all deps kernel build run test test-rust clean
+.PHONY: all deps kernel build run test test-rust test-c install-lib clean
 
 all: build
 
@@ -21,12 +21,22 @@ build: deps
 	$(CARGO) build --workspace
 
 run: deps kernel
-	$(CARGO) run --release -p kvmsandbox --example boot_micro
+	$(CARGO) run --release -p kvmsandbox --example sandbox_demo
 
-test: deps kernel test-rust
+test: deps kernel test-rust test-c
 
 test-rust:
 	KVMSANDBOX_KERNEL_DIR=$$(cat build/kernel-dir) $(CARGO) test --workspace
+	cd guest/wasm-runner && $(CARGO) test
+
+# The C library: header drift is checked by `cargo test` (ffi/tests/header.rs).
+test-c:
+	ffi/c-tests/run.sh
+	$(MAKE) -C examples/c valgrind
+
+PREFIX ?= /usr/local
+install-lib:
+	ffi/install.sh $(PREFIX)
 
 clean:
 	$(CARGO) clean
