@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KVMSANDBOX_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kvmsandbox
 
-.PHONY: all deps kernel build run test test-rust test-c install-lib clean
+.PHONY: all deps kernel build run test test-rust test-c test-python install-lib clean
 
 all: build
 
@@ -23,7 +23,7 @@ build: deps
 run: deps kernel
 	$(CARGO) run --release -p kvmsandbox --example sandbox_demo
 
-test: deps kernel test-rust test-c
+test: deps kernel test-rust test-c test-python
 
 test-rust:
 	KVMSANDBOX_KERNEL_DIR=$$(cat build/kernel-dir) $(CARGO) test --workspace
@@ -33,6 +33,16 @@ test-rust:
 test-c:
 	ffi/c-tests/run.sh
 	$(MAKE) -C examples/c valgrind
+
+# The Python package, installed into a private venv as a user would (pip install ./python).
+VENV := build/venv
+test-python:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip maturin pytest mypy
+	$(VENV)/bin/pip install -q ./python
+	$(CARGO) build -p kvmsandbox-agent
+	$(VENV)/bin/pytest -q python/tests
+	$(VENV)/bin/mypy --strict --cache-dir=/dev/null python/kvmsandbox
 
 PREFIX ?= /usr/local
 install-lib:
