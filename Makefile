@@ -5,12 +5,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KVMSANDBOX_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kvmsandbox
 
-.PHONY: all deps kernel build run test test-rust test-c test-python install-lib clean
+.PHONY: all deps qemu kernel build run test test-rust test-c test-python install-lib bench bench-compare clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+# QEMU (from bookworm-backports): the comparison benchmark and its PVH boot test.
+qemu:
+	@guest/kernel/install-qemu.sh
 
 # The guest Linux kernel, built once from Debian's linux-source and cached in
 # $(KVMSANDBOX_CACHE)/kernel/<hash of its inputs>/.
@@ -23,11 +27,12 @@ build: deps
 run: deps kernel
 	$(CARGO) run --release -p kvmsandbox --example sandbox_demo
 
-test: deps kernel test-rust test-c test-python
+test: deps qemu kernel test-rust test-c test-python
 
 test-rust:
 	KVMSANDBOX_KERNEL_DIR=$$(cat build/kernel-dir) $(CARGO) test --workspace
 	cd guest/wasm-runner && $(CARGO) test
+	$(CARGO) bench -p kvmsandbox-benches --no-run
 
 # The C library: header drift is checked by `cargo test` (ffi/tests/header.rs).
 test-c:
@@ -43,6 +48,17 @@ test-python:
 	$(CARGO) build -p kvmsandbox-agent
 	$(VENV)/bin/pytest -q python/tests
 	$(VENV)/bin/mypy --strict --cache-dir=/dev/null python/kvmsandbox
+
+# Criterion benchmarks; HTML in $${CARGO_TARGET_DIR:-target}/criterion/report/index.html.
+# KVMSANDBOX_BENCH_LINUX=1 adds the Linux boot benchmark (~1 min per boot on PVM).
+bench: deps
+	$(CARGO) bench -p kvmsandbox-benches
+
+# QEMU microvm vs kvmsandbox -> docs/benchmarks/compare.{md,png}.
+# BENCH_RUNS (default 5), BENCH_LINUX_RUNS (default 1; 0 skips Linux).
+bench-compare: deps qemu kernel
+	$(CARGO) build --release -p kvmsandbox-benches --bins
+	KVMSANDBOX_KERNEL_DIR=$$(cat build/kernel-dir) $${CARGO_TARGET_DIR:-target}/release/bench-compare
 
 PREFIX ?= /usr/local
 install-lib:

@@ -41,11 +41,11 @@ pub fn linux_cmdline(host: HostKind, devices: &[String], extra: &str) -> String 
         .collect();
     if host.is_pvm() {
         // PVM's emulator lacks xsave, popcnt, cmpxchg16b, clac/stac (SMAP) and a
-        // CPL0 int3 (PLATFORM.md, and measured: the kernel patches `clac` into its
+        // CPL0 int3 or fwait (PLATFORM.md, and measured: the kernel patches `clac` into its
         // entry paths even though our CPUID hides SMAP, and dies at its first
         // interrupt). The int3 self-test skip is our kernel patch's parameter.
         words.extend(
-            ["clearcpuid=popcnt,cx16,smap", "noxsave", "kvmsandbox.no_int3_selftest"].iter().map(|s| s.to_string()),
+            ["clearcpuid=popcnt,cx16,smap", "noxsave", "kvmsandbox.no_int3_selftest", "kvmsandbox.no_fwait"].iter().map(|s| s.to_string()),
         );
     }
     words.extend(devices.iter().cloned());
