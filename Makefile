@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KVMSANDBOX_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kvmsandbox
 
-.PHONY: all deps qemu kernel build run test test-rust test-c test-python install-lib bench bench-compare clean
+.PHONY: all deps qemu kernel build run test test-rust test-c test-python install-lib bench bench-compare fuzz-smoke clean
 
 all: build
 
@@ -27,7 +27,7 @@ build: deps
 run: deps kernel
 	$(CARGO) run --release -p kvmsandbox --example sandbox_demo
 
-test: deps qemu kernel test-rust test-c test-python
+test: deps qemu kernel test-rust test-c test-python fuzz-smoke
 
 test-rust:
 	KVMSANDBOX_KERNEL_DIR=$$(cat build/kernel-dir) $(CARGO) test --workspace
@@ -48,6 +48,10 @@ test-python:
 	$(CARGO) build -p kvmsandbox-agent
 	$(VENV)/bin/pytest -q python/tests
 	$(VENV)/bin/mypy --strict --cache-dir=/dev/null python/kvmsandbox
+
+# Every cargo-fuzz target for FUZZ_SECS (default 10) seconds; fails on any crash.
+fuzz-smoke: deps
+	scripts/fuzz-smoke.sh
 
 # Criterion benchmarks; HTML in $${CARGO_TARGET_DIR:-target}/criterion/report/index.html.
 # KVMSANDBOX_BENCH_LINUX=1 adds the Linux boot benchmark (~1 min per boot on PVM).

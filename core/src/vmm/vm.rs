@@ -376,6 +376,18 @@ impl Vm {
         self.state.lock().timings
     }
 
+    /// The virtio devices (type id, e.g. 2 = block, 19 = vsock) and whether the
+    /// guest's driver activated each one (DRIVER_OK): proof that a guest found them.
+    pub fn virtio_devices(&self) -> Vec<(u32, bool)> {
+        self._devices
+            .iter()
+            .map(|t| {
+                let t = crate::devices::bus::lock(t);
+                (t.device().device_type(), t.is_activated())
+            })
+            .collect()
+    }
+
     /// The host KVM kind this VM runs on.
     pub fn host_kind(&self) -> HostKind {
         self.host
