@@ -24,7 +24,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
 use kvmsandbox::devices::virtio::device::VIRTIO_F_VERSION_1;
-use kvmsandbox::devices::virtio::vsock::packet::{VsockHeader, HDR_SIZE, TYPE_STREAM};
+use kvmsandbox::devices::virtio::vsock::packet::{Op, VsockHeader, HDR_SIZE, TYPE_STREAM};
 use kvmsandbox::devices::virtio::vsock::{Vsock, VsockConfig, HOST_CID};
 use kvmsandbox::devices::virtio::{ActivateContext, Interrupt, VirtioDevice};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -159,7 +159,7 @@ impl Harness {
                 "bad cids in {h:?}"
             );
             assert_eq!(h.type_, TYPE_STREAM, "bad type in {h:?}");
-            assert!(h.op().is_some(), "unknown op in {h:?}");
+            assert!(Op::from_u16(h.op).is_some(), "unknown op in {h:?}");
             assert_eq!(
                 len as usize,
                 HDR_SIZE + h.len as usize,
@@ -169,7 +169,7 @@ impl Harness {
             if crate::trace_enabled() {
                 eprintln!(
                     "vsock_muxer: rx {:?} {}:{} -> {}:{} len {}",
-                    h.op(),
+                    Op::from_u16(h.op),
                     h.src_cid,
                     h.src_port,
                     h.dst_cid,

@@ -28,31 +28,12 @@ use core::ptr::{read_volatile, write_volatile};
 use kvmsandbox_proto::bootinfo::{device_kind, BootInfo, READY_MARKER, MAX_DEVICES};
 
 use crate::{devices, io, println};
+use crate::virtio::mmio::status::{ACKNOWLEDGE as S_ACK, DRIVER as S_DRIVER, DRIVER_OK as S_DRIVER_OK, FEATURES_OK as S_FEATURES_OK};
+use crate::virtio::mmio::{REG_DEVICE_FEATURES, REG_DEVICE_FEATURES_SEL, REG_DRIVER_FEATURES, REG_DRIVER_FEATURES_SEL, REG_QUEUE_SEL, REG_QUEUE_NUM_MAX, REG_QUEUE_NUM, REG_QUEUE_READY, REG_QUEUE_NOTIFY, REG_INTERRUPT_STATUS, REG_INTERRUPT_ACK, REG_STATUS, REG_QUEUE_DESC, REG_QUEUE_DRIVER, REG_QUEUE_DEVICE, REG_CONFIG};
+use crate::virtio::F_VERSION_1;
 
-// virtio-mmio registers (virtio 1.x §4.2.2).
-const REG_DEVICE_FEATURES: usize = 0x010;
-const REG_DEVICE_FEATURES_SEL: usize = 0x014;
-const REG_DRIVER_FEATURES: usize = 0x020;
-const REG_DRIVER_FEATURES_SEL: usize = 0x024;
-const REG_QUEUE_SEL: usize = 0x030;
-const REG_QUEUE_NUM_MAX: usize = 0x034;
-const REG_QUEUE_NUM: usize = 0x038;
-const REG_QUEUE_READY: usize = 0x044;
-const REG_QUEUE_NOTIFY: usize = 0x050;
-const REG_INTERRUPT_STATUS: usize = 0x060;
-const REG_INTERRUPT_ACK: usize = 0x064;
-const REG_STATUS: usize = 0x070;
-const REG_QUEUE_DESC: usize = 0x080;
-const REG_QUEUE_DRIVER: usize = 0x090;
-const REG_QUEUE_DEVICE: usize = 0x0a0;
-const REG_CONFIG: usize = 0x100;
 
-const S_ACK: u32 = 1;
-const S_DRIVER: u32 = 2;
-const S_DRIVER_OK: u32 = 4;
-const S_FEATURES_OK: u32 = 8;
 
-const F_VERSION_1: u64 = 1 << 32;
 const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
 const DESC_F_INDIRECT: u16 = 4;
@@ -671,7 +652,7 @@ fn vsock_hdr(src_cid: u64, dst_cid: u64, src_port: u32, dst_port: u32, len: u32,
         buf_alloc,
         fwd_cnt: 0,
     };
-    h.encode()
+    h.to_bytes()
 }
 
 /// The tx side of a raw vsock device: a header descriptor, optionally chained to

@@ -18,6 +18,7 @@
 extern crate alloc;
 
 pub mod bootinfo;
+pub mod vsock;
 pub mod error;
 pub mod frame;
 pub mod msg;

@@ -10,28 +10,28 @@ use super::queue::Virtqueue;
 use super::F_VERSION_1;
 
 const MAGIC: u32 = 0x7472_6976; // "virt"
-const REG_MAGIC: usize = 0x000;
-const REG_VERSION: usize = 0x004;
-const REG_DEVICE_ID: usize = 0x008;
-const REG_DEVICE_FEATURES: usize = 0x010;
-const REG_DEVICE_FEATURES_SEL: usize = 0x014;
-const REG_DRIVER_FEATURES: usize = 0x020;
-const REG_DRIVER_FEATURES_SEL: usize = 0x024;
-const REG_QUEUE_SEL: usize = 0x030;
-const REG_QUEUE_NUM_MAX: usize = 0x034;
-const REG_QUEUE_NUM: usize = 0x038;
-const REG_QUEUE_READY: usize = 0x044;
-const REG_QUEUE_NOTIFY: usize = 0x050;
-const REG_INTERRUPT_STATUS: usize = 0x060;
-const REG_INTERRUPT_ACK: usize = 0x064;
-const REG_STATUS: usize = 0x070;
-const REG_QUEUE_DESC: usize = 0x080;
-const REG_QUEUE_DRIVER: usize = 0x090;
-const REG_QUEUE_DEVICE: usize = 0x0a0;
-const REG_CONFIG: usize = 0x100;
+pub(crate) const REG_MAGIC: usize = 0x000;
+pub(crate) const REG_VERSION: usize = 0x004;
+pub(crate) const REG_DEVICE_ID: usize = 0x008;
+pub(crate) const REG_DEVICE_FEATURES: usize = 0x010;
+pub(crate) const REG_DEVICE_FEATURES_SEL: usize = 0x014;
+pub(crate) const REG_DRIVER_FEATURES: usize = 0x020;
+pub(crate) const REG_DRIVER_FEATURES_SEL: usize = 0x024;
+pub(crate) const REG_QUEUE_SEL: usize = 0x030;
+pub(crate) const REG_QUEUE_NUM_MAX: usize = 0x034;
+pub(crate) const REG_QUEUE_NUM: usize = 0x038;
+pub(crate) const REG_QUEUE_READY: usize = 0x044;
+pub(crate) const REG_QUEUE_NOTIFY: usize = 0x050;
+pub(crate) const REG_INTERRUPT_STATUS: usize = 0x060;
+pub(crate) const REG_INTERRUPT_ACK: usize = 0x064;
+pub(crate) const REG_STATUS: usize = 0x070;
+pub(crate) const REG_QUEUE_DESC: usize = 0x080;
+pub(crate) const REG_QUEUE_DRIVER: usize = 0x090;
+pub(crate) const REG_QUEUE_DEVICE: usize = 0x0a0;
+pub(crate) const REG_CONFIG: usize = 0x100;
 
 /// Device status bits.
-mod status {
+pub(crate) mod status {
     pub const ACKNOWLEDGE: u32 = 1;
     pub const DRIVER: u32 = 2;
     pub const DRIVER_OK: u32 = 4;

@@ -14,16 +14,9 @@
 use virtio_queue::desc::split::Descriptor;
 use vm_memory::{Address, Bytes, GuestMemory, GuestMemoryError};
 
-/// Size of `virtio_vsock_hdr` on the wire.
-pub const HDR_SIZE: usize = 44;
+pub use kvmsandbox_proto::vsock::{HDR_SIZE, SHUTDOWN_RCV, SHUTDOWN_SEND, TYPE_STREAM};
 /// Largest payload we accept from or hand to the guest in one packet.
 pub const MAX_PKT_DATA: u32 = 64 * 1024;
-/// `VIRTIO_VSOCK_TYPE_STREAM`, the only socket type we support.
-pub const TYPE_STREAM: u16 = 1;
-/// SHUTDOWN flag: the sender will receive no more data.
-pub const SHUTDOWN_RCV: u32 = 1;
-/// SHUTDOWN flag: the sender will send no more data.
-pub const SHUTDOWN_SEND: u32 = 2;
 
 /// Packet operations (`virtio_vsock_hdr.op`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,80 +54,8 @@ impl Op {
     }
 }
 
-/// `virtio_vsock_hdr`, host byte order (the wire format is little-endian).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct VsockHeader {
-    /// Source context id.
-    pub src_cid: u64,
-    /// Destination context id.
-    pub dst_cid: u64,
-    /// Source port.
-    pub src_port: u32,
-    /// Destination port.
-    pub dst_port: u32,
-    /// Payload length.
-    pub len: u32,
-    /// Socket type (1 = stream).
-    pub type_: u16,
-    /// Operation (see [`Op`]).
-    pub op: u16,
-    /// Operation flags (SHUTDOWN: [`SHUTDOWN_RCV`] | [`SHUTDOWN_SEND`]).
-    pub flags: u32,
-    /// Sender's receive buffer size.
-    pub buf_alloc: u32,
-    /// Bytes the sender has consumed from its receive buffer.
-    pub fwd_cnt: u32,
-}
+pub use kvmsandbox_proto::vsock::VsockHeader;
 
-impl VsockHeader {
-    /// Decodes the little-endian wire form.
-    pub fn from_bytes(b: &[u8; HDR_SIZE]) -> Self {
-        let u64_at = |o: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[o..o + 8]);
-            u64::from_le_bytes(a)
-        };
-        let u32_at = |o: usize| {
-            let mut a = [0u8; 4];
-            a.copy_from_slice(&b[o..o + 4]);
-            u32::from_le_bytes(a)
-        };
-        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-        VsockHeader {
-            src_cid: u64_at(0),
-            dst_cid: u64_at(8),
-            src_port: u32_at(16),
-            dst_port: u32_at(20),
-            len: u32_at(24),
-            type_: u16_at(28),
-            op: u16_at(30),
-            flags: u32_at(32),
-            buf_alloc: u32_at(36),
-            fwd_cnt: u32_at(40),
-        }
-    }
-
-    /// Encodes to the little-endian wire form.
-    pub fn to_bytes(&self) -> [u8; HDR_SIZE] {
-        let mut b = [0u8; HDR_SIZE];
-        b[0..8].copy_from_slice(&self.src_cid.to_le_bytes());
-        b[8..16].copy_from_slice(&self.dst_cid.to_le_bytes());
-        b[16..20].copy_from_slice(&self.src_port.to_le_bytes());
-        b[20..24].copy_from_slice(&self.dst_port.to_le_bytes());
-        b[24..28].copy_from_slice(&self.len.to_le_bytes());
-        b[28..30].copy_from_slice(&self.type_.to_le_bytes());
-        b[30..32].copy_from_slice(&self.op.to_le_bytes());
-        b[32..36].copy_from_slice(&self.flags.to_le_bytes());
-        b[36..40].copy_from_slice(&self.buf_alloc.to_le_bytes());
-        b[40..44].copy_from_slice(&self.fwd_cnt.to_le_bytes());
-        b
-    }
-
-    /// The decoded operation, if known.
-    pub fn op(&self) -> Option<Op> {
-        Op::from_u16(self.op)
-    }
-}
 
 /// A parsed packet: a header whose `op` and `type_` are known, plus the payload
 /// (non-empty only for [`Op::Rw`]).
@@ -274,7 +195,7 @@ where
     if hdr.type_ != TYPE_STREAM {
         return Err(PacketError::UnknownType(hdr));
     }
-    let op = hdr.op().ok_or(PacketError::UnknownOp(hdr))?;
+    let op = Op::from_u16(hdr.op).ok_or(PacketError::UnknownOp(hdr))?;
     if hdr.len > MAX_PKT_DATA {
         return Err(PacketError::DataTooLong(hdr));
     }

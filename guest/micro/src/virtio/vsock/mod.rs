@@ -273,7 +273,7 @@ impl Vsock {
                 c.credit_requested = true;
                 break;
             }
-            let hdr = Box::new(header(cid, c, op::RW, 0, n as u32).encode());
+            let hdr = Box::new(header(cid, c, op::RW, 0, n as u32).to_bytes());
             c.fwd_cnt_sent = c.fwd_cnt;
             c.tx_cnt = c.tx_cnt.wrapping_add(n as u32);
             pkts.push(TxPacket { hdr, data: Some(data.split_to(n)) });
@@ -568,13 +568,13 @@ impl Vsock {
             buf_alloc: 0,
             fwd_cnt: 0,
         };
-        self.tx_backlog.push_back(TxPacket { hdr: Box::new(r.encode()), data: None });
+        self.tx_backlog.push_back(TxPacket { hdr: Box::new(r.to_bytes()), data: None });
     }
 
     fn queue_ctrl(&mut self, id: ConnId, op: u16, flags: u32) {
         let cid = self.cid;
         let Some(c) = self.conns.get_mut(id).and_then(Option::as_mut) else { return };
-        let hdr = Box::new(header(cid, c, op, flags, 0).encode());
+        let hdr = Box::new(header(cid, c, op, flags, 0).to_bytes());
         c.fwd_cnt_sent = c.fwd_cnt;
         self.tx_backlog.push_back(TxPacket { hdr, data: None });
     }
