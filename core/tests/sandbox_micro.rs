@@ -210,3 +210,18 @@ fn killed_sandbox_gives_typed_errors_not_hangs() {
     let e = sb.ping().unwrap_err();
     assert!(matches!(e, Error::Agent(_) | Error::Connect { .. }), "{e}");
 }
+
+#[test]
+fn disk_file_removed_while_running_keeps_serving_the_open_image() {
+    let host = pattern(64 << 10, 4);
+    let path = image("disk-removed.img", &host);
+    let sb = Sandbox::start(VmConfig::micro().disk(&path, false)).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    // The VMM holds the image open: the guest's disk keeps working (on the unlinked
+    // inode), nothing panics, and the sandbox shuts down cleanly.
+    assert_eq!(sb.disk_read(0, 0, 4096).unwrap(), &host[..4096]);
+    sb.disk_write(0, 0, &[9u8; 512]).unwrap();
+    sb.disk_flush(0).unwrap();
+    assert_eq!(sb.disk_read(0, 0, 512).unwrap(), vec![9u8; 512]);
+    sb.shutdown().unwrap();
+}
