@@ -4,7 +4,7 @@
 
 use super::console::ConsoleLog;
 use super::timings::BootTimings;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,48 @@ pub enum StopReason {
     Killed,
 }
 
+/// VM exits that reached the VMM, by kind (ioeventfd/irqfd traffic never does).
+#[derive(Default)]
+pub struct ExitCounters {
+    /// Port I/O exits.
+    pub pio: AtomicU64,
+    /// MMIO exits per virtio device window (index = device slot).
+    pub mmio_device: [AtomicU64; 16],
+    /// MMIO exits outside any device window.
+    pub mmio_other: AtomicU64,
+}
+
+/// A snapshot of [`ExitCounters`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExitStats {
+    /// Port I/O exits (serial, exit port, ...).
+    pub pio: u64,
+    /// MMIO exits per virtio device, in device order (disks, then vsock).
+    pub mmio_device: Vec<u64>,
+    /// MMIO exits outside device windows.
+    pub mmio_other: u64,
+}
+
+impl ExitCounters {
+    /// Counts an MMIO exit at `addr`.
+    pub fn mmio(&self, addr: u64) {
+        let slot = addr.wrapping_sub(super::layout::MMIO_START) / super::layout::MMIO_SIZE;
+        match self.mmio_device.get(slot as usize) {
+            Some(c) if addr >= super::layout::MMIO_START => c.fetch_add(1, Ordering::Relaxed),
+            _ => self.mmio_other.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// A snapshot covering the first `devices` device slots.
+    pub fn snapshot(&self, devices: usize) -> ExitStats {
+        ExitStats {
+            pio: self.pio.load(Ordering::Relaxed),
+            mmio_device: self.mmio_device.iter().take(devices).map(|c| c.load(Ordering::Relaxed)).collect(),
+            mmio_other: self.mmio_other.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The mutable part, behind one lock.
 pub struct Inner {
     /// Console output.
@@ -58,6 +100,8 @@ pub struct RunState {
     stopping: AtomicBool,
     start: Instant,
     kicker: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    /// Exit counters, bumped by the vCPU threads.
+    pub exits: ExitCounters,
 }
 
 impl RunState {
@@ -69,6 +113,7 @@ impl RunState {
             stopping: AtomicBool::new(false),
             start,
             kicker: Mutex::new(None),
+            exits: ExitCounters::default(),
         }
     }
 

@@ -60,18 +60,22 @@ impl Vcpu {
     fn run_once(&mut self) -> Option<StopReason> {
         match self.fd.run() {
             Ok(VcpuExit::IoIn(port, data)) => {
+                self.state.exits.pio.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.pio.read(u64::from(port), data);
                 None
             }
             Ok(VcpuExit::IoOut(port, data)) => {
+                self.state.exits.pio.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.pio.write(u64::from(port), data);
                 None
             }
             Ok(VcpuExit::MmioRead(addr, data)) => {
+                self.state.exits.mmio(addr);
                 self.mmio.read(addr, data);
                 None
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {
+                self.state.exits.mmio(addr);
                 self.mmio.write(addr, data);
                 None
             }

@@ -388,6 +388,12 @@ impl Vm {
             .collect()
     }
 
+    /// VM exits that reached the VMM so far (queue notifications and interrupts go
+    /// through ioeventfds/irqfds and are not counted: they cause none).
+    pub fn exit_stats(&self) -> super::run_state::ExitStats {
+        self.state.exits.snapshot(self._devices.len())
+    }
+
     /// The host KVM kind this VM runs on.
     pub fn host_kind(&self) -> HostKind {
         self.host
