@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KVMSANDBOX_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kvmsandbox
 
-.PHONY: all deps qemu kernel build run test test-rust test-c test-python install-lib bench bench-compare fuzz-smoke clean
+.PHONY: all deps qemu kernel build run test test-rust test-c test-python install-lib bench bench-compare fuzz-smoke linux-guest run-linux clean
 
 all: build
 
@@ -20,6 +20,19 @@ qemu:
 # $(KVMSANDBOX_CACHE)/kernel/<hash of its inputs>/.
 kernel: deps
 	@dir=$$(guest/kernel/build.sh | tail -n1) && echo "kernel: $$dir" && mkdir -p build && echo "$$dir" > build/kernel-dir
+
+# The Linux guest's user side: the agent, linked statically, as /init of an
+# uncompressed initramfs (build/linux/initramfs.cpio), next to the cached kernel.
+linux-guest: deps kernel
+	RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols" $(CARGO) build --release -p kvmsandbox-agent --target x86_64-unknown-linux-gnu
+	mkdir -p build/linux
+	guest/kernel/mkinitramfs.sh build/linux/initramfs.cpio $${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/kvmsandbox-agent
+	@echo "kernel: $$(cat build/kernel-dir)/vmlinux"
+	@echo "initrd: build/linux/initramfs.cpio"
+
+# Boots the Linux guest to its init (on PVM hosts the kernel is as far as it gets).
+run-linux: linux-guest
+	$(CARGO) run --release -p kvmsandbox --example boot_linux -- $$(cat build/kernel-dir)/vmlinux build/linux/initramfs.cpio
 
 build: deps
 	$(CARGO) build --workspace
