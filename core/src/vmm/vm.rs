@@ -151,7 +151,7 @@ impl Vm {
                         &owned
                     }
                 };
-                let e = micro::load(&mem, elf, &cfg.cmdline, cfg.vcpus, &placed.infos, flags, random_seed(), 0)?;
+                let e = micro::load(&mem, elf, &cfg.cmdline, cfg.vcpus, &placed.infos, flags, random_seed())?;
                 (e.entry, e.boot_info)
             }
             Guest::Linux { kernel, initrd } => {
@@ -207,7 +207,7 @@ impl Vm {
                 }
             }
         };
-        let ids: Vec<libc::pthread_t> = threads.iter().map(|h| std::os::unix::thread::JoinHandleExt::as_pthread_t(h)).collect();
+        let ids: Vec<libc::pthread_t> = threads.iter().map(std::os::unix::thread::JoinHandleExt::as_pthread_t).collect();
         state.set_kicker(Box::new(move || ids.iter().for_each(|&t| kick::kick(t))));
 
         let vm_handle = Vm {

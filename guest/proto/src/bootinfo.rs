@@ -7,6 +7,7 @@
 //!   * `rdi` = guest-physical address of a [`BootInfo`],
 //!   * `rsi` = the vCPU index (0 = bootstrap processor),
 //!   * `rsp` = top of a 16 KiB boot stack of that vCPU's own.
+//!
 //! The guest stops the VM by writing a 32-bit status to [`EXIT_PORT`]
 //! (0 = clean shutdown, [`EXIT_PANIC`] = the guest panicked).
 //!

@@ -76,6 +76,7 @@ pub enum ActivateError {
 struct InterruptInner {
     status: AtomicU32,
     evt: EventFd,
+    needs_reset: std::sync::atomic::AtomicBool,
 }
 
 /// The device's interrupt line: the transport's InterruptStatus register plus the
@@ -95,6 +96,7 @@ impl Interrupt {
             inner: Arc::new(InterruptInner {
                 status: AtomicU32::new(0),
                 evt,
+                needs_reset: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -124,9 +126,24 @@ impl Interrupt {
         self.inner.status.fetch_and(!bits, Ordering::SeqCst);
     }
 
-    /// Clears every status bit (device reset).
+    /// Clears every status bit and the needs-reset flag (device reset).
     pub fn clear(&self) {
         self.inner.status.store(0, Ordering::SeqCst);
+        self.inner.needs_reset.store(false, Ordering::SeqCst);
+    }
+
+    /// The device found its queue state unusable (e.g. the guest moved the avail
+    /// index by more than the queue size): the transport then reports
+    /// DEVICE_NEEDS_RESET in its status register, and a config-change interrupt
+    /// tells the driver (virtio 1.x §2.1.2). The device stops using the queue.
+    pub fn signal_needs_reset(&self) -> io::Result<()> {
+        self.inner.needs_reset.store(true, Ordering::SeqCst);
+        self.signal_config_change()
+    }
+
+    /// True once [`Interrupt::signal_needs_reset`] was called since the last reset.
+    pub fn needs_reset(&self) -> bool {
+        self.inner.needs_reset.load(Ordering::SeqCst)
     }
 
     /// The irq eventfd (for tests and for the VMM's irqfd registration).

@@ -317,7 +317,12 @@ impl MmioTransport {
             reg::QUEUE_NUM_MAX => self.selected_queue().map_or(0, |q| u32::from(q.max_size())),
             reg::QUEUE_READY => self.selected_queue().map_or(0, |q| u32::from(q.ready())),
             reg::INTERRUPT_STATUS => self.interrupt.status(),
-            reg::STATUS => self.status,
+            reg::STATUS => {
+                if self.interrupt.needs_reset() {
+                    self.status |= status::DEVICE_NEEDS_RESET;
+                }
+                self.status
+            }
             // No shared-memory regions: length all ones means "absent".
             reg::SHM_LEN_LOW | reg::SHM_LEN_HIGH => u32::MAX,
             reg::CONFIG_GENERATION => 0,

@@ -48,7 +48,6 @@ pub fn load(
     devices: &[DeviceInfo],
     flags: u64,
     random_seed: [u8; 32],
-    tsc_khz: u64,
 ) -> Result<MicroEntry, MicroBootError> {
     let loaded = Elf::load(mem, None, &mut Cursor::new(elf), Some(GuestAddress(HIMEM_START)))?;
     if cmdline.len() >= CMDLINE_MAX_SIZE {
@@ -64,7 +63,6 @@ pub fn load(
     info.cmdline_len = cmdline.len() as u64;
     info.flags = flags;
     info.random_seed = random_seed;
-    info.tsc_khz = tsc_khz;
     info.boot_time_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -91,7 +89,7 @@ mod tests {
     fn loads_embedded_guest_and_boot_info() {
         let mem = crate::vmm::memory::create(16 << 20).unwrap();
         let dev = DeviceInfo { kind: device_kind::VIRTIO_BLK, irq: 5, mmio_base: 0xd000_0000, mmio_size: 0x1000 };
-        let e = load(&mem, crate::config::MICRO_GUEST_ELF, "test=exit", 2, &[dev], 1, [7; 32], 0).unwrap();
+        let e = load(&mem, crate::config::MICRO_GUEST_ELF, "test=exit", 2, &[dev], 1, [7; 32]).unwrap();
         assert_eq!(e.entry, 0x100000);
         let mut info = [0u8; std::mem::size_of::<BootInfo>()];
         mem.read_slice(&mut info, GuestAddress(e.boot_info)).unwrap();
@@ -114,15 +112,15 @@ mod tests {
     #[test]
     fn rejects_garbage_and_limits() {
         let mem = crate::vmm::memory::create(16 << 20).unwrap();
-        assert!(matches!(load(&mem, b"not an elf at all, really", "", 1, &[], 0, [0; 32], 0), Err(MicroBootError::Load(_))));
+        assert!(matches!(load(&mem, b"not an elf at all, really", "", 1, &[], 0, [0; 32]), Err(MicroBootError::Load(_))));
         let long = "x".repeat(CMDLINE_MAX_SIZE);
         assert!(matches!(
-            load(&mem, crate::config::MICRO_GUEST_ELF, &long, 1, &[], 0, [0; 32], 0),
+            load(&mem, crate::config::MICRO_GUEST_ELF, &long, 1, &[], 0, [0; 32]),
             Err(MicroBootError::CmdlineTooLong { .. })
         ));
         let many = [DeviceInfo::default(); MAX_DEVICES + 1];
         assert!(matches!(
-            load(&mem, crate::config::MICRO_GUEST_ELF, "", 1, &many, 0, [0; 32], 0),
+            load(&mem, crate::config::MICRO_GUEST_ELF, "", 1, &many, 0, [0; 32]),
             Err(MicroBootError::TooManyDevices(9))
         ));
     }

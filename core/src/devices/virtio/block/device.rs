@@ -240,9 +240,19 @@ impl Block {
             };
             if active.queue.add_used(&active.mem, head, used_len).is_err() {
                 // The used ring is unusable (guest moved it out of memory): stop here.
+                let _ = active.interrupt.signal_needs_reset();
                 break;
             }
             used_any = true;
+        }
+        // pop_descriptor_chain stops quietly when the avail index ran more than a
+        // queue's worth ahead (or an entry names a head out of range): the queue is
+        // wedged until the driver resets the device, so say so instead of going silent.
+        if let Ok(avail) = active.queue.avail_idx(&active.mem, std::sync::atomic::Ordering::Acquire) {
+            let pending = avail - std::num::Wrapping(active.queue.next_avail());
+            if pending.0 > active.queue.size() {
+                let _ = active.interrupt.signal_needs_reset();
+            }
         }
         if used_any {
             // An irqfd write only fails if the counter is saturated, which still interrupts.
