@@ -166,12 +166,17 @@ impl MmioTransport {
 
     /// The device status register.
     pub fn status(&self) -> u32 {
-        self.status
+        if self.interrupt.needs_reset() {
+            self.status | status::DEVICE_NEEDS_RESET
+        } else {
+            self.status
+        }
     }
 
-    /// Whether the device was activated (DRIVER_OK accepted).
+    /// Whether the device is live: DRIVER_OK accepted and the device has not
+    /// since asked for a reset (a device in DEVICE_NEEDS_RESET is served no more).
     pub fn is_activated(&self) -> bool {
-        self.activated
+        self.activated && !self.interrupt.needs_reset()
     }
 
     /// The wrapped device.
@@ -187,7 +192,7 @@ impl MmioTransport {
     /// The event loop drained queue `index`'s eventfd: let the device serve it.
     /// Ignored before activation, after a failure, or for an unknown index.
     pub fn queue_event(&mut self, index: usize) {
-        if self.activated && index < self.queues.len() {
+        if self.is_activated() && index < self.queues.len() {
             self.device.queue_notified(index);
         }
     }
@@ -317,12 +322,7 @@ impl MmioTransport {
             reg::QUEUE_NUM_MAX => self.selected_queue().map_or(0, |q| u32::from(q.max_size())),
             reg::QUEUE_READY => self.selected_queue().map_or(0, |q| u32::from(q.ready())),
             reg::INTERRUPT_STATUS => self.interrupt.status(),
-            reg::STATUS => {
-                if self.interrupt.needs_reset() {
-                    self.status |= status::DEVICE_NEEDS_RESET;
-                }
-                self.status
-            }
+            reg::STATUS => self.status(),
             // No shared-memory regions: length all ones means "absent".
             reg::SHM_LEN_LOW | reg::SHM_LEN_HIGH => u32::MAX,
             reg::CONFIG_GENERATION => 0,
