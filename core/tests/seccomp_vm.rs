@@ -15,14 +15,17 @@ const CHILD_ENV: &str = "KVMSB_SECCOMP_CHILD";
 const TRAPPED_EXIT: i32 = 42;
 const SURVIVED_EXIT: i32 = 43;
 
-/// Guest: print "R\n" (the ready marker), write `probe` to port 0x510, exit 0.
+/// Guest: print "R\n" (the ready marker), write the 32-bit probe value for `probe`
+/// (1 = socket, 2 = execve) to port 0x510, exit 0.
 fn probe_guest(probe: u8) -> std::path::PathBuf {
+    let magic = (0x5ecc_0000u32 | u32::from(probe)).to_le_bytes();
     let code = [
         0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
         0xb0, b'R', 0xee, // mov al, 'R'; out dx, al
         0xb0, b'\n', 0xee, // mov al, '\n'; out dx, al
         0x66, 0xba, 0x10, 0x05, // mov dx, 0x510
-        0xb0, probe, 0xee, // mov al, probe; out dx, al
+        0xb8, magic[0], magic[1], magic[2], magic[3], // mov eax, magic
+        0xef, // out dx, eax
         0x31, 0xc0, // xor eax, eax
         0x66, 0xba, 0x01, 0x05, // mov dx, 0x501
         0xef, // out dx, eax

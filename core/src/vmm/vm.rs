@@ -236,7 +236,7 @@ impl Vm {
         pio.insert(
             Arc::new(Mutex::new(crate::devices::test_probe::TestProbe)),
             u64::from(crate::devices::test_probe::PROBE_PORT),
-            1,
+            4,
         )?;
         Ok((pio, Bus::new()))
     }
