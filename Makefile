@@ -49,7 +49,7 @@ test-rust:
 
 # The C library: header drift is checked by `cargo test` (ffi/tests/header.rs).
 test-c:
-	KVMSB_REQUIRE_WASM=1 ffi/c-tests/run.sh
+	ffi/c-tests/run.sh
 	$(MAKE) -C examples/c valgrind
 
 # The Python package, installed into a private venv as a user would (pip install ./python).

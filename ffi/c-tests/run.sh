@@ -7,7 +7,6 @@
 # the first failure.
 #
 #   ffi/c-tests/run.sh                 # uses $CARGO_TARGET_DIR or ./target
-#   KVMSB_REQUIRE_WASM=1 ffi/c-tests/run.sh   # fail (not skip) if the micro guest lacks WASM
 #   KVMSB_NO_VALGRIND=1 ffi/c-tests/run.sh     # skip the valgrind pass
 set -euo pipefail
 
