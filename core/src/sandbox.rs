@@ -67,7 +67,6 @@ pub struct Sandbox {
     timeout: Duration,
     vsock_path: Option<PathBuf>,
     runtime_dir: Option<PathBuf>,
-    agent_ready: Option<Duration>,
 }
 
 fn runtime_dir() -> Result<PathBuf> {
@@ -118,7 +117,7 @@ impl Sandbox {
         let p2 = path.clone();
         let agent_timeout = Duration::from_secs(10);
         let connector: Connector = Arc::new(move || crate::agent::connect_hybrid(&p2, DEFAULT_AGENT_PORT, agent_timeout));
-        let mut sb = Sandbox {
+        let sb = Sandbox {
             kind,
             vm: Some(vm),
             connector,
@@ -126,13 +125,11 @@ impl Sandbox {
             timeout: agent_timeout,
             vsock_path: Some(path),
             runtime_dir: runtime,
-            agent_ready: None,
         };
         // The first hello: bounded by what is left of the start timeout.
         let client = sb.new_client(Some(timeout)).map_err(|e| sb.agent_error("start", e))?;
         if let Some(vm) = &sb.vm {
             vm.state().mark(|t| &mut t.agent_ready);
-            sb.agent_ready = vm.timings().agent_ready;
         }
         lock(&sb.pool).push(client);
         Ok(sb)
@@ -153,7 +150,6 @@ impl Sandbox {
             timeout,
             vsock_path: None,
             runtime_dir: None,
-            agent_ready: None,
         };
         let c = sb.new_client(None).map_err(|e| sb.agent_error("attach", e))?;
         lock(&sb.pool).push(c);

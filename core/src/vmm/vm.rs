@@ -73,7 +73,7 @@ pub struct Vm {
     events: Mutex<Option<EventLoopHandle>>,
     // Our own references, so devices are dropped here (unfiltered: the vsock
     // device removes its socket file) and not on the seccomp-filtered loop thread.
-    _devices: Vec<Arc<Mutex<crate::devices::virtio::MmioTransport>>>,
+    devices: Vec<Arc<Mutex<crate::devices::virtio::MmioTransport>>>,
     host: HostKind,
     marker: String,
     // Dropped after the threads are joined (field order matters for Drop).
@@ -131,7 +131,7 @@ impl Vm {
         memory::register(&vm, &mem)?;
         state.mark(|t| &mut t.memory_mapped);
 
-        let (pio, mut mmio) = Self::legacy_devices(&vm, &state)?;
+        let (pio, mut mmio) = Self::legacydevices(&vm, &state)?;
         let placed = device_manager::place(&vm, &mem, &mut mmio, &cfg.disks, cfg.vsock.as_ref())?;
 
         regs::write_boot_structures(&mem)?;
@@ -214,7 +214,7 @@ impl Vm {
             state,
             threads: Mutex::new(threads),
             events: Mutex::new(events),
-            _devices: placed.transports,
+            devices: placed.transports,
             host,
             marker,
             _mem: mem,
@@ -225,7 +225,7 @@ impl Vm {
         Ok(vm_handle)
     }
 
-    fn legacy_devices(vm: &VmFd, state: &Arc<RunState>) -> Result<(Bus, Bus)> {
+    fn legacydevices(vm: &VmFd, state: &Arc<RunState>) -> Result<(Bus, Bus)> {
         let mut pio = Bus::new();
         let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(host_err("serial eventfd"))?;
         vm.register_irqfd(&serial_irq, layout::SERIAL_IRQ).map_err(ioctl("KVM_IRQFD (serial)"))?;
@@ -378,8 +378,8 @@ impl Vm {
 
     /// The virtio devices (type id, e.g. 2 = block, 19 = vsock) and whether the
     /// guest's driver activated each one (DRIVER_OK): proof that a guest found them.
-    pub fn virtio_devices(&self) -> Vec<(u32, bool)> {
-        self._devices
+    pub fn virtiodevices(&self) -> Vec<(u32, bool)> {
+        self.devices
             .iter()
             .map(|t| {
                 let t = crate::devices::bus::lock(t);
@@ -391,7 +391,7 @@ impl Vm {
     /// VM exits that reached the VMM so far (queue notifications and interrupts go
     /// through ioeventfds/irqfds and are not counted: they cause none).
     pub fn exit_stats(&self) -> super::run_state::ExitStats {
-        self.state.exits.snapshot(self._devices.len())
+        self.state.exits.snapshot(self.devices.len())
     }
 
     /// The host KVM kind this VM runs on.

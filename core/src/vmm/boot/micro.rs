@@ -49,13 +49,13 @@ pub fn load(
     flags: u64,
     random_seed: [u8; 32],
 ) -> Result<MicroEntry, MicroBootError> {
-    let loaded = Elf::load(mem, None, &mut Cursor::new(elf), Some(GuestAddress(HIMEM_START)))?;
     if cmdline.len() >= CMDLINE_MAX_SIZE {
         return Err(MicroBootError::CmdlineTooLong { len: cmdline.len(), max: CMDLINE_MAX_SIZE - 1 });
     }
     if devices.len() > MAX_DEVICES {
         return Err(MicroBootError::TooManyDevices(devices.len()));
     }
+    let loaded = Elf::load(mem, None, &mut Cursor::new(elf), Some(GuestAddress(HIMEM_START)))?;
     mem.write_slice(cmdline.as_bytes(), GuestAddress(CMDLINE_START))?;
     let mem_size = vm_memory::GuestMemoryBackend::last_addr(mem).0 + 1;
     let mut info = BootInfo::new(mem_size, cpus);
