@@ -378,7 +378,7 @@ impl Vm {
 
     /// The virtio devices (type id, e.g. 2 = block, 19 = vsock) and whether the
     /// guest's driver activated each one (DRIVER_OK): proof that a guest found them.
-    pub fn virtiodevices(&self) -> Vec<(u32, bool)> {
+    pub fn virtio_devices(&self) -> Vec<(u32, bool)> {
         self.devices
             .iter()
             .map(|t| {
