@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KVMSANDBOX_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kvmsandbox
 
-.PHONY: all deps qemu kernel build run test test-rust test-c test-python install-lib bench bench-compare fuzz-smoke linux-guest run-linux clean
+.PHONY: all deps qemu kernel build run test lint test-rust test-c test-python install-lib bench bench-compare fuzz-smoke fuzz-long linux-guest run-linux clean
 
 all: build
 
@@ -40,7 +40,16 @@ build: deps
 run: deps kernel
 	$(CARGO) run --release -p kvmsandbox --example sandbox_demo
 
-test: deps qemu kernel test-rust test-c test-python fuzz-smoke
+test: deps qemu kernel lint test-rust test-c test-python fuzz-smoke
+
+# Formatting and clippy (warnings are errors) over the workspace and the crates
+# outside it (the micro guest, the WASM runner, the fuzz targets).
+OUTSIDE_WORKSPACE := guest/micro/Cargo.toml guest/wasm-runner/Cargo.toml fuzz/Cargo.toml
+lint: deps
+	$(CARGO) fmt --all --check
+	for m in $(OUTSIDE_WORKSPACE); do $(CARGO) fmt --manifest-path $$m --all --check || exit 1; done
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd guest/wasm-runner && $(CARGO) clippy --all-targets -- -D warnings
 
 test-rust:
 	KVMSANDBOX_KERNEL_DIR=$$(cat build/kernel-dir) $(CARGO) test --workspace
@@ -65,6 +74,11 @@ test-python:
 # Every cargo-fuzz target for FUZZ_SECS (default 10) seconds; fails on any crash.
 fuzz-smoke: deps
 	scripts/fuzz-smoke.sh
+
+# A long campaign: every target until it has run 10^6 inputs, growing a corpus kept
+# in $(KVMSANDBOX_CACHE)/fuzz-corpus between campaigns (figures: fuzz/README.md).
+fuzz-long: deps
+	FUZZ_RUNS=$${FUZZ_RUNS:-1000000} FUZZ_CORPUS_DIR=$(KVMSANDBOX_CACHE)/fuzz-corpus scripts/fuzz-smoke.sh
 
 # Criterion benchmarks; HTML in $${CARGO_TARGET_DIR:-target}/criterion/report/index.html.
 # KVMSANDBOX_BENCH_LINUX=1 adds the Linux boot benchmark (~1 min per boot on PVM).
