@@ -50,21 +50,29 @@ impl ConsoleDelivery {
         let (done_tx, done) = mpsc::sync_channel::<()>(1);
         let dropped = Arc::new(AtomicU64::new(0));
         let lost = dropped.clone();
-        let thread = std::thread::Builder::new().name("kvmsb-console".into()).spawn(move || {
-            let _done = done_tx; // dropped last: tells `finish` the callback returned
-            let report = |cb: &mut LineCallback| {
-                let n = lost.swap(0, Ordering::Relaxed);
-                if n > 0 {
-                    cb(&dropped_notice(n));
+        let thread = std::thread::Builder::new()
+            .name("kvmsb-console".into())
+            .spawn(move || {
+                let _done = done_tx; // dropped last: tells `finish` the callback returned
+                let report = |cb: &mut LineCallback| {
+                    let n = lost.swap(0, Ordering::Relaxed);
+                    if n > 0 {
+                        cb(&dropped_notice(n));
+                    }
+                };
+                for line in rx.iter() {
+                    report(&mut callback);
+                    callback(&line);
                 }
-            };
-            for line in rx.iter() {
                 report(&mut callback);
-                callback(&line);
-            }
-            report(&mut callback);
-        })?;
-        Ok((LineSender { tx, dropped }, ConsoleDelivery { thread: Some(thread), done }))
+            })?;
+        Ok((
+            LineSender { tx, dropped },
+            ConsoleDelivery {
+                thread: Some(thread),
+                done,
+            },
+        ))
     }
 
     /// Waits (up to `bound`) for the callback to take the lines still queued and
@@ -73,7 +81,9 @@ impl ConsoleDelivery {
     /// is then left to finish on its own. Called from the callback itself (the
     /// callback dropped the last handle of its VM), it returns at once.
     pub fn finish(mut self, bound: Duration) -> bool {
-        let Some(thread) = self.thread.take() else { return true };
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
         if thread.thread().id() == std::thread::current().id() {
             return true;
         }
@@ -96,7 +106,9 @@ mod tests {
     fn lines_arrive_in_order_and_finish_drains_the_queue() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = seen.clone();
-        let (tx, d) = ConsoleDelivery::spawn(Box::new(move |l| s2.lock().unwrap().push(l.to_string()))).unwrap();
+        let (tx, d) =
+            ConsoleDelivery::spawn(Box::new(move |l| s2.lock().unwrap().push(l.to_string())))
+                .unwrap();
         for i in 0..100 {
             tx.send(&format!("line {i}"));
         }
@@ -133,12 +145,18 @@ mod tests {
         let kept = seen.iter().filter(|l| l.starts_with("line ")).count();
         assert!(kept <= QUEUE_LINES, "{kept} lines kept");
         let notice = dropped_notice((extra - kept) as u64);
-        assert!(seen.contains(&notice), "no {notice:?} in {:?}", &seen[seen.len().saturating_sub(3)..]);
+        assert!(
+            seen.contains(&notice),
+            "no {notice:?} in {:?}",
+            &seen[seen.len().saturating_sub(3)..]
+        );
     }
 
     #[test]
     fn finish_gives_up_on_a_callback_that_never_returns() {
-        let (tx, d) = ConsoleDelivery::spawn(Box::new(|_| std::thread::sleep(Duration::from_secs(3600)))).unwrap();
+        let (tx, d) =
+            ConsoleDelivery::spawn(Box::new(|_| std::thread::sleep(Duration::from_secs(3600))))
+                .unwrap();
         tx.send("stuck");
         drop(tx);
         let t = std::time::Instant::now();

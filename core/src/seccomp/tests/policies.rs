@@ -31,8 +31,12 @@ fn seccomp_disabled_lets_socket_and_execve_through() {
     // execve of /bin/true succeeds: the child *becomes* /bin/true and exits 0, while a
     // returning probe would have exited 1 (its Err) or 2 (below).
     let outcome = run_in_child(|| {
-        install(ThreadKind::Vcpu, SeccompPolicy::Disabled, &TrapRecord::new())
-            .map_err(|e| e.to_string())?;
+        install(
+            ThreadKind::Vcpu,
+            SeccompPolicy::Disabled,
+            &TrapRecord::new(),
+        )
+        .map_err(|e| e.to_string())?;
         let result = forbidden_syscall_probe(Probe::Execve);
         // SAFETY: leave with a distinctive code if execve returned at all.
         unsafe { libc::_exit(if result.is_ok() { 2 } else { 3 }) }
