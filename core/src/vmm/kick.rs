@@ -123,3 +123,36 @@ pub fn kick(thread: libc::pthread_t) {
     // thread of ours, for which pthread_kill is defined.
     unsafe { libc::pthread_kill(thread, signal()) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kick that lands before the thread enters KVM_RUN (the window between the
+    /// vCPU loop's stop check and the ioctl) is not lost: KVM_RUN returns EINTR at
+    /// once instead of entering the guest. Needs /dev/kvm.
+    #[test]
+    fn a_kick_before_kvm_run_makes_it_return_at_once() {
+        install().unwrap();
+        unblock_on_current_thread();
+        let kvm = kvm_ioctls::Kvm::new().unwrap();
+        let vm = kvm.create_vm().unwrap();
+        let mut vcpu = vm.create_vcpu(0).unwrap();
+        let run: *mut kvm_run = vcpu.get_kvm_run();
+        // SAFETY: `vcpu` (which maps the page) outlives `reg`; same thread.
+        let reg = unsafe { RunRegistration::new(run) };
+        // SAFETY: pthread_self has no preconditions. A signal a thread sends
+        // itself is handled before pthread_kill returns.
+        kick(unsafe { libc::pthread_self() });
+        match vcpu.run() {
+            Err(e) => assert_eq!(e.errno(), libc::EINTR, "{e}"),
+            Ok(exit) => panic!("KVM_RUN entered the guest after a kick: {exit:?}"),
+        }
+        // Unregistered, a kick leaves the page alone.
+        drop(reg);
+        vcpu.set_kvm_immediate_exit(0);
+        // SAFETY: as above.
+        kick(unsafe { libc::pthread_self() });
+        assert_eq!(vcpu.get_kvm_run().immediate_exit, 0);
+    }
+}
