@@ -1,7 +1,7 @@
 //! Test builds only (`test-utils`): make one step of `Vm::start` fail on purpose,
 //! so tests can check that every failure after a thread started stops and joins
 //! what was started. The step is named by the environment variable
-//! [`FAIL_START_ENV`], read once per start; release builds compile this to nothing.
+//! [`FAIL_START_ENV`], read once per start; builds without the feature never read it.
 
 use crate::error::{Error, Result};
 
@@ -12,26 +12,21 @@ use crate::error::{Error, Result};
 pub const FAIL_START_ENV: &str = "KVMSB_TEST_FAIL_START";
 
 /// The step to fail in this start, if any.
-pub struct FailPoint(#[cfg_attr(not(feature = "test-utils"), allow(dead_code))] Option<String>);
+pub struct FailPoint(Option<String>);
 
 impl FailPoint {
     /// Reads [`FAIL_START_ENV`] (test builds) or fails nothing.
     pub fn from_env() -> FailPoint {
-        #[cfg(feature = "test-utils")]
-        return FailPoint(std::env::var(FAIL_START_ENV).ok());
-        #[cfg(not(feature = "test-utils"))]
-        FailPoint(None)
+        if cfg!(feature = "test-utils") {
+            FailPoint(std::env::var(FAIL_START_ENV).ok())
+        } else {
+            FailPoint(None)
+        }
     }
 
     /// True if `step` is the one to fail.
     pub fn hits(&self, step: &str) -> bool {
-        #[cfg(feature = "test-utils")]
-        return self.0.as_deref() == Some(step);
-        #[cfg(not(feature = "test-utils"))]
-        {
-            let _ = step;
-            false
-        }
+        self.0.as_deref() == Some(step)
     }
 
     /// An injected error at `step` if it is the one to fail.
