@@ -105,7 +105,15 @@ pub struct VmConfig {
     pub ready_marker: Option<String>,
     /// How long `start` waits for the ready marker.
     pub start_timeout: Duration,
-    /// Called with each console line (on a vCPU thread: keep it short).
+    /// Called with each complete console line (without the newline), on a thread of
+    /// its own (`kvmsb-console`): not a seccomp-filtered VMM thread and not under any
+    /// VM lock, so it may open files, block briefly, or call the VM's
+    /// `console_output()`. Lines wait in a bounded queue (256 lines); while the
+    /// callback is behind, further lines are dropped and the callback then gets one
+    /// line `[kvmsandbox: N console line(s) dropped: ...]` saying how many. The full
+    /// output stays available from `console_output()`. Every line queued before the
+    /// VM stopped is delivered before `wait()`/`kill()` return, unless the callback
+    /// takes more than 5 s, after which the VM stops waiting for it.
     pub console_callback: Option<LineCallback>,
     /// The KVM device node (default `/dev/kvm`).
     pub kvm_device: PathBuf,
@@ -213,7 +221,8 @@ impl VmConfig {
         self
     }
 
-    /// Receives each console line as it is printed.
+    /// Receives each console line as it is printed, on the VM's console thread
+    /// (see [`VmConfig::console_callback`] for the threading and the bounded queue).
     pub fn on_console_line(mut self, f: impl FnMut(&str) + Send + 'static) -> Self {
         self.console_callback = Some(Box::new(f));
         self

@@ -12,6 +12,10 @@
 //!   * `KVMSB_LEAK_SANDBOX_CYCLES` (default 20): `Sandbox::micro()`, `ping`,
 //!     `shutdown`, drop.
 //!
+//! Before the cycles, `Vm::start` is made to fail at each step after its first
+//! thread started (`KVMSB_TEST_FAIL_START`, a test-utils hook): each failed start
+//! must return with every thread joined and every fd closed.
+//!
 //! The full run from the issue: `KVMSB_LEAK_VM_CYCLES=1000
 //! KVMSB_LEAK_SANDBOX_CYCLES=50 cargo test -p kvmsandbox --test leaks -- --nocapture`.
 //! Needs /dev/kvm.
@@ -155,6 +159,7 @@ fn vm_and_sandbox_cycles_give_everything_back() {
     }
     let base = settle(usage());
     probes_see_leaks(base);
+    failed_starts_give_everything_back(base);
 
     let t0 = Instant::now();
     for i in 0..vm_cycles {
@@ -192,8 +197,8 @@ fn vm_and_sandbox_cycles_give_everything_back() {
         };
         // The same machine (one disk, one vsock) serving normally.
         let t = Instant::now();
-        let quiet = live_cost(cfg("", "q.sock"), None);
-        let attacked = live_cost(cfg(&format!("test={mode}"), "v.sock"), Some(&listener));
+        let quiet = live_cost(cfg("", "q.sock"), None, None);
+        let attacked = live_cost(cfg(&format!("test={mode}"), "v.sock"), Some(&listener), Some(quiet));
         eprintln!("{mode}: a live sandbox holds {attacked:?} (fds, threads) after the attack, {quiet:?} serving normally");
         assert_eq!(attacked, quiet, "{mode}: (fds, threads) held while alive");
         let after = settle(before);
@@ -206,8 +211,14 @@ fn vm_and_sandbox_cycles_give_everything_back() {
 /// Starts a sandbox, pings it, and returns the (fds, threads) it holds while
 /// alive above the level before it started; then kills it. A connection the
 /// guest made to `listener` is accepted and closed first, so only the VMM's own
-/// fds are counted.
-fn live_cost(cfg: VmConfig, listener: Option<&std::os::unix::net::UnixListener>) -> (usize, usize) {
+/// fds are counted. With `expect`, waits (bounded) for the cost to come down to
+/// it (the muxer closes hung-up connections asynchronously) and returns what it
+/// saw last.
+fn live_cost(
+    cfg: VmConfig,
+    listener: Option<&std::os::unix::net::UnixListener>,
+    expect: Option<(usize, usize)>,
+) -> (usize, usize) {
     let before = usage();
     let sb = Sandbox::start(cfg).unwrap();
     sb.ping().unwrap();
@@ -217,9 +228,51 @@ fn live_cost(cfg: VmConfig, listener: Option<&std::os::unix::net::UnixListener>)
             drop(c);
         }
     }
-    std::thread::sleep(Duration::from_millis(200)); // let the muxer see the hang-ups
-    let live = usage();
+    let cost = || {
+        let live = usage();
+        (live.fds - before.fds, live.threads - before.threads)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = cost();
+    while expect.is_some_and(|e| e != seen) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        seen = cost();
+    }
     sb.kill();
     drop(sb);
-    (live.fds - before.fds, live.threads - before.threads)
+    seen
+}
+
+/// Steps of `Vm::start` after which threads exist (see `KVMSB_TEST_FAIL_START`).
+const FAIL_STEPS: &[&str] = &["console", "vcpu0", "vcpu1", "vcpu-setup", "event-loop", "wait-ready"];
+
+/// A start failing at each step returns with nothing left behind: fds exactly
+/// as before (everything was joined and dropped before `start` returned), and
+/// threads back to the baseline (bounded wait: a joined thread leaves
+/// /proc/self/task a moment after its joiner returns).
+fn failed_starts_give_everything_back(base: Usage) {
+    let dir = std::env::temp_dir().join(format!("kvmsb-leak-{}-fail", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0u8; 64 * 1024]).unwrap();
+    let base = Usage { runtime_dirs: runtime_dirs(), ..base };
+    for step in FAIL_STEPS {
+        // One #[test] in this binary: nobody else reads the environment meanwhile.
+        std::env::set_var("KVMSB_TEST_FAIL_START", step);
+        let cfg = VmConfig::micro().vcpus(2).cmdline("test=stay").disk(&disk, false).on_console_line(|_| {});
+        let t = Instant::now();
+        let r = Vm::start(cfg);
+        let took = t.elapsed();
+        std::env::remove_var("KVMSB_TEST_FAIL_START");
+        let e = r.err().unwrap_or_else(|| panic!("{step}: start succeeded despite the injected failure"));
+        assert!(e.to_string().contains("injected"), "{step}: {e}");
+        let fds_now = usage().fds;
+        let after = settle(base);
+        eprintln!("failed start at {step}: returned in {took:.2?}; fds {} -> {fds_now}, threads {} -> {}", base.fds, base.threads, after.threads);
+        assert_eq!(fds_now, base.fds, "{step}: fds left open when start returned");
+        assert_eq!(after.threads, base.threads, "{step}: threads left running");
+        assert!(took < Duration::from_secs(5), "{step}: failed start took {took:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

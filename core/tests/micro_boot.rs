@@ -163,3 +163,66 @@ fn many_vms_in_one_process() {
         assert_eq!(h.join().unwrap(), VmExit::Exited(0));
     }
 }
+
+/// Guest for every vCPU: print "R\n", then exit to the VMM forever (an `out` to
+/// an unused port, then jump back): busy, and constantly crossing the window
+/// between the vCPU loop's stop check and KVM_RUN.
+fn busy_guest() -> std::path::PathBuf {
+    let code = [
+        0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
+        0xb0, b'R', 0xee, // mov al, 'R'; out dx, al
+        0xb0, b'\n', 0xee, // mov al, '\n'; out dx, al
+        0xe6, 0x80, // loop: out 0x80, al
+        0xeb, 0xfc, // jmp loop
+    ];
+    common::temp_file("busy.elf", &common::tiny_elf(&code))
+}
+
+#[test]
+fn kill_stops_busy_vcpus_promptly_every_time() {
+    let path = busy_guest();
+    let mut worst = Duration::ZERO;
+    for i in 0..24u64 {
+        let cfg = VmConfig::micro().micro_image(&path).vcpus(4).ready_marker("R").start_timeout(Duration::from_secs(20));
+        let vm = Vm::start(cfg).unwrap();
+        // Vary the moment of the kill relative to the vCPUs' exits.
+        std::thread::sleep(Duration::from_micros(i * 700));
+        let t = std::time::Instant::now();
+        vm.kill();
+        let took = t.elapsed();
+        worst = worst.max(took);
+        assert!(took < Duration::from_secs(2), "cycle {i}: kill took {took:?}");
+        assert_eq!(vm.wait().unwrap(), VmExit::Killed);
+    }
+    eprintln!("24 kills of a 4-vCPU busy guest: slowest {worst:?}");
+}
+
+#[test]
+fn console_callback_may_call_console_output() {
+    use std::sync::{mpsc, Arc, Weak};
+    // In a thread of its own with a bound: a deadlock fails the test instead of hanging it.
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (vm_tx, vm_rx) = mpsc::channel::<Weak<Vm>>();
+        let (seen_tx, seen_rx) = mpsc::channel::<(String, bool)>();
+        let mut vm_rx = Some(vm_rx);
+        let mut vm: Option<Weak<Vm>> = None;
+        let cfg = VmConfig::micro().cmdline("test=exit").on_console_line(move |line| {
+            // The first line waits for the VM handle (blocking here is allowed).
+            if let Some(rx) = vm_rx.take() {
+                vm = rx.recv().ok();
+            }
+            if let Some(v) = vm.as_ref().and_then(Weak::upgrade) {
+                let _ = seen_tx.send((line.to_string(), v.console_output().contains(line)));
+            }
+        });
+        let vm = Arc::new(Vm::start(cfg).unwrap());
+        vm_tx.send(Arc::downgrade(&vm)).unwrap();
+        assert_eq!(vm.wait().unwrap(), VmExit::Exited(0));
+        drop(vm);
+        let _ = done_tx.send(seen_rx.try_iter().collect::<Vec<_>>());
+    });
+    let seen = done_rx.recv_timeout(Duration::from_secs(60)).expect("console callback calling console_output() deadlocked the VM");
+    assert!(seen.iter().any(|(l, _)| l == "KVMSANDBOX-READY"), "{seen:?}");
+    assert!(seen.iter().all(|(_, found)| *found), "{seen:?}");
+}

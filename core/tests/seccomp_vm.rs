@@ -6,7 +6,7 @@
 mod common;
 
 use kvmsandbox::seccomp::SeccompPolicy;
-use kvmsandbox::{Error, Sandbox, Vm, VmConfig};
+use kvmsandbox::{Error, Sandbox, Vm, VmConfig, VmExit};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::Duration;
@@ -39,6 +39,9 @@ fn probe_guest(probe: u8) -> std::path::PathBuf {
 #[ignore = "run only as a child of the seccomp tests"]
 fn seccomp_child_entry() {
     let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    if spec == "console-open" {
+        console_callback_opens_a_file();
+    }
     let (policy, probe) = spec.split_once(':').unwrap();
     let policy = match policy {
         "kill" => SeccompPolicy::Kill,
@@ -61,6 +64,23 @@ fn seccomp_child_entry() {
             std::process::exit(SURVIVED_EXIT)
         }
     }
+}
+
+/// Child body: under Kill, a console callback opens and reads a file for every
+/// line (openat/read are forbidden on vCPU threads).
+fn console_callback_opens_a_file() -> ! {
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = opened.clone();
+    let cfg = VmConfig::micro().cmdline("test=exit").seccomp(SeccompPolicy::Kill).on_console_line(move |_| {
+        if std::fs::read("/proc/self/status").is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let vm = Vm::start(cfg).unwrap();
+    let end = vm.wait();
+    let n = opened.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("vm ended: {end:?}; the callback read a file {n} times");
+    std::process::exit(if matches!(end, Ok(VmExit::Exited(0))) && n > 0 { SURVIVED_EXIT } else { 1 })
 }
 
 fn run_child(spec: &str) -> (std::process::ExitStatus, String) {
@@ -119,4 +139,33 @@ fn callers_threads_keep_their_syscalls() {
     let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
     assert!(status.lines().any(|l| l.starts_with("Seccomp:") && l.ends_with('0')), "{status}");
     sb.ping().unwrap();
+}
+
+#[test]
+fn console_callback_may_open_files_under_kill() {
+    let (st, err) = run_child("console-open");
+    assert_eq!(st.code(), Some(SURVIVED_EXIT), "{st:?} {err}");
+}
+
+#[test]
+fn a_trap_is_reported_by_its_own_vm_only() {
+    let cfg = VmConfig::micro()
+        .micro_image(probe_guest(1))
+        .ready_marker("R")
+        .seccomp(SeccompPolicy::Trap)
+        .start_timeout(Duration::from_secs(10));
+    let trapping = Vm::start(cfg).unwrap();
+    // The probe guest traps (socket) and then exits: wait until it has.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while trapping.is_running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!trapping.is_running(), "the probe guest did not stop");
+    let bystander = Vm::start(VmConfig::micro().cmdline("test=stay").seccomp(SeccompPolicy::Trap)).unwrap();
+    bystander.kill();
+    assert!(matches!(bystander.wait(), Ok(VmExit::Killed)), "the bystander reported another VM's trap");
+    match trapping.wait() {
+        Err(Error::Seccomp(e)) => assert!(e.to_string().contains("socket"), "{e}"),
+        other => panic!("the trapping VM lost its trap: {other:?}"),
+    }
 }

@@ -1,7 +1,7 @@
 //! Syscalls every filtered thread needs: std's synchronisation, the memory allocator,
 //! signals, time, thread exit and logging. Both thread kinds start from this list.
 
-use super::rules::{sys, Syscall, NO_EXEC};
+use super::rules::{sys, Args, Syscall, NO_EXEC};
 
 /// Allowed on every filtered thread (vCPU and VMM).
 pub(super) const COMMON: &[Syscall] = &[
@@ -60,7 +60,11 @@ pub(super) const COMMON: &[Syscall] = &[
     ),
     sys!(SYS_gettid, "logging and thread identification"),
     sys!(SYS_getpid, "pthread_kill (kicking a vCPU out of KVM_RUN) asks for our pid"),
-    sys!(SYS_tgkill, "pthread_kill: the kick signal that stops sibling vCPUs when the VM ends"),
+    sys!(
+        SYS_tgkill,
+        "pthread_kill: the kick signal that stops sibling vCPUs when the VM ends; no other signal, no other process",
+        Args::OwnKickSignal { tgid: 0, sig: 2 }
+    ),
     sys!(
         SYS_getrandom,
         "HashMap RandomState seeding on first use in the thread"

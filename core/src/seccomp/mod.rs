@@ -37,7 +37,7 @@ pub use doc::allow_list_markdown;
 pub use probe::{forbidden_syscall_probe, Probe};
 pub use rules::{Args, Syscall, Value};
 pub use seccompiler::BpfProgram;
-pub use trap::{take_trapped, TrappedSyscall};
+pub use trap::{TrapRecord, TrappedSyscall};
 
 /// What happens when a filtered thread makes a syscall outside its allow-list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -50,7 +50,7 @@ pub enum SeccompPolicy {
     Kill,
     /// Send SIGSYS (`SECCOMP_RET_TRAP`) and skip the syscall. [`install`] installs a
     /// SIGSYS handler (once per process, chaining to any previous one) that records
-    /// the syscall ([`take_trapped`]) and makes it fail with `EPERM`, so the thread
+    /// the syscall in the VM's [`TrapRecord`] and makes it fail with `EPERM`, so the thread
     /// sees an error and the sandbox can report a typed error
     /// ([`SeccompError::Trapped`]) while the caller's process lives on. The offending
     /// thread keeps running: a compromised thread could keep trying other syscalls
@@ -219,13 +219,18 @@ pub fn filter_for(
 /// so the caller's other threads are never filtered. Call it first thing in the
 /// thread's body, before it touches guest data. Irreversible for this thread.
 /// [`SeccompPolicy::Disabled`] installs nothing; [`SeccompPolicy::Trap`] also
-/// installs the process-wide SIGSYS handler (once; see [`take_trapped`]).
-pub fn install(kind: ThreadKind, policy: SeccompPolicy) -> Result<(), SeccompError> {
+/// installs the process-wide SIGSYS handler (once) and makes this thread's traps
+/// land in `record` (its VM's; see [`TrapRecord::take`]).
+pub fn install(
+    kind: ThreadKind,
+    policy: SeccompPolicy,
+    record: &std::sync::Arc<TrapRecord>,
+) -> Result<(), SeccompError> {
     let Some(program) = filter_for(kind, policy)? else {
         return Ok(());
     };
     if policy == SeccompPolicy::Trap {
-        trap::arm_current_thread(kind)?;
+        trap::arm_current_thread(kind, record)?;
     }
     seccompiler::apply_filter(&program).map_err(|source| SeccompError::Apply {
         kind,

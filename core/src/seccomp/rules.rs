@@ -69,6 +69,15 @@ pub enum Args {
         /// Their name, for the documentation (e.g. `"AT_EMPTY_PATH"`).
         what: &'static str,
     },
+    /// `tgkill(tgid, tid, sig)` within this process and with the vCPU kick signal
+    /// only: argument `tgid` must be our pid and argument `sig` the kick signal, both
+    /// read when the filter is compiled (on the thread that installs it).
+    OwnKickSignal {
+        /// Index of the thread-group (process) id argument.
+        tgid: u8,
+        /// Index of the signal number argument.
+        sig: u8,
+    },
 }
 
 /// Macro building a [`Syscall`] from a libc `SYS_*` constant, so name and number agree.
@@ -133,6 +142,15 @@ impl Args {
                 SeccompCmpOp::MaskedEq(mask),
                 mask,
             )?])?]),
+            Args::OwnKickSignal { tgid, sig } => {
+                // SAFETY: getpid has no preconditions.
+                let pid = unsafe { libc::getpid() };
+                let kick = crate::vmm::kick::signal();
+                Ok(vec![SeccompRule::new(vec![
+                    dword(tgid, SeccompCmpOp::Eq, pid as u32 as u64)?,
+                    dword(sig, SeccompCmpOp::Eq, kick as u32 as u64)?,
+                ])?])
+            }
         }
     }
 
@@ -146,6 +164,10 @@ impl Args {
             }
             Args::BitsClear { index, what, .. } => format!("arg{index} without {what}"),
             Args::BitsSet { index, what, .. } => format!("arg{index} with {what}"),
+            Args::OwnKickSignal { tgid, sig } => format!(
+                "arg{tgid} = our own pid and arg{sig} = the vCPU kick signal (SIGRTMIN+{})",
+                crate::vmm::kick::KICK_OFFSET
+            ),
         }
     }
 

@@ -7,24 +7,28 @@
 //!
 //! 1. decides whether the signal is ours: `si_code == SYS_SECCOMP` *and* the current
 //!    thread installed a Trap filter through this module (a thread-local flag);
-//! 2. if ours: records the syscall number and the thread kind in static atomics
-//!    (read with [`take_trapped`]), counts it, and sets the interrupted context's `rax`
-//!    to `-EPERM`, so the thread sees the syscall fail with `EPERM` and goes on: the
-//!    VMM code turns that into an error and the lead reports [`TrappedSyscall`] as a typed
-//!    error ([`TrappedSyscall::into_error`]);
+//! 2. if ours: records the syscall number and the thread kind in the [`TrapRecord`]
+//!    the thread was armed with (one per VM, read with [`TrapRecord::take`], so one
+//!    VM never reports or clears another's trap), counts it, and sets the interrupted
+//!    context's `rax` to `-EPERM`, so the thread sees the syscall fail with `EPERM` and
+//!    goes on: the VMM code turns that into an error and the VM reports
+//!    [`TrappedSyscall`] as a typed error ([`TrappedSyscall::into_error`]);
 //! 3. if not ours (another seccomp filter of the caller, or a SIGSYS sent by `kill`):
 //!    chains to the handler that was installed before ours (`SA_SIGINFO` or plain); if
 //!    that was `SIG_IGN` it returns; if `SIG_DFL` it restores the default disposition and
 //!    re-raises, so the process dies of SIGSYS exactly as it would have without us.
 //!
-//! The handler only touches atomics, a const-initialised thread-local `Cell` and the
-//! signal context: it is async-signal-safe. The caller's other threads are never
-//! filtered, so they never trap through us.
+//! The handler only touches atomics, const-initialised thread-local `Cell`s and the
+//! signal context: it is async-signal-safe. The record it writes is kept alive by a
+//! strong reference the armed thread holds in another thread-local, whose destructor
+//! clears the handler's pointer first (a trap during the thread's very last steps is
+//! still refused with `EPERM`, just not recorded). The caller's other threads are
+//! never filtered, so they never trap through us.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::{syscall_name, SeccompError, ThreadKind};
 
@@ -37,12 +41,51 @@ const NONE: u64 = 0;
 thread_local! {
     /// The kind of the Trap filter this thread installed (0 = none, else `kind_tag`).
     static TRAP_KIND: Cell<u8> = const { Cell::new(0) };
+    /// Where the handler records this thread's traps (null = nowhere).
+    static RECORD: Cell<*const TrapRecord> = const { Cell::new(std::ptr::null()) };
+    /// Keeps `RECORD`'s target alive for as long as the pointer is set.
+    static HOLD: RefCell<Option<Holder>> = const { RefCell::new(None) };
 }
 
-/// Last trapped syscall, packed as `(kind_tag << 32) | syscall number`.
-static LAST: AtomicU64 = AtomicU64::new(NONE);
-/// Trapped syscalls since the last [`take_trapped`].
-static COUNT: AtomicU64 = AtomicU64::new(0);
+/// The strong reference behind `RECORD`; dropping it clears `RECORD` first.
+struct Holder(#[allow(dead_code)] Arc<TrapRecord>);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = RECORD.try_with(|r| r.set(std::ptr::null()));
+    }
+}
+
+/// The traps of one VM's threads: the last syscall and how many since the last
+/// [`take`](Self::take). Written by the SIGSYS handler with atomics only.
+#[derive(Debug, Default)]
+pub struct TrapRecord {
+    /// Last trapped syscall, packed as `(kind_tag << 32) | syscall number`.
+    last: AtomicU64,
+    /// Trapped syscalls since the last `take`.
+    count: AtomicU64,
+}
+
+impl TrapRecord {
+    /// An empty record, to share between a VM and the threads it arms.
+    pub fn new() -> Arc<TrapRecord> {
+        Arc::new(TrapRecord::default())
+    }
+
+    /// Takes (and clears) the last syscall trapped on a thread armed with this record.
+    pub fn take(&self) -> Option<TrappedSyscall> {
+        let packed = self.last.swap(NONE, Ordering::AcqRel);
+        let count = self.count.swap(0, Ordering::AcqRel);
+        let kind = kind_from_tag((packed >> 32) as u8)?;
+        let number = i64::from(packed as u32);
+        Some(TrappedSyscall {
+            kind,
+            number,
+            name: syscall_name(number).unwrap_or("unknown"),
+            count,
+        })
+    }
+}
 /// The SIGSYS disposition before ours, for chaining.
 static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
 /// Serialises handler installation (never touched by the handler itself).
@@ -57,8 +100,8 @@ pub struct TrappedSyscall {
     pub number: i64,
     /// Its name when known, else `"unknown"`.
     pub name: &'static str,
-    /// How many forbidden syscalls were trapped since the previous [`take_trapped`]
-    /// (this one included); only the last one's number is kept.
+    /// How many forbidden syscalls were trapped since the previous
+    /// [`TrapRecord::take`] (this one included); only the last one's number is kept.
     pub count: u64,
 }
 
@@ -72,20 +115,6 @@ impl TrappedSyscall {
             count: self.count,
         }
     }
-}
-
-/// Takes (and clears) the record of the last syscall trapped under the Trap policy.
-pub fn take_trapped() -> Option<TrappedSyscall> {
-    let packed = LAST.swap(NONE, Ordering::AcqRel);
-    let count = COUNT.swap(0, Ordering::AcqRel);
-    let kind = kind_from_tag((packed >> 32) as u8)?;
-    let number = i64::from(packed as u32);
-    Some(TrappedSyscall {
-        kind,
-        number,
-        name: syscall_name(number).unwrap_or("unknown"),
-        count,
-    })
 }
 
 fn kind_tag(kind: ThreadKind) -> u8 {
@@ -104,9 +133,16 @@ fn kind_from_tag(tag: u8) -> Option<ThreadKind> {
 }
 
 /// Installs the process-wide SIGSYS handler (first call only) and marks the current
-/// thread as one whose traps we handle. Call before applying a Trap filter.
-pub(super) fn arm_current_thread(kind: ThreadKind) -> Result<(), SeccompError> {
+/// thread as one whose traps we handle, recording them into `record`. Call before
+/// applying a Trap filter.
+pub(super) fn arm_current_thread(
+    kind: ThreadKind,
+    record: &Arc<TrapRecord>,
+) -> Result<(), SeccompError> {
     install_handler()?;
+    // Replacing an earlier holder clears RECORD before it is set again below.
+    HOLD.with(|h| *h.borrow_mut() = Some(Holder(record.clone())));
+    RECORD.with(|r| r.set(Arc::as_ptr(record)));
     TRAP_KIND.with(|k| k.set(kind_tag(kind)));
     Ok(())
 }
@@ -165,8 +201,14 @@ extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         return;
     }
     let packed = (u64::from(kind) << 32) | u64::from(sys.syscall as u32);
-    LAST.store(packed, Ordering::Release);
-    COUNT.fetch_add(1, Ordering::AcqRel);
+    let record = RECORD.try_with(Cell::get).unwrap_or(std::ptr::null());
+    if !record.is_null() {
+        // SAFETY: RECORD is set only while this thread's HOLD keeps the record alive
+        // (Holder::drop clears it before releasing the Arc); atomics are signal-safe.
+        let record = unsafe { &*record };
+        record.last.store(packed, Ordering::Release);
+        record.count.fetch_add(1, Ordering::AcqRel);
+    }
     // SAFETY: for an SA_SIGINFO handler `ctx` points to the interrupted thread's
     // ucontext_t; setting rax makes the skipped syscall "return" -EPERM on sigreturn.
     unsafe {

@@ -87,8 +87,14 @@ pub(super) const VMM: &[Syscall] = &[
     ),
     sys!(SYS_pwritev, "virtio-blk vectored writes"),
     sys!(SYS_fdatasync, "virtio-blk FLUSH"),
-    sys!(SYS_timerfd_settime, "vsock connect/grace timeouts (one timerfd, armed and disarmed)"),
-    sys!(SYS_timerfd_gettime, "vsock: read the remaining time of the timeout timer"),
+    sys!(
+        SYS_timerfd_settime,
+        "vsock connect/grace timeouts (one timerfd, armed and disarmed)"
+    ),
+    sys!(
+        SYS_timerfd_gettime,
+        "vsock: read the remaining time of the timeout timer"
+    ),
     sys!(
         SYS_fsync,
         "virtio-blk FLUSH when the backend asks for full sync"

@@ -1,7 +1,10 @@
 //! What the guest printed on its serial console, kept for the caller: the full
 //! output (bounded), the last lines for error messages, and the moments the
-//! boot-phase markers appeared. The vCPU thread feeds it through the UART.
+//! boot-phase markers appeared. The vCPU thread feeds it through the UART; it
+//! hands complete lines to the caller's callback only through a non-blocking
+//! queue (`console_delivery.rs`), never by calling it.
 
+use super::console_delivery::LineSender;
 use std::collections::VecDeque;
 
 /// Most console bytes kept; older output is dropped first.
@@ -21,7 +24,7 @@ pub struct ConsoleLog {
     lines: VecDeque<String>,
     ready_marker: String,
     panic_prefixes: &'static [&'static str],
-    callback: Option<LineCallback>,
+    sink: Option<LineSender>,
     /// A line containing the ready marker has been seen.
     pub ready: bool,
     /// The first line that looked like a guest panic.
@@ -43,14 +46,14 @@ pub struct ConsoleEvents {
 
 impl ConsoleLog {
     /// A log that watches for `ready_marker` and lines starting with any of `panic_prefixes`.
-    pub fn new(ready_marker: String, panic_prefixes: &'static [&'static str], callback: Option<LineCallback>) -> Self {
+    pub fn new(ready_marker: String, panic_prefixes: &'static [&'static str]) -> Self {
         ConsoleLog {
             bytes: VecDeque::new(),
             line: Vec::new(),
             lines: VecDeque::new(),
             ready_marker,
             panic_prefixes,
-            callback,
+            sink: None,
             ready: false,
             panic_line: None,
             total: 0,
@@ -86,13 +89,23 @@ impl ConsoleLog {
             self.panic_line = Some(line.clone());
             ev.panic = true;
         }
-        if let Some(cb) = self.callback.as_mut() {
-            cb(&line);
+        if let Some(sink) = self.sink.as_ref() {
+            sink.send(&line);
         }
         if self.lines.len() == LAST_LINES {
             self.lines.pop_front();
         }
         self.lines.push_back(line);
+    }
+
+    /// Sends every later complete line to `sink` (the callback's delivery queue).
+    pub fn set_sink(&mut self, sink: LineSender) {
+        self.sink = Some(sink);
+    }
+
+    /// Stops sending lines (the delivery thread drains what is queued, then ends).
+    pub fn close_sink(&mut self) {
+        self.sink = None;
     }
 
     /// Everything kept so far, lossily decoded.
@@ -116,14 +129,18 @@ impl ConsoleLog {
 
 #[cfg(test)]
 mod tests {
+    use super::super::console_delivery::ConsoleDelivery;
     use super::*;
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     #[test]
     fn finds_markers_and_keeps_lines() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = seen.clone();
-        let mut log = ConsoleLog::new("READY".into(), &["PANIC:"], Some(Box::new(move |l| s2.lock().unwrap().push(l.to_string()))));
+        let (sink, delivery) = ConsoleDelivery::spawn(Box::new(move |l| s2.lock().unwrap().push(l.to_string()))).unwrap();
+        let mut log = ConsoleLog::new("READY".into(), &["PANIC:"]);
+        log.set_sink(sink);
         let ev = log.push(b"hello\r\nwor");
         assert!(ev.first_byte && !ev.ready);
         let ev = log.push(b"ld\nREADY now\n");
@@ -132,13 +149,15 @@ mod tests {
         assert!(log.push(b"PANIC: oops\npartial").panic);
         assert_eq!(log.panic_line.as_deref(), Some("PANIC: oops"));
         assert_eq!(log.last_lines().last().unwrap(), "partial");
+        log.close_sink();
+        assert!(delivery.finish(Duration::from_secs(10)));
         assert_eq!(seen.lock().unwrap()[..2], ["hello".to_string(), "world".to_string()]);
         assert!(log.text().starts_with("hello\r\nworld\n"));
     }
 
     #[test]
     fn output_is_bounded() {
-        let mut log = ConsoleLog::new(String::new(), &[], None);
+        let mut log = ConsoleLog::new(String::new(), &[]);
         let chunk = vec![b'x'; 1 << 20];
         for _ in 0..6 {
             log.push(&chunk);

@@ -2,8 +2,10 @@
 
 pub mod boot;
 pub mod console;
+pub mod console_delivery;
 pub mod cpuid;
 pub mod device_manager;
+mod fail_point;
 pub mod host;
 pub mod kick;
 pub mod kvm;

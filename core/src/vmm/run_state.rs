@@ -1,11 +1,14 @@
 //! State shared by the VM handle, its vCPU threads and its devices: the console
 //! log, the boot timings and why the VM stopped. The first reason to stop wins;
-//! setting it kicks every vCPU out of the guest.
+//! setting it kicks every vCPU out of the guest. It is also the vCPUs' start gate
+//! (they enter the guest once the VM releases them, or leave if it stops first)
+//! and counts the vCPU threads still running, so stopping can wait for them with
+//! a bound instead of joining blindly.
 
 use super::console::ConsoleLog;
 use super::timings::BootTimings;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Why a VM stopped.
@@ -91,6 +94,21 @@ pub struct Inner {
     pub timings: BootTimings,
     /// Why the VM stopped, once it has.
     pub stop: Option<StopReason>,
+    /// The VM released its vCPUs into the guest.
+    pub released: bool,
+    /// vCPU threads spawned (or about to be) that have not ended yet.
+    pub live_vcpus: usize,
+}
+
+/// Counts one vCPU thread as live until dropped: moved into the thread's closure,
+/// it is dropped when the thread body ends, or with the closure if the spawn failed.
+pub struct LiveVcpu(Arc<RunState>);
+
+impl Drop for LiveVcpu {
+    fn drop(&mut self) {
+        self.0.lock().live_vcpus -= 1;
+        self.0.cond.notify_all();
+    }
 }
 
 /// Shared VM run state.
@@ -108,7 +126,7 @@ impl RunState {
     /// New state; timings are measured from `start`.
     pub fn new(console: ConsoleLog, start: Instant) -> Self {
         RunState {
-            inner: Mutex::new(Inner { console, timings: BootTimings::default(), stop: None }),
+            inner: Mutex::new(Inner { console, timings: BootTimings::default(), stop: None, released: false, live_vcpus: 0 }),
             cond: Condvar::new(),
             stopping: AtomicBool::new(false),
             start,
@@ -144,6 +162,35 @@ impl RunState {
         *crate::devices::bus::lock(&self.kicker) = Some(k);
     }
 
+    /// Removes the kicker (before its threads are joined: their ids die with them).
+    /// Waits for a kick in progress on another thread to finish.
+    pub fn take_kicker(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        crate::devices::bus::lock(&self.kicker).take()
+    }
+
+    /// Counts a vCPU thread as live; see [`LiveVcpu`].
+    pub fn live_vcpu(self: &Arc<Self>) -> LiveVcpu {
+        self.lock().live_vcpus += 1;
+        LiveVcpu(self.clone())
+    }
+
+    /// Lets the vCPUs enter the guest.
+    pub fn release_vcpus(&self) {
+        self.lock().released = true;
+        self.cond.notify_all();
+    }
+
+    /// Blocks a vCPU thread until the VM releases it (`true`) or stops (`false`).
+    pub fn wait_release(&self) -> bool {
+        let (g, _) = self.wait_until(None, |s| s.released || s.stop.is_some());
+        g.stop.is_none()
+    }
+
+    /// Waits up to `timeout` for every vCPU thread to end; returns how many are left.
+    pub fn wait_vcpus_gone(&self, timeout: Duration) -> usize {
+        self.wait_until(Some(timeout), |s| s.live_vcpus == 0).0.live_vcpus
+    }
+
     /// True once the VM is stopping: vCPU loops must return.
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
@@ -153,11 +200,13 @@ impl RunState {
     pub fn request_stop(&self, reason: StopReason) {
         {
             let mut g = self.lock();
+            // Set before `stop` becomes visible: whoever sees `stop` and then kicks
+            // a vCPU must find the flag set when that vCPU leaves KVM_RUN.
+            self.stopping.store(true, Ordering::Release);
             if g.stop.is_none() {
                 g.stop = Some(reason);
             }
         }
-        self.stopping.store(true, Ordering::Release);
         self.cond.notify_all();
         if let Some(k) = crate::devices::bus::lock(&self.kicker).as_ref() {
             k();

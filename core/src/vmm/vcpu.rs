@@ -1,11 +1,13 @@
 //! One thread per vCPU: enter the guest, dispatch its port and MMIO exits to the
 //! buses, and turn every other exit into a stop reason. A guest can end its VM,
-//! never the host: all failures become a `StopReason`.
+//! never the host: all failures become a `StopReason`. The stop flag is checked
+//! after every exit; the kick signal (see `kick.rs`) makes a thread leave the guest
+//! or skip its next entry, so one kick is enough to stop it.
 
 use super::run_state::{RunState, StopReason};
 use crate::devices::bus::Bus;
 use kvm_ioctls::{VcpuExit, VcpuFd};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 
 /// How a guest's resets and triple faults are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,15 +35,23 @@ pub struct Vcpu {
 }
 
 impl Vcpu {
-    /// Thread body: wait for the start barrier, then run until the VM stops.
-    pub fn run(mut self, start: Arc<Barrier>, on_start: impl FnOnce() -> Result<(), String>) {
+    /// Thread body: run `on_start` (the seccomp filter), wait until the VM
+    /// releases its vCPUs, then run until the VM stops. Returns at once if the VM
+    /// stops before the release (a failed start).
+    pub fn run(mut self, on_start: impl FnOnce() -> Result<(), String>) {
         super::kick::unblock_on_current_thread();
-        let setup = on_start();
-        start.wait();
-        if let Err(e) = setup {
+        if let Err(e) = on_start() {
             self.state.request_stop(StopReason::VcpuError(format!("vcpu {} setup: {e}", self.index)));
             return;
         }
+        if !self.state.wait_release() {
+            return;
+        }
+        let run: *mut kvm_bindings::kvm_run = self.fd.get_kvm_run();
+        // SAFETY: the kvm_run page is mapped by `self.fd`, a parameter, which is
+        // dropped only after this local registration (locals drop first), on this
+        // same thread.
+        let _kick = unsafe { super::kick::RunRegistration::new(run) };
         if self.index == 0 {
             self.state.mark(|t| &mut t.first_vcpu_entry);
         }

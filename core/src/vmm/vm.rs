@@ -1,10 +1,14 @@
 //! A running VM: create KVM objects, map memory, load the guest, wire devices,
-//! start one named thread per vCPU behind a barrier, and wait for the guest's
+//! start one named thread per vCPU held at a start gate, and wait for the guest's
 //! ready marker. The handle owns everything; `kill()` or `Drop` stops the vCPUs,
-//! joins every thread and closes every fd. The caller's process never exits.
+//! joins every thread and closes every fd. The handle exists before the first
+//! thread starts, so a start that fails at any later step drops it and that stops
+//! and joins whatever was started. The caller's process never exits.
 
 use super::boot::micro;
-use super::console::ConsoleLog;
+use super::console::{ConsoleLog, LineCallback};
+use super::console_delivery::ConsoleDelivery;
+use super::fail_point::FailPoint;
 use super::host::HostKind;
 use super::layout::{self, BOOT_STACKS_TOP, BOOT_STACK_SIZE};
 use super::memory::{self, GuestMemory};
@@ -18,11 +22,11 @@ use crate::devices::virtio::{DeviceEventLoop, EventLoopHandle};
 use crate::devices::{exit_port::ExitPort, i8042::I8042, serial::SerialDevice};
 use super::boot::linux::{load_linux, LinuxImage};
 use super::device_manager;
-use crate::seccomp::{self, ThreadKind};
+use crate::seccomp::{self, SeccompPolicy, ThreadKind, TrapRecord};
 use crate::error::{describe, Error, Result};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use kvmsandbox_proto::bootinfo::{self, EXIT_PANIC};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::EventFd;
@@ -31,6 +35,11 @@ use vmm_sys_util::eventfd::EventFd;
 const PANIC_PREFIXES: &[&str] = &["PANIC: ", "Kernel panic - not syncing"];
 /// Ready marker of a Linux guest until its agent speaks.
 pub const LINUX_DEFAULT_MARKER: &str = "Run /init as init process";
+/// How long stopping waits for kicked vCPU threads to leave (one kick suffices;
+/// this only bounds a thread stuck in a device handler).
+const VCPU_EXIT_BOUND: Duration = Duration::from_secs(10);
+/// How long stopping waits for the console callback to return.
+const CONSOLE_FINISH_BOUND: Duration = Duration::from_secs(5);
 
 /// The Linux command line: ours, the devices', then the caller's extras (last
 /// wins for repeated keys, so a caller can override ours).
@@ -71,6 +80,9 @@ pub struct Vm {
     state: Arc<RunState>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     events: Mutex<Option<EventLoopHandle>>,
+    console: Mutex<Option<ConsoleDelivery>>,
+    /// Forbidden syscalls of this VM's threads under the Trap policy.
+    trap: Arc<TrapRecord>,
     // Our own references, so devices are dropped here (unfiltered: the vsock
     // device removes its socket file) and not on the seccomp-filtered loop thread.
     devices: Vec<Arc<Mutex<crate::devices::virtio::MmioTransport>>>,
@@ -114,8 +126,9 @@ impl Vm {
         let marker = cfg.ready_marker.clone().unwrap_or_else(|| {
             if is_linux { LINUX_DEFAULT_MARKER.to_string() } else { bootinfo::READY_MARKER.to_string() }
         });
-        let console = ConsoleLog::new(marker.clone(), PANIC_PREFIXES, cfg.console_callback.take());
+        let console = ConsoleLog::new(marker.clone(), PANIC_PREFIXES);
         let state = Arc::new(RunState::new(console, t0));
+        let fail = FailPoint::from_env();
 
         let vm = kvm.create_vm().map_err(ioctl("KVM_CREATE_VM"))?;
         vm.set_tss_address(0xfffb_d000).map_err(ioctl("KVM_SET_TSS_ADDR"))?;
@@ -176,44 +189,12 @@ impl Vm {
         }
 
         let reset = if is_linux { ResetMeaning::CleanExit } else { ResetMeaning::Fault };
-        let policy = cfg.seccomp;
-        let barrier = Arc::new(Barrier::new(vcpus as usize));
-        let mut threads = Vec::with_capacity(vcpus as usize);
-        for (i, fd) in fds.into_iter().enumerate() {
-            let v = Vcpu { fd, index: i as u8, pio: pio.clone(), mmio: mmio.clone(), state: state.clone(), reset };
-            let b = barrier.clone();
-            let h = std::thread::Builder::new()
-                .name(format!("kvmsb-vcpu{i}"))
-                .spawn(move || v.run(b, move || seccomp::install(ThreadKind::Vcpu, policy).map_err(|e| e.to_string())));
-            match h {
-                Ok(h) => threads.push(h),
-                Err(e) => {
-                    // Threads already started wait on the barrier forever: stop them.
-                    state.request_stop(StopReason::Killed);
-                    drop(threads); // detached; they hold only Arcs and exit once released
-                    return Err(Error::Host { what: "vCPU thread", source: e });
-                }
-            }
-        }
-        let events = if placed.transports.is_empty() {
-            None
-        } else {
-            let install = move || seccomp::install(ThreadKind::Vmm, policy).map_err(|e| e.to_string());
-            match DeviceEventLoop::spawn(placed.transports.clone(), "kvmsb-devices", install) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    state.request_stop(StopReason::Killed);
-                    return Err(e.into());
-                }
-            }
-        };
-        let ids: Vec<libc::pthread_t> = threads.iter().map(std::os::unix::thread::JoinHandleExt::as_pthread_t).collect();
-        state.set_kicker(Box::new(move || ids.iter().for_each(|&t| kick::kick(t))));
-
         let vm_handle = Vm {
             state,
-            threads: Mutex::new(threads),
-            events: Mutex::new(events),
+            threads: Mutex::new(Vec::with_capacity(fds.len())),
+            events: Mutex::new(None),
+            console: Mutex::new(None),
+            trap: TrapRecord::new(),
             devices: placed.transports,
             host,
             marker,
@@ -221,8 +202,53 @@ impl Vm {
             _vm: vm,
             _kvm: kvm,
         };
+        // From here on an error drops `vm_handle`, which stops and joins every
+        // thread started so far.
+        let launch = Launch { fds, pio, mmio, reset, policy: cfg.seccomp, callback: cfg.console_callback.take() };
+        vm_handle.launch(launch, &fail)?;
+        fail.check("wait-ready")?;
         vm_handle.wait_ready(cfg.start_timeout)?;
         Ok(vm_handle)
+    }
+
+    /// Starts the console delivery, vCPU and device threads, then lets the vCPUs run.
+    fn launch(&self, l: Launch, fail: &FailPoint) -> Result<()> {
+        if let Some(callback) = l.callback {
+            fail.check("console")?;
+            let (sink, delivery) = ConsoleDelivery::spawn(callback).map_err(host_err("console callback thread"))?;
+            *crate::devices::bus::lock(&self.console) = Some(delivery);
+            self.state.lock().console.set_sink(sink);
+        }
+        let policy = l.policy;
+        let setup_fails = fail.hits("vcpu-setup");
+        for (i, fd) in l.fds.into_iter().enumerate() {
+            fail.check(&format!("vcpu{i}"))?;
+            let v = Vcpu { fd, index: i as u8, pio: l.pio.clone(), mmio: l.mmio.clone(), state: self.state.clone(), reset: l.reset };
+            let live = self.state.live_vcpu();
+            let trap = self.trap.clone();
+            let h = std::thread::Builder::new().name(format!("kvmsb-vcpu{i}")).spawn(move || {
+                let _live = live;
+                v.run(move || {
+                    if setup_fails {
+                        return Err("injected failure (KVMSB_TEST_FAIL_START=vcpu-setup)".into());
+                    }
+                    seccomp::install(ThreadKind::Vcpu, policy, &trap).map_err(|e| e.to_string())
+                })
+            });
+            crate::devices::bus::lock(&self.threads).push(h.map_err(host_err("vCPU thread"))?);
+        }
+        fail.check("event-loop")?;
+        if !self.devices.is_empty() {
+            let trap = self.trap.clone();
+            let install = move || seccomp::install(ThreadKind::Vmm, policy, &trap).map_err(|e| e.to_string());
+            let events = DeviceEventLoop::spawn(self.devices.clone(), "kvmsb-devices", install)?;
+            *crate::devices::bus::lock(&self.events) = Some(events);
+        }
+        let ids: Vec<libc::pthread_t> =
+            crate::devices::bus::lock(&self.threads).iter().map(std::os::unix::thread::JoinHandleExt::as_pthread_t).collect();
+        self.state.set_kicker(Box::new(move || ids.iter().for_each(|&t| kick::kick(t))));
+        self.state.release_vcpus();
+        Ok(())
     }
 
     fn legacydevices(vm: &VmFd, state: &Arc<RunState>) -> Result<(Bus, Bus)> {
@@ -315,7 +341,7 @@ impl Vm {
         let last = g.console.last_lines();
         drop(g);
         self.join_threads();
-        if let Some(t) = seccomp::take_trapped() {
+        if let Some(t) = self.trap.take() {
             return Err(Error::Seccomp(t.into_error()));
         }
         match r {
@@ -332,27 +358,38 @@ impl Vm {
         self.join_threads();
     }
 
+    /// Stops every thread of the VM (the VM must be stopping) and joins it:
+    /// vCPUs held at the start gate leave when they see the stop; running ones get
+    /// one kick each. A vCPU thread that does not end within a generous bound is
+    /// reported on stderr and left behind (detached) rather than hanging the caller.
     fn join_threads(&self) {
         let mut threads = crate::devices::bus::lock(&self.threads);
-        if threads.is_empty() {
-            return;
-        }
-        // A kick can land just before a vCPU re-enters KVM_RUN; repeat until all left.
-        for _ in 0..5000 {
-            if threads.iter().all(|t| t.is_finished()) {
-                break;
-            }
-            for t in threads.iter().filter(|t| !t.is_finished()) {
+        if !threads.is_empty() {
+            // No kick may name a thread once it is joined: remove the kicker first.
+            drop(self.state.take_kicker());
+            for t in threads.iter() {
                 kick::kick(std::os::unix::thread::JoinHandleExt::as_pthread_t(t));
             }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        for t in threads.drain(..) {
-            let _ = t.join();
+            let left = self.state.wait_vcpus_gone(VCPU_EXIT_BOUND);
+            if left > 0 {
+                eprintln!("kvmsandbox: {left} vCPU thread(s) did not stop within {VCPU_EXIT_BOUND:?} of being kicked; leaving them detached");
+                threads.retain(|t| t.is_finished());
+            }
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
         }
         drop(threads);
         if let Some(ev) = crate::devices::bus::lock(&self.events).take() {
             let _ = ev.stop();
+        }
+        // The vCPUs are gone, so no line is queued any more: close the queue and
+        // let the callback take what is left.
+        self.state.lock().console.close_sink();
+        if let Some(delivery) = crate::devices::bus::lock(&self.console).take() {
+            if !delivery.finish(CONSOLE_FINISH_BOUND) {
+                eprintln!("kvmsandbox: the console callback did not return within {CONSOLE_FINISH_BOUND:?}; leaving its thread detached");
+            }
         }
     }
 
@@ -403,6 +440,16 @@ impl Vm {
     pub(crate) fn state(&self) -> &Arc<RunState> {
         &self.state
     }
+}
+
+/// What `launch` starts threads with.
+struct Launch {
+    fds: Vec<VcpuFd>,
+    pio: Bus,
+    mmio: Bus,
+    reset: ResetMeaning,
+    policy: SeccompPolicy,
+    callback: Option<LineCallback>,
 }
 
 impl Drop for Vm {

@@ -5,6 +5,7 @@ mod child;
 mod doc;
 mod kvm;
 mod policies;
+mod tgkill;
 mod threads;
 mod vcpu_ops;
 mod vmm_ops;
@@ -48,8 +49,9 @@ fn seccomp_filters_compile_for_every_policy() {
 #[test]
 fn seccomp_disabled_install_is_a_no_op() {
     // Installs nothing, so it is safe to call on the test thread.
-    install(ThreadKind::Vcpu, SeccompPolicy::Disabled).unwrap();
-    install(ThreadKind::Vmm, SeccompPolicy::Disabled).unwrap();
+    let record = TrapRecord::new();
+    install(ThreadKind::Vcpu, SeccompPolicy::Disabled, &record).unwrap();
+    install(ThreadKind::Vmm, SeccompPolicy::Disabled, &record).unwrap();
     assert!(forbidden_syscall_probe(Probe::Socket).is_ok());
 }
 

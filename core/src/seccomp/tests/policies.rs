@@ -5,7 +5,7 @@ use super::child::{apply, run_in_child, Outcome, OK, SIGSYS};
 
 fn vcpu_then(policy: SeccompPolicy, probe: Probe) -> Outcome {
     run_in_child(move || {
-        install(ThreadKind::Vcpu, policy).map_err(|e| e.to_string())?;
+        install(ThreadKind::Vcpu, policy, &TrapRecord::new()).map_err(|e| e.to_string())?;
         forbidden_syscall_probe(probe).map_err(|e| format!("{probe:?} refused: {e}"))
     })
 }
@@ -31,7 +31,12 @@ fn seccomp_disabled_lets_socket_and_execve_through() {
     // execve of /bin/true succeeds: the child *becomes* /bin/true and exits 0, while a
     // returning probe would have exited 1 (its Err) or 2 (below).
     let outcome = run_in_child(|| {
-        install(ThreadKind::Vcpu, SeccompPolicy::Disabled).map_err(|e| e.to_string())?;
+        install(
+            ThreadKind::Vcpu,
+            SeccompPolicy::Disabled,
+            &TrapRecord::new(),
+        )
+        .map_err(|e| e.to_string())?;
         let result = forbidden_syscall_probe(Probe::Execve);
         // SAFETY: leave with a distinctive code if execve returned at all.
         unsafe { libc::_exit(if result.is_ok() { 2 } else { 3 }) }
@@ -55,10 +60,11 @@ fn seccomp_trap_without_handler_dies_of_sigsys() {
 #[test]
 fn seccomp_trap_records_the_syscall_and_fails_it_with_eperm() {
     let outcome = run_in_child(|| {
-        if take_trapped().is_some() {
+        let record = TrapRecord::new();
+        if record.take().is_some() {
             return Err("a trap was recorded before any filter".into());
         }
-        install(ThreadKind::Vcpu, SeccompPolicy::Trap).map_err(|e| e.to_string())?;
+        install(ThreadKind::Vcpu, SeccompPolicy::Trap, &record).map_err(|e| e.to_string())?;
         let err = match forbidden_syscall_probe(Probe::Socket) {
             Ok(()) => return Err("socket() succeeded under Trap".into()),
             Err(err) => err,
@@ -70,7 +76,7 @@ fn seccomp_trap_records_the_syscall_and_fails_it_with_eperm() {
         if execve.as_ref().err().and_then(|e| e.raw_os_error()) != Some(libc::EPERM) {
             return Err(format!("execve under Trap gave {execve:?}, not EPERM"));
         }
-        let trapped = take_trapped().ok_or("no trap recorded")?;
+        let trapped = record.take().ok_or("no trap recorded")?;
         let expected = TrappedSyscall {
             kind: ThreadKind::Vcpu,
             number: libc::SYS_execve,
@@ -80,8 +86,8 @@ fn seccomp_trap_records_the_syscall_and_fails_it_with_eperm() {
         if trapped != expected {
             return Err(format!("recorded {trapped:?}, expected {expected:?}"));
         }
-        if take_trapped().is_some() {
-            return Err("take_trapped did not clear the record".into());
+        if record.take().is_some() {
+            return Err("take did not clear the record".into());
         }
         // The thread goes on working after a trap: an allowed syscall still works.
         let mut ts = libc::timespec {
@@ -99,8 +105,9 @@ fn seccomp_trap_records_the_syscall_and_fails_it_with_eperm() {
 }
 
 /// Arms the Trap handler from a helper thread, leaving the calling thread unfiltered.
-fn arm_trap_handler_elsewhere() -> Result<(), String> {
-    std::thread::spawn(|| install(ThreadKind::Vcpu, SeccompPolicy::Trap))
+fn arm_trap_handler_elsewhere(record: &std::sync::Arc<TrapRecord>) -> Result<(), String> {
+    let record = record.clone();
+    std::thread::spawn(move || install(ThreadKind::Vcpu, SeccompPolicy::Trap, &record))
         .join()
         .map_err(|_| "helper thread panicked".to_string())?
         .map_err(|e| e.to_string())
@@ -111,7 +118,7 @@ fn seccomp_trap_handler_leaves_foreign_sigsys_deadly() {
     // A SIGSYS that is not our seccomp trap, with no handler before ours, must still end
     // the process as SIG_DFL would.
     let outcome = run_in_child(|| {
-        arm_trap_handler_elsewhere()?;
+        arm_trap_handler_elsewhere(&TrapRecord::new())?;
         // SAFETY: raise() on this unfiltered thread.
         unsafe { libc::raise(libc::SIGSYS) };
         Err("survived a foreign SIGSYS".into())
@@ -129,14 +136,15 @@ fn seccomp_trap_handler_passes_foreign_sigsys_to_previous_handler() {
     let outcome = run_in_child(|| {
         // SAFETY: installing a plain handler in the child before ours.
         unsafe { libc::signal(libc::SIGSYS, previous as *const () as libc::sighandler_t) };
-        arm_trap_handler_elsewhere()?;
+        let record = TrapRecord::new();
+        arm_trap_handler_elsewhere(&record)?;
         // This (unfiltered) thread gets a SIGSYS that is not a seccomp trap.
         // SAFETY: raise() on our own thread; our handler must chain to `previous`.
         unsafe { libc::raise(libc::SIGSYS) };
         if !PREVIOUS_RAN.load(Ordering::SeqCst) {
             return Err("the previous SIGSYS handler was not called".into());
         }
-        if take_trapped().is_some() {
+        if record.take().is_some() {
             return Err("a foreign SIGSYS was recorded as a trap".into());
         }
         Ok(())

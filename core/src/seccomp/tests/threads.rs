@@ -20,7 +20,8 @@ fn seccomp_install_on_spawned_thread_leaves_main_thread_free() {
         let (tid_tx, tid_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let worker = std::thread::spawn(move || -> Result<(), String> {
-            install(ThreadKind::Vcpu, SeccompPolicy::Kill).map_err(|e| e.to_string())?;
+            install(ThreadKind::Vcpu, SeccompPolicy::Kill, &TrapRecord::new())
+                .map_err(|e| e.to_string())?;
             // SAFETY: no arguments.
             let tid = unsafe { libc::syscall(libc::SYS_gettid) };
             tid_tx.send(tid).map_err(|e| e.to_string())?;
@@ -48,8 +49,10 @@ fn seccomp_install_on_spawned_thread_leaves_main_thread_free() {
 #[test]
 fn seccomp_trap_on_spawned_thread_does_not_touch_main_thread() {
     let outcome = run_in_child(|| {
-        let worker = std::thread::spawn(|| -> Result<Option<i32>, String> {
-            install(ThreadKind::Vmm, SeccompPolicy::Trap).map_err(|e| e.to_string())?;
+        let record = TrapRecord::new();
+        let armed = record.clone();
+        let worker = std::thread::spawn(move || -> Result<Option<i32>, String> {
+            install(ThreadKind::Vmm, SeccompPolicy::Trap, &armed).map_err(|e| e.to_string())?;
             Ok(forbidden_syscall_probe(Probe::Socket)
                 .err()
                 .and_then(|e| e.raw_os_error()))
@@ -61,9 +64,45 @@ fn seccomp_trap_on_spawned_thread_does_not_touch_main_thread() {
             ));
         }
         forbidden_syscall_probe(Probe::Socket).map_err(|e| format!("main socket(): {e}"))?;
-        let trapped = take_trapped().ok_or("no trap recorded")?;
+        let trapped = record.take().ok_or("no trap recorded")?;
         if (trapped.kind, trapped.number, trapped.count) != (ThreadKind::Vmm, libc::SYS_socket, 1) {
             return Err(format!("recorded {trapped:?}"));
+        }
+        Ok(())
+    });
+    assert_eq!(outcome, OK);
+}
+
+#[test]
+fn seccomp_trap_records_are_per_owner() {
+    // Two threads armed with two records (two VMs): each trap lands in its own
+    // thread's record only, and taking one leaves the other alone.
+    let outcome = run_in_child(|| {
+        let (a, b) = (TrapRecord::new(), TrapRecord::new());
+        let spawn = |record: std::sync::Arc<TrapRecord>, probe: Probe| {
+            std::thread::spawn(move || -> Result<(), String> {
+                install(ThreadKind::Vcpu, SeccompPolicy::Trap, &record)
+                    .map_err(|e| e.to_string())?;
+                match forbidden_syscall_probe(probe) {
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(()),
+                    other => Err(format!("{probe:?} under Trap gave {other:?}")),
+                }
+            })
+        };
+        spawn(a.clone(), Probe::Socket)
+            .join()
+            .map_err(|_| "thread a panicked".to_string())??;
+        let b_thread = spawn(b.clone(), Probe::Execve);
+        b_thread
+            .join()
+            .map_err(|_| "thread b panicked".to_string())??;
+        let got_a = a.take().ok_or("a's trap was not recorded in a")?;
+        let got_b = b.take().ok_or("b's trap was not recorded in b")?;
+        if (got_a.number, got_a.count) != (libc::SYS_socket, 1) {
+            return Err(format!("a recorded {got_a:?}"));
+        }
+        if (got_b.number, got_b.count) != (libc::SYS_execve, 1) {
+            return Err(format!("b recorded {got_b:?}"));
         }
         Ok(())
     });
