@@ -199,7 +199,14 @@ impl Vm {
             None
         } else {
             let install = move || seccomp::install(ThreadKind::Vmm, policy).map_err(|e| e.to_string());
-            match DeviceEventLoop::spawn(placed.transports.clone(), "kvmsb-devices", install) {
+            // A loop that ends by itself leaves the guest without devices: stop the VM.
+            let loop_state = state.clone();
+            let on_exit = move |r: &std::result::Result<(), crate::devices::virtio::EventLoopError>| {
+                if let Err(e) = r {
+                    loop_state.request_stop(StopReason::DeviceLoop(e.to_string()));
+                }
+            };
+            match DeviceEventLoop::spawn(placed.transports.clone(), "kvmsb-devices", install, on_exit) {
                 Ok(h) => Some(h),
                 Err(e) => {
                     state.request_stop(StopReason::Killed);
@@ -295,6 +302,7 @@ impl Vm {
             StopReason::TripleFault { .. } | StopReason::InternalError { .. } | StopReason::FailEntry { .. } | StopReason::VcpuError(_) => {
                 Error::GuestCrashed { reason: describe(&r), last_lines }
             }
+            StopReason::DeviceLoop(reason) => Error::DeviceLoop { reason },
             other => Error::EarlyExit { reason: describe(&other), last_lines },
         }
     }
