@@ -41,6 +41,10 @@ pub const VIRTIO_BLK_F_FLUSH: u64 = 1 << vb::VIRTIO_BLK_F_FLUSH;
 pub const REQUESTS_PER_WAKEUP: usize = 64;
 /// Most data bytes moved per queue notification before yielding to the loop.
 pub const BYTES_PER_WAKEUP: u64 = 1 << 20;
+/// Test builds only: a disk with this id panics whenever its queue is served, so
+/// tests can check that a dead device event loop stops the VM.
+#[cfg(feature = "test-utils")]
+pub const PANIC_ON_NOTIFY_ID: &str = "kvmsb-test-panic";
 /// Bytes of config space we expose (capacity … blk_size).
 pub const CONFIG_LEN: usize = 24;
 
@@ -388,6 +392,10 @@ impl VirtioDevice for Block {
     }
 
     fn queue_notified(&mut self, queue_index: usize) -> Served {
+        #[cfg(feature = "test-utils")]
+        if self.id.starts_with(PANIC_ON_NOTIFY_ID.as_bytes()) {
+            panic!("test disk {PANIC_ON_NOTIFY_ID:?} panics on purpose");
+        }
         if queue_index == 0 {
             self.process_queue()
         } else {
