@@ -69,7 +69,10 @@ mod tests {
         vq.build_multiple_desc_chains(&descs).unwrap();
         let q: Queue = vq.create_queue().unwrap();
         assert!(!uses_indirect(&mem, &q, 0));
-        assert!(uses_indirect(&mem, &q, 2), "indirect as the second descriptor");
+        assert!(
+            uses_indirect(&mem, &q, 2),
+            "indirect as the second descriptor"
+        );
         assert!(uses_indirect(&mem, &q, 4), "indirect as the head");
         assert!(!uses_indirect(&mem, &q, 16), "head out of range");
     }

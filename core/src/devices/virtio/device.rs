@@ -207,6 +207,13 @@ impl FdRegistrar {
         }
     }
 
+    /// A registrar on a caller's epoll, for harnesses that run the loop's steps
+    /// themselves (fuzzing). Event data: the fd in the low 32 bits.
+    #[cfg(feature = "test-utils")]
+    pub fn for_harness(epoll: Arc<Epoll>) -> Self {
+        Self::new(epoll, 0)
+    }
+
     fn event(&self, fd: RawFd, events: u32) -> EpollEvent {
         EpollEvent::new(
             EventSet::from_bits_truncate(events),

@@ -44,7 +44,9 @@ pub enum EventLoopError {
     #[error("event loop setup failed: {0}")]
     Setup(#[source] io::Error),
     /// Registering a queue eventfd (or the control eventfd) failed.
-    #[error("cannot watch queue {queue} of device {device} (queue count = control eventfd): {source}")]
+    #[error(
+        "cannot watch queue {queue} of device {device} (queue count = control eventfd): {source}"
+    )]
     Register {
         /// Device index in the list given to `spawn`.
         device: usize,

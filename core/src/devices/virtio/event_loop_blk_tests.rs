@@ -45,10 +45,19 @@ const F_WRITE: u16 = 2;
 fn huge_stream() -> (Arc<Mutex<MmioTransport>>, Arc<AtomicU64>) {
     let mem = memory();
     let read = Arc::new(AtomicU64::new(0));
-    let dev = Block::with_backend(Box::new(SlowDisk(read.clone())), Path::new("slow"), true, None)
-        .unwrap();
-    let mut t = MmioTransport::new(mem.clone(), Box::new(dev), EventFd::new(EFD_NONBLOCK).unwrap())
-        .unwrap();
+    let dev = Block::with_backend(
+        Box::new(SlowDisk(read.clone())),
+        Path::new("slow"),
+        true,
+        None,
+    )
+    .unwrap();
+    let mut t = MmioTransport::new(
+        mem.clone(),
+        Box::new(dev),
+        EventFd::new(EFD_NONBLOCK).unwrap(),
+    )
+    .unwrap();
     let st = negotiate(&mut t, crate::devices::virtio::device::VIRTIO_F_VERSION_1);
     let vq = MockSplitQueue::create(&mem, GuestAddress(0x8000), 256);
     write32(&mut t, 0x30, 0);
@@ -66,35 +75,55 @@ fn huge_stream() -> (Arc<Mutex<MmioTransport>>, Arc<AtomicU64>) {
         let base = c * (per_chain + 2);
         descs.push(Descriptor::new(hdr, 16, F_NEXT, base + 1));
         for i in 0..per_chain {
-            descs.push(Descriptor::new(0x10_0000, 1 << 20, F_NEXT | F_WRITE, base + 2 + i));
+            descs.push(Descriptor::new(
+                0x10_0000,
+                1 << 20,
+                F_NEXT | F_WRITE,
+                base + 2 + i,
+            ));
         }
         descs.push(Descriptor::new(0x1f_0000 + u64::from(c), 1, F_WRITE, 0));
     }
     // 8 * 202 descriptors do not fit a 256 table: queue them 1 chain at a time
     // in the same slots; the device reads a chain when it pops it, so queue one
     // chain and publish it 8 times (identical requests).
-    let one: Vec<RawDescriptor> = descs[..usize::from(per_chain) + 2].iter().map(|d| RawDescriptor::from(*d)).collect();
+    let one: Vec<RawDescriptor> = descs[..usize::from(per_chain) + 2]
+        .iter()
+        .map(|d| RawDescriptor::from(*d))
+        .collect();
     for _ in 0..8 {
         vq.add_desc_chains(&one, 0).unwrap();
     }
-    write32(&mut t, 0x70, st | crate::devices::virtio::mmio::status::DRIVER_OK);
+    write32(
+        &mut t,
+        0x70,
+        st | crate::devices::virtio::mmio::status::DRIVER_OK,
+    );
     (Arc::new(Mutex::new(t)), read)
 }
 
 #[test]
 fn stop_and_register_access_during_a_huge_request_stream_are_prompt() {
     let (t, read) = huge_stream();
-    let handle = DeviceEventLoop::spawn(vec![t.clone()], "virtio-blk-slow", || Ok(()), |_| {}).unwrap();
+    let handle =
+        DeviceEventLoop::spawn(vec![t.clone()], "virtio-blk-slow", || Ok(()), |_| {}).unwrap();
     // Let the stream get going (the activation serves the queue at once).
     let t0 = Instant::now();
     while read.load(Ordering::Relaxed) < 4 << 20 && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(read.load(Ordering::Relaxed) >= 4 << 20, "the device is reading");
+    assert!(
+        read.load(Ordering::Relaxed) >= 4 << 20,
+        "the device is reading"
+    );
     // A vCPU's MMIO access waits for at most one budget of work.
     let t1 = Instant::now();
     assert_eq!(read32(&mut lock(&t), 0x08), 2);
-    assert!(t1.elapsed() < Duration::from_secs(2), "register access took {:?}", t1.elapsed());
+    assert!(
+        t1.elapsed() < Duration::from_secs(2),
+        "register access took {:?}",
+        t1.elapsed()
+    );
     let t2 = Instant::now();
     handle.stop().unwrap();
     let took = t2.elapsed();

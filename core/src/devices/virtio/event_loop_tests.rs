@@ -78,7 +78,10 @@ fn backend_fd_registered_by_device_reaches_fd_ready() {
     assert!(eventually(|| log.lock().unwrap().backend_evt.is_some()));
     let (evt, fd) = {
         let l = log.lock().unwrap();
-        (l.backend_evt.as_ref().unwrap().try_clone().unwrap(), l.registered_fd.unwrap())
+        (
+            l.backend_evt.as_ref().unwrap().try_clone().unwrap(),
+            l.registered_fd.unwrap(),
+        )
     };
     evt.write(1).unwrap();
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), "fd");
@@ -123,14 +126,21 @@ fn status_writes_are_applied_on_the_loop_thread() {
     // Status work recorded before the loop starts is applied when it starts.
     full_init_pending(&mut lock(&t), &[16, 8]);
     let handle = spawn(vec![t.clone()], "virtio-life");
-    assert_eq!(rx.recv_timeout(WAIT).unwrap(), "queue", "activation serves the queues");
+    assert_eq!(
+        rx.recv_timeout(WAIT).unwrap(),
+        "queue",
+        "activation serves the queues"
+    );
     assert!(eventually(|| lock(&t).is_activated()));
     // A "vCPU" (this thread) resets and re-initialises while the loop runs.
     write32(&mut lock(&t), 0x70, 0);
     full_init_pending(&mut lock(&t), &[16, 8]);
     assert!(eventually(|| log.lock().unwrap().activations.len() == 2));
     assert!(eventually(|| lock(&t).is_activated()));
-    assert!(!readable(lock(&t).ctl_evt()), "the loop drained its control eventfd");
+    assert!(
+        !readable(lock(&t).ctl_evt()),
+        "the loop drained its control eventfd"
+    );
     handle.stop().unwrap();
     let l = log.lock().unwrap();
     assert_eq!(l.resets, 1);
@@ -202,13 +212,22 @@ fn device_panic_ends_loop_with_error_not_process_and_on_exit_hears_it() {
     let t = Arc::new(Mutex::new(t));
     let (tx, rx) = mpsc::channel();
     let t0 = Instant::now();
-    let handle = DeviceEventLoop::spawn(vec![t.clone()], "virtio-panic", || Ok(()), move |r| {
-        let _ = tx.send(matches!(r, Err(EventLoopError::Panicked)));
-    })
+    let handle = DeviceEventLoop::spawn(
+        vec![t.clone()],
+        "virtio-panic",
+        || Ok(()),
+        move |r| {
+            let _ = tx.send(matches!(r, Err(EventLoopError::Panicked)));
+        },
+    )
     .unwrap();
     // The loop applies the activation, serves queue 0, and the device panics.
     assert!(rx.recv_timeout(WAIT).unwrap(), "on_exit got Err(Panicked)");
-    assert!(t0.elapsed() < Duration::from_secs(2), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert!(eventually(|| !handle.is_running()));
     assert!(matches!(handle.stop(), Err(EventLoopError::Panicked)));
     // The poisoned transport lock is still usable by vCPUs.
@@ -219,9 +238,14 @@ fn device_panic_ends_loop_with_error_not_process_and_on_exit_hears_it() {
 fn on_exit_hears_a_clean_stop_as_ok() {
     let (t, _, _) = activated_mock();
     let (tx, rx) = mpsc::channel();
-    let handle = DeviceEventLoop::spawn(vec![t], "virtio-exit", || Ok(()), move |r| {
-        let _ = tx.send(r.is_ok());
-    })
+    let handle = DeviceEventLoop::spawn(
+        vec![t],
+        "virtio-exit",
+        || Ok(()),
+        move |r| {
+            let _ = tx.send(r.is_ok());
+        },
+    )
     .unwrap();
     handle.stop().unwrap();
     assert!(rx.recv_timeout(WAIT).unwrap());

@@ -64,12 +64,20 @@ fn full_init_sequence_activates_device() {
     assert_eq!(read32(&mut t, 0x70), ALL_BUT_OK | status::DRIVER_OK);
     assert!(log.lock().unwrap().activations.is_empty());
     assert_eq!(log.lock().unwrap().acked, None);
-    assert_eq!(t.ctl_evt().read().unwrap(), 1, "the event loop was signalled");
+    assert_eq!(
+        t.ctl_evt().read().unwrap(),
+        1,
+        "the event loop was signalled"
+    );
     t.apply_pending();
     assert!(t.is_activated());
     assert_eq!(read32(&mut t, 0x70), ALL_BUT_OK | status::DRIVER_OK);
     let log = log.lock().unwrap();
-    assert_eq!(log.acked, Some(MOCK_FEATURES), "unoffered bit 40 masked off");
+    assert_eq!(
+        log.acked,
+        Some(MOCK_FEATURES),
+        "unoffered bit 40 masked off"
+    );
     assert_eq!(log.activations.len(), 1);
     let (d0, a0, u0) = queue_addrs(0);
     let (d1, a1, u1) = queue_addrs(1);
@@ -148,7 +156,11 @@ fn reset_returns_to_initial_state_and_allows_reinit() {
         write32(&mut t, 0x30, q);
         assert_eq!(read32(&mut t, 0x44), 0, "queue {q} not ready after reset");
     }
-    assert_eq!(log.lock().unwrap().resets, 0, "vCPU thread only records the reset");
+    assert_eq!(
+        log.lock().unwrap().resets,
+        0,
+        "vCPU thread only records the reset"
+    );
     // Queue events after reset do not reach the device; the loop applies the reset first.
     t.queue_event(0);
     assert_eq!(log.lock().unwrap().resets, 1);
@@ -422,12 +434,19 @@ fn reset_then_reactivate_before_the_loop_runs_ends_active() {
     assert!(t.is_activated());
     let l = log.lock().unwrap();
     assert_eq!(l.resets, 1);
-    assert_eq!(l.activations.len(), 2, "the first at full_init, then one more");
+    assert_eq!(
+        l.activations.len(),
+        2,
+        "the first at full_init, then one more"
+    );
     assert_eq!(l.activations[1][0].size, 8);
     assert_eq!(l.acked, Some(VIRTIO_F_VERSION_1));
     // Notifications that came before the activation was applied are not lost:
     // every queue is served once right after it.
-    assert_eq!(l.notified.iter().map(|n| n.0).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        l.notified.iter().map(|n| n.0).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
 }
 
 #[test]

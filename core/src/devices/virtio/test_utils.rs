@@ -10,8 +10,7 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::device::{
-    ActivateContext, ActivateError, FdRegistrar, Served, VirtioDevice, EPOLLIN,
-    VIRTIO_F_VERSION_1,
+    ActivateContext, ActivateError, FdRegistrar, Served, VirtioDevice, EPOLLIN, VIRTIO_F_VERSION_1,
 };
 use super::mmio::{status, MmioTransport};
 use crate::devices::bus::BusDevice;

@@ -20,8 +20,7 @@ use super::execute::{execute_step, write_status, Disk};
 use super::request::{parse, Request, RequestError, ID_BYTES, SECTOR_SIZE, VIRTIO_BLK_S_IOERR};
 use crate::devices::virtio::chain::uses_indirect;
 use crate::devices::virtio::device::{
-    ActivateContext, ActivateError, Interrupt, Served, VirtioDevice, TYPE_BLOCK,
-    VIRTIO_F_VERSION_1,
+    ActivateContext, ActivateError, Interrupt, Served, VirtioDevice, TYPE_BLOCK, VIRTIO_F_VERSION_1,
 };
 use virtio_bindings::virtio_blk as vb;
 
@@ -257,7 +256,8 @@ impl Block {
                         Err(None)
                     } else {
                         parse(chain, &active.mem, self.capacity, max_descriptors).map_err(|f| {
-                            f.status.filter(|&a| write_status(&active.mem, a, status_for(&f.error)))
+                            f.status
+                                .filter(|&a| write_status(&active.mem, a, status_for(&f.error)))
                         })
                     };
                     match parsed {
@@ -273,7 +273,14 @@ impl Block {
                     }
                 }
             };
-            let step = execute_step(&req, &disk, &active.mem, &mut self.scratch, &mut progress, &mut bytes);
+            let step = execute_step(
+                &req,
+                &disk,
+                &active.mem,
+                &mut self.scratch,
+                &mut progress,
+                &mut bytes,
+            );
             let Some((status, written)) = step else {
                 active.in_flight = Some((head, req, progress));
                 served = Served::More;
@@ -295,7 +302,10 @@ impl Block {
         }
         if served == Served::Done && active.in_flight.is_none() {
             // The request budget ran out with chains left: come back for them.
-            if let Ok(avail) = active.queue.avail_idx(&active.mem, std::sync::atomic::Ordering::Acquire) {
+            if let Ok(avail) = active
+                .queue
+                .avail_idx(&active.mem, std::sync::atomic::Ordering::Acquire)
+            {
                 if avail.0 != active.queue.next_avail() && !active.interrupt.needs_reset() {
                     served = Served::More;
                 }
@@ -304,7 +314,10 @@ impl Block {
         // pop_descriptor_chain stops quietly when the avail index ran more than a
         // queue's worth ahead (or an entry names a head out of range): the queue is
         // wedged until the driver resets the device, so say so instead of going silent.
-        if let Ok(avail) = active.queue.avail_idx(&active.mem, std::sync::atomic::Ordering::Acquire) {
+        if let Ok(avail) = active
+            .queue
+            .avail_idx(&active.mem, std::sync::atomic::Ordering::Acquire)
+        {
             let pending = avail - std::num::Wrapping(active.queue.next_avail());
             if pending.0 > active.queue.size() {
                 let _ = active.interrupt.signal_needs_reset();

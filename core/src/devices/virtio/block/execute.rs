@@ -59,7 +59,11 @@ pub fn execute_step<M: GuestMemory>(
         RequestType::Out => Direction::GuestToDisk,
         RequestType::Flush => {
             let ok = disk.backend.flush().is_ok();
-            return Some(if ok { (VIRTIO_BLK_S_OK, 0) } else { (VIRTIO_BLK_S_IOERR, 0) });
+            return Some(if ok {
+                (VIRTIO_BLK_S_OK, 0)
+            } else {
+                (VIRTIO_BLK_S_IOERR, 0)
+            });
         }
         RequestType::GetId => {
             return Some(match write_id(req, disk.id, mem) {

@@ -101,7 +101,10 @@ fn host_stream_through_transport_and_event_loop() {
     while !t.lock().unwrap().is_activated() && t0.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert!(t.lock().unwrap().is_activated(), "the loop applied the activation");
+    assert!(
+        t.lock().unwrap().is_activated(),
+        "the loop applied the activation"
+    );
 
     // The guest offers 8 rx buffers.
     for i in 0..8u16 {
