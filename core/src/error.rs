@@ -76,6 +76,13 @@ pub enum Error {
         /// The deadline.
         after: Duration,
     },
+    /// The device event loop died while the VM ran (a device panicked, epoll
+    /// failed); the VM was stopped rather than left running without devices.
+    #[error("the virtio device event loop died: {reason}; the VM was stopped")]
+    DeviceLoop {
+        /// How the loop ended.
+        reason: String,
+    },
     /// Connecting to a guest port failed.
     #[error("cannot connect to guest port {port}: {source}")]
     Connect {
@@ -148,6 +155,7 @@ pub fn describe(reason: &StopReason) -> String {
         StopReason::FailEntry { reason } => format!("KVM could not enter the guest (hardware reason {reason:#x})"),
         StopReason::ConsolePanic(line) => format!("panic: {line}"),
         StopReason::VcpuError(e) => e.clone(),
+        StopReason::DeviceLoop(e) => format!("device event loop died: {e}"),
         StopReason::Killed => "killed by the host".into(),
     }
 }

@@ -115,7 +115,9 @@ fn cpu_over(window: Duration) -> Duration {
     Duration::from_millis((ticks() - a) * 1000 / hz)
 }
 
-/// Serialises the attacks, so the CPU measurement sees one idle VM at a time.
+/// Serialises every test of this binary that runs a VM of its own (attacks and
+/// spinning guests), so the process-wide CPU measurement of an idle attacked VM
+/// never includes another test's busy vCPU (tests run in parallel by default).
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static L: Mutex<()> = Mutex::new(());
     L.lock().unwrap_or_else(|p| p.into_inner())
@@ -133,9 +135,13 @@ fn garbage_in_every_mmio_register_leaves_devices_usable() {
     let line = done_line(&out, "hostile-mmio");
     let n: u32 = line.split("needs_reset=").nth(1).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     assert_eq!(n, 12, "{line}");
-    // The devices really went live on rings full of garbage (8 chances at least).
-    // Fewer than 8 is right too: a device that finds its avail ring wedged (a stale
-    // notification can reach it right after DRIVER_OK) asks for a reset at once.
+    // The devices really went live on rings full of garbage. The guest gets 8
+    // explicit chances (4 rounds x 2 devices) plus random Status writes, but a
+    // chance only counts if the guest's read-back right after DRIVER_OK still shows
+    // no DEVICE_NEEDS_RESET, and the event loop applies the activation (and serves
+    // every queue once) concurrently: on a garbage ring it may already have asked
+    // for a reset by then. So 8 is not guaranteed; 3 proves activation on garbage
+    // happened for more than one round (a single lucky one would show 1).
     let live: u32 = line.split("live_on_garbage=").nth(1).and_then(|v| v.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0);
     assert!(live >= 3, "{line}");
 }
@@ -156,7 +162,10 @@ fn malformed_descriptor_chains_are_refused_not_followed() {
     }
     // ...and an avail index 60000 ahead of the device is refused outright.
     assert_eq!(used("avail-jump"), 0, "{line}");
-    let _ = used("random");
+    // Random descriptors: 32 chains were published, so the device cannot have
+    // used more, whatever it made of them (a used idx past that is a device bug).
+    let random = used("random");
+    assert!(random <= 32, "random: device used {random} of 32 published chains: {line}");
 }
 
 #[test]
@@ -204,6 +213,7 @@ fn garbage_on_every_io_port_and_in_the_uart_is_harmless() {
 #[test]
 fn spinning_guest_with_interrupts_off_is_killed_promptly() {
     let by = bystander();
+    let _serial = one_at_a_time();
     let vm = Vm::start(VmConfig::micro().vcpus(2).cmdline("test=hostile-spin")).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(vm.is_running());
@@ -221,6 +231,7 @@ fn spinning_guest_with_interrupts_off_is_killed_promptly() {
 #[test]
 fn guest_spinning_before_ready_times_out_and_is_torn_down() {
     let by = bystander();
+    let _serial = one_at_a_time();
     let t = Instant::now();
     let cfg = VmConfig::micro().cmdline("test=spin").start_timeout(Duration::from_secs(1));
     match Vm::start(cfg) {

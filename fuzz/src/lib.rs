@@ -21,6 +21,7 @@ pub mod mmio_registers;
 pub mod pio_bus;
 pub mod proto_frames;
 pub mod virtio_blk;
+pub mod vsock_lifecycle;
 pub mod vsock_muxer;
 pub mod vsock_packet;
 pub mod wasi_abi;
@@ -38,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wasi_abi", wasi_abi::fuzz),
     ("agent_client", agent_client::fuzz),
     ("pio_bus", pio_bus::fuzz),
+    ("vsock_lifecycle", vsock_lifecycle::fuzz),
 ];
 
 /// Whether `FUZZ_TRACE` is set: targets then print what the device did, to check

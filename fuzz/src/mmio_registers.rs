@@ -214,6 +214,9 @@ pub fn fuzz(data: &[u8]) {
             // The VMM resets the device.
             _ => t.reset(),
         }
+        // What the device event loop does when a Status write signalled it.
+        let _ = t.ctl_evt().read();
+        t.apply_pending();
         check_state(&mut t);
         if crate::trace_enabled() {
             eprintln!(

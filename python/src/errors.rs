@@ -69,7 +69,7 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Config(_) => ConfigError::new_err(msg),
         Error::Unsupported { .. } | Error::Agent(CoreAgentError::Unsupported { .. }) => Unsupported::new_err(msg),
         Error::Timeout { .. } | Error::Agent(CoreAgentError::Timeout { .. }) => Timeout::new_err(msg),
-        Error::GuestPanic { .. } | Error::GuestCrashed { .. } | Error::EarlyExit { .. } => GuestError::new_err(msg),
+        Error::GuestPanic { .. } | Error::GuestCrashed { .. } | Error::EarlyExit { .. } | Error::DeviceLoop { .. } => GuestError::new_err(msg),
         Error::Agent(CoreAgentError::Remote { code, .. }) => {
             let err = GuestError::new_err(msg);
             // Best effort: the attribute is a convenience, the message says it all.

@@ -40,6 +40,9 @@ pub enum StopReason {
     ConsolePanic(String),
     /// A vCPU exit we do not handle, or a failing KVM_RUN.
     VcpuError(String),
+    /// The device event loop ended on its own (a device panicked, epoll failed):
+    /// the guest's devices are dead.
+    DeviceLoop(String),
     /// The host stopped it (`kill()`, drop, timeout).
     Killed,
 }

@@ -241,7 +241,14 @@ impl Vm {
         if !self.devices.is_empty() {
             let trap = self.trap.clone();
             let install = move || seccomp::install(ThreadKind::Vmm, policy, &trap).map_err(|e| e.to_string());
-            let events = DeviceEventLoop::spawn(self.devices.clone(), "kvmsb-devices", install)?;
+            // A loop that ends by itself leaves the guest without devices: stop the VM.
+            let loop_state = self.state.clone();
+            let on_exit = move |r: &std::result::Result<(), crate::devices::virtio::EventLoopError>| {
+                if let Err(e) = r {
+                    loop_state.request_stop(StopReason::DeviceLoop(e.to_string()));
+                }
+            };
+            let events = DeviceEventLoop::spawn(self.devices.clone(), "kvmsb-devices", install, on_exit)?;
             *crate::devices::bus::lock(&self.events) = Some(events);
         }
         let ids: Vec<libc::pthread_t> =
@@ -321,6 +328,7 @@ impl Vm {
             StopReason::TripleFault { .. } | StopReason::InternalError { .. } | StopReason::FailEntry { .. } | StopReason::VcpuError(_) => {
                 Error::GuestCrashed { reason: describe(&r), last_lines }
             }
+            StopReason::DeviceLoop(reason) => Error::DeviceLoop { reason },
             other => Error::EarlyExit { reason: describe(&other), last_lines },
         }
     }

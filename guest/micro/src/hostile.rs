@@ -19,6 +19,7 @@
 //! | `hostile-vsock` | REQUEST flood without rx buffers, RW without connection, random CIDs/ops, lying lengths, data without credit |
 //! | `hostile-unmapped` | reads/writes to unmapped addresses in the MMIO hole and just below 4 GiB |
 //! | `hostile-pio` | every I/O port at every width (bar the ones that would end the VM or break our own interrupts), garbage in the UART's registers |
+//! | `hostile-reset` | while host streams are connected: vsock and blk Status reset to 0, a tx REQUEST published before DRIVER_OK, re-activation, repeated (a vCPU thread must never do the device I/O this causes) |
 //! | `hostile-spin` | ready marker, then a busy loop with interrupts off (kill must still work) |
 
 use alloc::alloc::{alloc_zeroed, Layout};
@@ -46,6 +47,7 @@ pub fn run(mode: &str, info: &'static BootInfo) -> ! {
         "hostile-desc" => desc(info, &mut rng),
         "hostile-vsock" => vsock(info, &mut rng),
         "hostile-unmapped" => unmapped(info),
+        "hostile-reset" => reset_storm(info, &mut rng),
         "hostile-pio" => pio(&mut rng),
         "hostile-spin" => {
             println!("{}", READY_MARKER);
@@ -833,6 +835,105 @@ fn vsock(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
     r.ack_irq();
     r.w32(REG_STATUS, 0);
     summary
+}
+
+// --------------------------------------------------------------- hostile-reset
+
+/// Rounds of the reset storm.
+const RESET_ROUNDS: u32 = 6;
+
+/// A raw vsock device up with rx buffers posted, tx and event queues ready.
+fn vsock_up(r: Regs) -> Option<(Rx, Tx)> {
+    if !r.negotiate() {
+        return None;
+    }
+    let size = |q: u32| r.queue_max(q).clamp(2, 32) as u16;
+    let rx = Rx { q: RawQueue::new(0, size(0)), bufs: zeroed(4096 * 32), received: 0, seen: Vec::new() };
+    let tx = Tx { q: RawQueue::new(1, size(1)), hdrs: zeroed(64 * 32), sent: 0, stalled: 0 };
+    let ev = RawQueue::new(2, size(2));
+    rx.q.attach(r);
+    tx.q.attach(r);
+    ev.attach(r);
+    Some((rx, tx))
+}
+
+/// Resets vsock and blk over and over while the host holds connections: each
+/// round waits (bounded) until a host stream reached the guest as a REQUEST, then
+/// writes 0 to the vsock Status with that connection live, resets blk in the
+/// middle of a read, and re-activates vsock with a REQUEST to the host already
+/// published on tx before DRIVER_OK. Returns the summary line.
+fn reset_storm(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
+    let Some(vd) = listed(info).find(|d| d.kind == device_kind::VIRTIO_VSOCK) else {
+        return alloc::string::String::from("no virtio-vsock device");
+    };
+    let v = Regs(vd.mmio_base as usize);
+    let blk = listed(info).find(|d| d.kind == device_kind::VIRTIO_BLK).map(|d| Regs(d.mmio_base as usize));
+    let cid = u64::from(v.r32(REG_CONFIG)) | (u64::from(v.r32(REG_CONFIG + 4)) << 32);
+    println!("hostile-reset: waiting for host streams");
+    let (mut live, mut early_requests, mut blk_resets) = (0u32, 0u32, 0u32);
+    for round in 0..RESET_ROUNDS {
+        // 1. Up, with rx buffers, until a host stream shows up as a REQUEST.
+        let Some((mut rx, mut tx)) = vsock_up(v) else {
+            return alloc::string::String::from("negotiation refused");
+        };
+        v.driver_ok();
+        rx.post_all(v);
+        let mut seen = false;
+        for _ in 0..5_000 {
+            rx.drain(v);
+            if rx.seen.iter().any(|&(o, _)| o == op::REQUEST) {
+                seen = true;
+                break;
+            }
+            rx.q.settle(100);
+        }
+        live += u32::from(seen);
+        // 2. Reset with the host's connection registered in the device.
+        v.ack_irq();
+        v.w32(REG_STATUS, 0);
+        // 3. blk: reset in the middle of a queued read.
+        if let Some(b) = blk {
+            accesses_blk_reset(b);
+            blk_resets += 1;
+        }
+        // 4. A REQUEST to the host published before DRIVER_OK, then DRIVER_OK.
+        let Some((mut rx2, mut tx2)) = vsock_up(v) else {
+            return alloc::string::String::from("negotiation refused");
+        };
+        let port = 7000 + round;
+        let _ = send(&mut tx2, &mut rx2, v, vsock_hdr(cid, 2, 50000 + round, port, 0, op::REQUEST, 65536), None);
+        early_requests += 1;
+        v.driver_ok();
+        rx2.post_all(v);
+        pump(&mut tx2, &mut rx2, v, 20);
+        // 5. And straight back to 0, a few times, with some garbage in between.
+        for _ in 0..3 {
+            v.w32(REG_STATUS, 0);
+            v.w32(REG_STATUS, S_ACK);
+            v.w32(REG_STATUS, [S_ACK | S_DRIVER, 0, 0xff][rng.below(3) as usize]);
+        }
+        v.w32(REG_STATUS, 0);
+        let _ = (&mut tx, &mut rx);
+    }
+    alloc::format!("rounds={} live={} early_requests={} blk_resets={}", RESET_ROUNDS, live, early_requests, blk_resets)
+}
+
+/// blk up, one read queued and notified, reset at once.
+fn accesses_blk_reset(r: Regs) {
+    if !r.negotiate() {
+        return;
+    }
+    let mut q = RawQueue::new(0, r.queue_max(0).clamp(1, 16) as u16);
+    q.attach(r);
+    r.driver_ok();
+    let hdr = zeroed(64);
+    let buf = zeroed(4096);
+    q.set_desc(0, hdr as u64, 16, DESC_F_NEXT, 1);
+    q.set_desc(1, buf as u64, 4096, DESC_F_WRITE | DESC_F_NEXT, 2);
+    q.set_desc(2, hdr as u64 + 32, 1, DESC_F_WRITE, 0);
+    q.publish(0, 1);
+    q.notify(r);
+    r.w32(REG_STATUS, 0);
 }
 
 // ------------------------------------------------------------ hostile-unmapped

@@ -2,21 +2,26 @@
 //!
 //! A device (blk, vsock) knows its features, its config space and how to serve its
 //! queues; it never sees a register. The transport ([`super::mmio::MmioTransport`])
-//! owns the registers and the queue state while the driver sets things up, and on
-//! DRIVER_OK hands the device everything it needs to work in one
+//! owns the registers and the queue state while the driver sets things up, and once
+//! the driver set DRIVER_OK hands the device everything it needs to work in one
 //! [`ActivateContext`]: guest memory, the ready queues and an [`Interrupt`] handle.
 //!
 //! Who calls what, and on which thread:
-//! - vCPU threads (through the bus, holding the transport's lock): `device_type`,
-//!   `queue_max_sizes`, `avail_features`, `ack_features`, `read_config`,
-//!   `write_config`, `activate`, `reset`.
+//! - vCPU threads (through the bus, holding the transport's lock): only the pure
+//!   calls `device_type`, `queue_max_sizes`, `avail_features`, `read_config`,
+//!   `write_config`. A vCPU thread's seccomp filter allows no device I/O, so these
+//!   must make no syscall beyond memory and locking.
 //! - the device event-loop thread ([`super::event_loop::DeviceEventLoop`], holding the
-//!   same lock): `attach_event_loop` (once, when the loop starts), `queue_notified`
-//!   (after the guest kicked a queue; only once activated), `fd_ready` (a backend fd
+//!   same lock): `attach_event_loop` (once, when the loop starts); `reset`,
+//!   `ack_features` and `activate`, which a guest Status write only recorded (the
+//!   loop applies them in order before anything else of that device); `queue_notified`
+//!   (after the guest kicked a queue; only once activated); `fd_ready` (a backend fd
 //!   the device registered became ready; called whether or not activated).
 //!
 //! Because every call holds the transport's mutex, a device never needs its own
-//! locking. Calls must be short: they block the guest's vCPUs that touch the device.
+//! locking. Calls must be short: they block the guest's vCPUs that touch the device,
+//! so `queue_notified` does a bounded amount of work and returns [`Served::More`]
+//! to be called again after the loop served everything else.
 //! Nothing here may panic on guest input.
 
 use std::io;
@@ -30,17 +35,27 @@ use vmm_sys_util::eventfd::EventFd;
 
 /// `VIRTIO_F_VERSION_1`, bit 32: every device we offer is a modern (1.x) device and
 /// must include this bit in [`VirtioDevice::avail_features`].
-pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+pub const VIRTIO_F_VERSION_1: u64 = 1 << virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 
 /// Interrupt-status bit: a used ring was updated.
-pub const VIRTIO_MMIO_INT_VRING: u32 = 0x1;
+pub const VIRTIO_MMIO_INT_VRING: u32 = virtio_bindings::virtio_mmio::VIRTIO_MMIO_INT_VRING;
 /// Interrupt-status bit: the configuration space changed.
-pub const VIRTIO_MMIO_INT_CONFIG: u32 = 0x2;
+pub const VIRTIO_MMIO_INT_CONFIG: u32 = virtio_bindings::virtio_mmio::VIRTIO_MMIO_INT_CONFIG;
 
 /// Device type id for virtio-blk.
-pub const TYPE_BLOCK: u32 = 2;
+pub const TYPE_BLOCK: u32 = virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
 /// Device type id for virtio-vsock.
-pub const TYPE_VSOCK: u32 = 19;
+pub const TYPE_VSOCK: u32 = virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK;
+
+/// What [`VirtioDevice::queue_notified`] left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Nothing more to do until the next notification.
+    Done,
+    /// The device stopped at its per-wakeup budget with work left: the transport
+    /// signals the queue again so the loop calls back after serving the others.
+    More,
+}
 
 /// Everything a device needs once the driver has set it up (DRIVER_OK).
 pub struct ActivateContext {
@@ -192,6 +207,13 @@ impl FdRegistrar {
         }
     }
 
+    /// A registrar on a caller's epoll, for harnesses that run the loop's steps
+    /// themselves (fuzzing). Event data: the fd in the low 32 bits.
+    #[cfg(feature = "test-utils")]
+    pub fn for_harness(epoll: Arc<Epoll>) -> Self {
+        Self::new(epoll, 0)
+    }
+
     fn event(&self, fd: RawFd, events: u32) -> EpollEvent {
         EpollEvent::new(
             EventSet::from_bits_truncate(events),
@@ -244,9 +266,9 @@ pub trait VirtioDevice: Send {
     /// offer `VIRTIO_RING_F_EVENT_IDX` unless you handle notification suppression.
     fn avail_features(&self) -> u64;
 
-    /// The features the driver accepted, already masked to `avail_features`. Called
-    /// once per negotiation, when the driver sets FEATURES_OK (and only if it
-    /// accepted VERSION_1); [`VirtioDevice::reset`] forgets them.
+    /// The features the driver accepted, already masked to `avail_features` (always
+    /// with VERSION_1). Called on the event-loop thread right before each `activate`;
+    /// [`VirtioDevice::reset`] forgets them.
     fn ack_features(&mut self, features: u64);
 
     /// Reads device config space at `offset` (relative to config start, i.e. MMIO
@@ -257,11 +279,13 @@ pub trait VirtioDevice: Send {
     /// Writes device config space; ignore what is read-only or out of range.
     fn write_config(&mut self, offset: u64, data: &[u8]);
 
-    /// The driver set DRIVER_OK: start serving the queues. On error the transport
-    /// sets DEVICE_NEEDS_RESET and will never call `queue_notified`.
+    /// The driver set DRIVER_OK: start serving the queues (event-loop thread; the
+    /// transport then calls `queue_notified` for every queue once). On error the
+    /// transport sets DEVICE_NEEDS_RESET and will never call `queue_notified`.
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError>;
 
-    /// The driver wrote 0 to Status (or the VMM resets the device): drop the queues,
+    /// The driver wrote 0 to Status (or the VMM resets the device; event-loop
+    /// thread, before any later activation): drop the queues,
     /// guest memory and interrupt from `activate`, forget negotiated features. The
     /// device must be able to `activate` again afterwards. Backend fds registered
     /// with the [`FdRegistrar`] may stay registered (e.g. vsock listeners).
@@ -269,8 +293,9 @@ pub trait VirtioDevice: Send {
 
     /// The guest notified queue `queue_index` (its eventfd was drained already).
     /// Only called while activated. Pop chains, serve them, `add_used`, and raise
-    /// the interrupt once per batch.
-    fn queue_notified(&mut self, queue_index: usize);
+    /// the interrupt once per batch. Do at most a bounded amount of work and return
+    /// [`Served::More`] if chains are left.
+    fn queue_notified(&mut self, queue_index: usize) -> Served;
 
     /// Called once, on the event-loop thread, when the loop that serves this device
     /// starts. Keep the registrar to watch backend fds. Default: nothing to watch.

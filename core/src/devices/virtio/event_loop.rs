@@ -3,13 +3,21 @@
 //!
 //! One thread serves every virtio device of a VM. It blocks in `epoll_wait` (never
 //! polls), and for each ready fd locks the owning transport (the same mutex the
-//! vCPUs take on MMIO accesses) and calls into the device. Stopping writes a stop
-//! eventfd and joins. The thread runs the caller's `on_start` hook first (where the
-//! seccomp filter goes), reports its result to `spawn`, and catches panics so a
-//! buggy device ends the loop with an error instead of taking the process down.
+//! vCPUs take on MMIO accesses) and calls into the device. Device activation and
+//! reset happen here too: a guest Status write only records them and writes the
+//! transport's control eventfd (a vCPU thread may not do device I/O).
+//!
+//! Stopping sets a flag and writes a stop eventfd, then joins; the flag is checked
+//! between events, and devices bound their work per call, so a stop waits for at
+//! most one bounded call. The thread runs the caller's `on_start` hook first (where
+//! the seccomp filter goes), reports its result to `spawn`, and catches panics so a
+//! buggy device ends the loop with an error instead of taking the process down; the
+//! caller's `on_exit` hook hears how the loop ended, so a VM whose devices died can
+//! stop instead of running on without them.
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,6 +31,8 @@ use crate::devices::bus::lock;
 
 const TAG_STOP: u64 = 0;
 const TAG_QUEUE: u64 = 1;
+/// A transport's control eventfd: Status work to apply (value unused).
+const TAG_CTL: u64 = 3;
 /// Device indexes are packed in 24 bits of the epoll data.
 const MAX_DEVICES: usize = 1 << 24;
 const EVENTS_PER_WAIT: usize = 32;
@@ -33,12 +43,14 @@ pub enum EventLoopError {
     /// epoll or eventfd setup failed.
     #[error("event loop setup failed: {0}")]
     Setup(#[source] io::Error),
-    /// Registering a queue eventfd failed.
-    #[error("cannot watch queue {queue} of device {device}: {source}")]
+    /// Registering a queue eventfd (or the control eventfd) failed.
+    #[error(
+        "cannot watch queue {queue} of device {device} (queue count = control eventfd): {source}"
+    )]
     Register {
         /// Device index in the list given to `spawn`.
         device: usize,
-        /// Queue index.
+        /// Queue index (the queue count for the control eventfd).
         queue: usize,
         /// The epoll_ctl error.
         #[source]
@@ -73,6 +85,7 @@ pub struct DeviceEventLoop;
 /// A running loop. `stop` (or dropping it) signals the thread and joins it.
 pub struct EventLoopHandle {
     stop: Arc<EventFd>,
+    stopping: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), EventLoopError>>>,
 }
 
@@ -80,14 +93,22 @@ impl DeviceEventLoop {
     /// Starts a thread named `name` serving `devices`. The thread runs `on_start`
     /// first (install the seccomp filter there); if it fails, `spawn` returns
     /// [`EventLoopError::Start`]. Then it calls `attach_event_loop` on every device
-    /// (device index = position in `devices`) and waits for events.
-    pub fn spawn<F>(
+    /// (device index = position in `devices`), applies Status work recorded before
+    /// it started, and waits for events.
+    ///
+    /// `on_exit` runs on the loop thread when the loop ends after a successful
+    /// start, with how it ended: `Ok` after a stop request, an error if
+    /// `epoll_wait` failed or a device panicked. It runs under the loop's seccomp
+    /// filter: keep it to signalling (an eventfd write, a condvar).
+    pub fn spawn<F, X>(
         devices: Vec<Arc<Mutex<MmioTransport>>>,
         name: &str,
         on_start: F,
+        on_exit: X,
     ) -> Result<EventLoopHandle, EventLoopError>
     where
         F: FnOnce() -> Result<(), String> + Send + 'static,
+        X: FnOnce(&Result<(), EventLoopError>) + Send + 'static,
     {
         if devices.len() >= MAX_DEVICES {
             return Err(EventLoopError::TooManyDevices(devices.len()));
@@ -117,10 +138,23 @@ impl DeviceEventLoop {
                         source,
                     })?;
             }
+            epoll
+                .ctl(
+                    ControlOperation::Add,
+                    stop_fd(t.ctl_evt()),
+                    EpollEvent::new(EventSet::IN, encode(TAG_CTL, d as u32, 0)),
+                )
+                .map_err(|source| EventLoopError::Register {
+                    device: d,
+                    queue: t.queue_evts().len(),
+                    source,
+                })?;
         }
 
         let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
         let thread_stop = stop.clone();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let thread_stopping = stopping.clone();
         let thread = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
@@ -130,8 +164,13 @@ impl DeviceEventLoop {
                 if !ok {
                     return Ok(());
                 }
-                catch_unwind(AssertUnwindSafe(|| run(&epoll, &devices, &thread_stop)))
-                    .unwrap_or(Err(EventLoopError::Panicked))
+                let ended = catch_unwind(AssertUnwindSafe(|| {
+                    run(&epoll, &devices, &thread_stop, &thread_stopping)
+                }))
+                .unwrap_or(Err(EventLoopError::Panicked));
+                // A panicking hook must not hide how the loop ended.
+                let _ = catch_unwind(AssertUnwindSafe(|| on_exit(&ended)));
+                ended
             })
             .map_err(|source| EventLoopError::Spawn {
                 name: name.to_string(),
@@ -141,6 +180,7 @@ impl DeviceEventLoop {
         match started_rx.recv() {
             Ok(Ok(())) => Ok(EventLoopHandle {
                 stop,
+                stopping,
                 thread: Some(thread),
             }),
             Ok(Err(msg)) => {
@@ -165,11 +205,15 @@ fn run(
     epoll: &Arc<Epoll>,
     devices: &[Arc<Mutex<MmioTransport>>],
     stop: &EventFd,
+    stopping: &AtomicBool,
 ) -> Result<(), EventLoopError> {
     for (d, dev) in devices.iter().enumerate() {
-        lock(dev)
-            .device_mut()
+        let mut t = lock(dev);
+        t.device_mut()
             .attach_event_loop(FdRegistrar::new(epoll.clone(), d as u32));
+        // A guest may have written Status before the loop ran.
+        let _ = t.ctl_evt().read();
+        t.apply_pending();
     }
     let mut events = [EpollEvent::default(); EVENTS_PER_WAIT];
     loop {
@@ -180,26 +224,29 @@ fn run(
         };
         for ev in &events[..n] {
             let (tag, d, value) = decode(ev.data());
+            if tag == TAG_STOP || stopping.load(Ordering::Acquire) {
+                let _ = stop.read();
+                return Ok(());
+            }
+            let Some(dev) = devices.get(d as usize) else {
+                continue;
+            };
             match tag {
-                TAG_STOP => {
-                    let _ = stop.read();
-                    return Ok(());
+                TAG_CTL => {
+                    let mut t = lock(dev);
+                    // Drain first: a Status write after this wakes us again.
+                    let _ = t.ctl_evt().read();
+                    t.apply_pending();
                 }
                 TAG_QUEUE => {
-                    if let Some(dev) = devices.get(d as usize) {
-                        let mut t = lock(dev);
-                        if let Some(evt) = t.queue_evts().get(value as usize) {
-                            // Drain the counter (EAGAIN if a stale wakeup: harmless).
-                            let _ = evt.read();
-                        }
-                        t.queue_event(value as usize);
+                    let mut t = lock(dev);
+                    if let Some(evt) = t.queue_evts().get(value as usize) {
+                        // Drain the counter (EAGAIN if a stale wakeup: harmless).
+                        let _ = evt.read();
                     }
+                    t.queue_event(value as usize);
                 }
-                TAG_DEVICE_FD => {
-                    if let Some(dev) = devices.get(d as usize) {
-                        lock(dev).device_mut().fd_ready(value as i32, ev.events());
-                    }
-                }
+                TAG_DEVICE_FD => lock(dev).fd_event(value as i32, ev.events()),
                 _ => {}
             }
         }
@@ -222,6 +269,7 @@ impl EventLoopHandle {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
+        self.stopping.store(true, Ordering::Release);
         // A full counter still wakes the loop, so a write error cannot strand it.
         let _ = self.stop.write(1);
         thread.join().unwrap_or(Err(EventLoopError::Panicked))

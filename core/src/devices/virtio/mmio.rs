@@ -1,10 +1,18 @@
 //! The virtio-mmio transport (virtio 1.x §4.2.2, "modern", Version 2).
 //!
 //! Owns the register file of one device window: feature negotiation, queue setup,
-//! the status state machine and interrupt status. On DRIVER_OK it checks every
-//! queue against guest memory and hands them to the [`VirtioDevice`]. The guest is
-//! never trusted: bad sizes, addresses, selectors, widths and out-of-order status
-//! writes are ignored or put the device in DEVICE_NEEDS_RESET; nothing panics.
+//! the status state machine and interrupt status. The guest is never trusted: bad
+//! sizes, addresses, selectors, widths and out-of-order status writes are ignored or
+//! put the device in DEVICE_NEEDS_RESET; nothing panics.
+//!
+//! Register accesses run on vCPU threads, whose seccomp filter allows no device
+//! I/O (a vsock activation or reset talks to host sockets). So a Status write only
+//! *records* what the device must do (a reset, an activation with the queue states
+//! captured at DRIVER_OK) and writes the transport's control eventfd; the device
+//! event loop then calls [`MmioTransport::apply_pending`] on its own thread, as
+//! Firecracker's activate eventfd does. Pending work is a fixed-size record, not a
+//! queue: a reset cancels an activation recorded before it, so any burst of guest
+//! writes collapses to "reset, then maybe activate", applied in that order.
 //!
 //! Queue notifications go through one `EventFd` per queue. The VMM registers each as
 //! a KVM ioeventfd at `base + NOTIFY_REG_OFFSET` with datamatch = queue index, so a
@@ -17,7 +25,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::device::{ActivateContext, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
+use super::device::{ActivateContext, Interrupt, Served, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::devices::bus::BusDevice;
 
 /// "virt" in little endian.
@@ -31,20 +39,21 @@ pub const NOTIFY_REG_OFFSET: u64 = 0x50;
 /// Offset where device-specific config space starts.
 pub const CONFIG_SPACE_OFFSET: u64 = 0x100;
 
-/// Device status bits (virtio 1.x §2.1).
+/// Device status bits (virtio 1.x §2.1), from virtio-bindings.
 pub mod status {
+    use virtio_bindings::virtio_config as c;
     /// Guest found the device.
-    pub const ACKNOWLEDGE: u32 = 1;
+    pub const ACKNOWLEDGE: u32 = c::VIRTIO_CONFIG_S_ACKNOWLEDGE;
     /// Guest knows how to drive it.
-    pub const DRIVER: u32 = 2;
+    pub const DRIVER: u32 = c::VIRTIO_CONFIG_S_DRIVER;
     /// Driver is set up and ready.
-    pub const DRIVER_OK: u32 = 4;
+    pub const DRIVER_OK: u32 = c::VIRTIO_CONFIG_S_DRIVER_OK;
     /// Feature negotiation done.
-    pub const FEATURES_OK: u32 = 8;
+    pub const FEATURES_OK: u32 = c::VIRTIO_CONFIG_S_FEATURES_OK;
     /// Device hit an error it cannot recover from without a reset.
-    pub const DEVICE_NEEDS_RESET: u32 = 64;
+    pub const DEVICE_NEEDS_RESET: u32 = c::VIRTIO_CONFIG_S_NEEDS_RESET;
     /// Guest gave up on the device.
-    pub const FAILED: u32 = 128;
+    pub const FAILED: u32 = c::VIRTIO_CONFIG_S_FAILED;
 }
 
 mod reg {
@@ -91,9 +100,18 @@ pub enum MmioError {
     /// The device declared no queues.
     #[error("device type {0} declares no queues")]
     NoQueues(u32),
-    /// Creating a queue eventfd failed.
-    #[error("cannot create queue eventfd: {0}")]
+    /// Creating a queue or control eventfd failed.
+    #[error("cannot create a transport eventfd: {0}")]
     EventFd(#[source] std::io::Error),
+}
+
+/// What the device event loop still has to do for a Status write (see the module
+/// note). At most one reset and one activation, applied in that order.
+#[derive(Default)]
+struct Pending {
+    reset: bool,
+    /// Accepted features and the queue states captured at DRIVER_OK.
+    activate: Option<(u64, Vec<virtio_queue::QueueState>)>,
 }
 
 /// One virtio-mmio device window. Put it on the MMIO bus at its base with length
@@ -104,6 +122,11 @@ pub struct MmioTransport {
     interrupt: Interrupt,
     queues: Vec<Queue>,
     queue_evts: Vec<EventFd>,
+    /// Written when `pending` gained work for the event loop.
+    ctl_evt: EventFd,
+    pending: Pending,
+    /// Features the driver accepted at FEATURES_OK (given to the device on activation).
+    accepted_features: u64,
     queue_sel: u32,
     device_features_sel: u32,
     driver_features_sel: u32,
@@ -138,12 +161,16 @@ impl MmioTransport {
         let queue_evts = (0..queues.len())
             .map(|_| EventFd::new(EFD_NONBLOCK).map_err(MmioError::EventFd))
             .collect::<Result<Vec<_>, _>>()?;
+        let ctl_evt = EventFd::new(EFD_NONBLOCK).map_err(MmioError::EventFd)?;
         Ok(Self {
             device,
             mem,
             interrupt: Interrupt::new(irq_evt),
             queues,
             queue_evts,
+            ctl_evt,
+            pending: Pending::default(),
+            accepted_features: 0,
             queue_sel: 0,
             device_features_sel: 0,
             driver_features_sel: 0,
@@ -157,6 +184,17 @@ impl MmioTransport {
     /// ioeventfd at `base + NOTIFY_REG_OFFSET`, 4 bytes, datamatch `i as u32`.
     pub fn queue_evts(&self) -> &[EventFd] {
         &self.queue_evts
+    }
+
+    /// Written whenever a Status write left work for the event loop: watch it and
+    /// call [`MmioTransport::apply_pending`] (after draining it) when it fires.
+    pub fn ctl_evt(&self) -> &EventFd {
+        &self.ctl_evt
+    }
+
+    /// Whether a reset or activation waits for [`MmioTransport::apply_pending`].
+    pub fn has_pending(&self) -> bool {
+        self.pending.reset || self.pending.activate.is_some()
     }
 
     /// The interrupt handle (its eventfd is the irqfd given at construction).
@@ -173,8 +211,9 @@ impl MmioTransport {
         }
     }
 
-    /// Whether the device is live: DRIVER_OK accepted and the device has not
-    /// since asked for a reset (a device in DEVICE_NEEDS_RESET is served no more).
+    /// Whether the device is live: the event loop applied the activation recorded at
+    /// DRIVER_OK, and the device has not since asked for a reset (a device in
+    /// DEVICE_NEEDS_RESET is served no more).
     pub fn is_activated(&self) -> bool {
         self.activated && !self.interrupt.needs_reset()
     }
@@ -190,16 +229,81 @@ impl MmioTransport {
     }
 
     /// The event loop drained queue `index`'s eventfd: let the device serve it.
-    /// Ignored before activation, after a failure, or for an unknown index.
+    /// Applies pending Status work first, so the device never serves a queue the
+    /// driver has reset. Ignored before activation, after a failure, or for an
+    /// unknown index. A device that stopped at its work budget gets its queue
+    /// eventfd written again, so the loop comes back after serving the others.
     pub fn queue_event(&mut self, index: usize) {
+        self.apply_pending();
         if self.is_activated() && index < self.queues.len() {
-            self.device.queue_notified(index);
+            self.serve(index);
         }
     }
 
-    /// Back to the power-on state (what a guest write of 0 to Status does).
+    fn serve(&mut self, index: usize) {
+        if self.device.queue_notified(index) == Served::More {
+            if let Some(evt) = self.queue_evts.get(index) {
+                // A full counter still wakes the loop.
+                let _ = evt.write(1);
+            }
+        }
+    }
+
+    /// A backend fd the device registered is ready (event-loop thread). Pending
+    /// Status work is applied first.
+    pub fn fd_event(&mut self, fd: std::os::fd::RawFd, events: u32) {
+        self.apply_pending();
+        self.device.fd_ready(fd, events);
+    }
+
+    /// Does what Status writes recorded, on the calling (event-loop) thread: the
+    /// device's `reset`, then its `ack_features` + `activate`, then serves every
+    /// queue once (notifications that arrived before the activation was applied
+    /// were dropped). A failed activation shows as DEVICE_NEEDS_RESET from here on.
+    pub fn apply_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.reset {
+            self.device.reset();
+        }
+        let Some((features, states)) = pending.activate else {
+            return;
+        };
+        // Queue is not Clone; its state round-trips (it was set through the same
+        // checked setters, so this cannot fail, but fail safe if it does).
+        let queues: Result<Vec<Queue>, _> = states.into_iter().map(Queue::try_from).collect();
+        let Ok(queues) = queues else {
+            self.needs_reset();
+            return;
+        };
+        self.device.ack_features(features);
+        let ctx = ActivateContext {
+            mem: self.mem.clone(),
+            queues,
+            interrupt: self.interrupt.clone(),
+        };
+        match self.device.activate(ctx) {
+            Ok(()) => {
+                self.activated = true;
+                for i in 0..self.queues.len() {
+                    if self.is_activated() {
+                        self.serve(i);
+                    }
+                }
+            }
+            Err(_) => self.needs_reset(),
+        }
+    }
+
+    fn signal_loop(&self) {
+        // A full counter still wakes the loop: nothing is lost.
+        let _ = self.ctl_evt.write(1);
+    }
+
+    /// Back to the power-on state (what a guest write of 0 to Status does). Safe on
+    /// a vCPU thread: the device's own `reset` runs later, in [`Self::apply_pending`].
     pub fn reset(&mut self) {
-        self.device.reset();
+        self.pending.activate = None;
+        self.pending.reset = true;
         for q in &mut self.queues {
             // Same max size as at construction, which was valid then.
             if let Ok(fresh) = Queue::new(q.max_size()) {
@@ -210,9 +314,11 @@ impl MmioTransport {
         self.device_features_sel = 0;
         self.driver_features_sel = 0;
         self.driver_features = 0;
+        self.accepted_features = 0;
         self.status = 0;
         self.activated = false;
         self.interrupt.clear();
+        self.signal_loop();
     }
 
     fn selected_queue(&mut self) -> Option<&mut Queue> {
@@ -264,7 +370,8 @@ impl MmioTransport {
             (x, y) if x == ACKNOWLEDGE | DRIVER && y == x | FEATURES_OK => {
                 let accepted = self.driver_features & self.device.avail_features();
                 if accepted & VIRTIO_F_VERSION_1 != 0 {
-                    self.device.ack_features(accepted);
+                    // Handed to the device with the activation (event-loop thread).
+                    self.accepted_features = accepted;
                     self.status = v;
                 }
                 // Otherwise FEATURES_OK stays clear: the driver reads it back and gives up.
@@ -277,32 +384,17 @@ impl MmioTransport {
         }
     }
 
+    /// DRIVER_OK: check the queues here (pure memory-map checks), record the
+    /// activation for the event loop.
     fn activate(&mut self) {
         let all_valid = self.queues.iter().all(|q| q.is_valid(&self.mem));
         if !all_valid {
             self.needs_reset();
             return;
         }
-        // Queue is not Clone; its state round-trips (it was set through the same
-        // checked setters, so this cannot fail, but fail safe if it does).
-        let queues: Result<Vec<Queue>, _> = self
-            .queues
-            .iter()
-            .map(|q| Queue::try_from(q.state()))
-            .collect();
-        let Ok(queues) = queues else {
-            self.needs_reset();
-            return;
-        };
-        let ctx = ActivateContext {
-            mem: self.mem.clone(),
-            queues,
-            interrupt: self.interrupt.clone(),
-        };
-        match self.device.activate(ctx) {
-            Ok(()) => self.activated = true,
-            Err(_) => self.needs_reset(),
-        }
+        let states = self.queues.iter().map(|q| q.state()).collect();
+        self.pending.activate = Some((self.accepted_features, states));
+        self.signal_loop();
     }
 
     fn read_reg(&mut self, offset: u64) -> u32 {
@@ -365,8 +457,10 @@ impl MmioTransport {
             }
             reg::QUEUE_DEVICE_LOW => self.update_queue(|q| q.set_used_ring_address(Some(v), None)),
             reg::QUEUE_DEVICE_HIGH => self.update_queue(|q| q.set_used_ring_address(None, Some(v))),
-            // Before DRIVER_OK a notification means nothing: drop it.
-            reg::QUEUE_NOTIFY if self.activated => {
+            // Before DRIVER_OK a notification means nothing: drop it. Between
+            // DRIVER_OK and the loop applying the activation it is kept (and the
+            // activation serves every queue anyway).
+            reg::QUEUE_NOTIFY if self.status & status::DRIVER_OK != 0 => {
                 if let Some(evt) = self.queue_evts.get(v as usize) {
                     // A full eventfd counter already wakes the loop; nothing is lost.
                     let _ = evt.write(1);

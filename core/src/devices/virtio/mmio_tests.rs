@@ -53,20 +53,31 @@ fn full_init_sequence_activates_device() {
     let (mut t, log) = mock_transport();
     let st = negotiate(&mut t, MOCK_FEATURES | (1 << 40));
     assert_eq!(st, ALL_BUT_OK);
-    assert_eq!(
-        log.lock().unwrap().acked,
-        Some(MOCK_FEATURES),
-        "unoffered bit 40 masked off"
-    );
     setup_queue(&mut t, 0, 16);
     setup_queue(&mut t, 1, 4);
     write32(&mut t, 0x30, 1);
     assert_eq!(read32(&mut t, 0x44), 1);
     assert!(!t.is_activated());
     write32(&mut t, 0x70, ALL_BUT_OK | status::DRIVER_OK);
+    // The register write only recorded it: nothing reached the device yet.
+    assert!(!t.is_activated());
+    assert_eq!(read32(&mut t, 0x70), ALL_BUT_OK | status::DRIVER_OK);
+    assert!(log.lock().unwrap().activations.is_empty());
+    assert_eq!(log.lock().unwrap().acked, None);
+    assert_eq!(
+        t.ctl_evt().read().unwrap(),
+        1,
+        "the event loop was signalled"
+    );
+    t.apply_pending();
     assert!(t.is_activated());
     assert_eq!(read32(&mut t, 0x70), ALL_BUT_OK | status::DRIVER_OK);
     let log = log.lock().unwrap();
+    assert_eq!(
+        log.acked,
+        Some(MOCK_FEATURES),
+        "unoffered bit 40 masked off"
+    );
     assert_eq!(log.activations.len(), 1);
     let (d0, a0, u0) = queue_addrs(0);
     let (d1, a1, u1) = queue_addrs(1);
@@ -136,6 +147,7 @@ fn reset_returns_to_initial_state_and_allows_reinit() {
     full_init(&mut t, &[16, 8]);
     assert!(t.is_activated());
     t.interrupt().signal_used_queue().unwrap();
+    log.lock().unwrap().notified.clear();
     write32(&mut t, 0x70, 0);
     assert!(!t.is_activated());
     assert_eq!(read32(&mut t, 0x70), 0);
@@ -144,9 +156,14 @@ fn reset_returns_to_initial_state_and_allows_reinit() {
         write32(&mut t, 0x30, q);
         assert_eq!(read32(&mut t, 0x44), 0, "queue {q} not ready after reset");
     }
-    assert!(log.lock().unwrap().resets >= 1);
-    // Queue events after reset do not reach the device.
+    assert_eq!(
+        log.lock().unwrap().resets,
+        0,
+        "vCPU thread only records the reset"
+    );
+    // Queue events after reset do not reach the device; the loop applies the reset first.
     t.queue_event(0);
+    assert_eq!(log.lock().unwrap().resets, 1);
     assert!(log.lock().unwrap().notified.is_empty());
     // A second init works and starts from default queue sizes.
     full_init(&mut t, &[16, 8]);
@@ -165,6 +182,7 @@ fn invalid_queue_sizes_are_ignored() {
         write32(&mut t, 0x38, bad);
     }
     write32(&mut t, 0x70, ALL_BUT_OK | status::DRIVER_OK);
+    loop_applies(&mut t);
     assert!(t.is_activated());
     assert_eq!(log.lock().unwrap().activations[0][0].size, 4);
 }
@@ -243,6 +261,7 @@ fn notification_before_driver_ok_is_harmless() {
 fn notification_after_driver_ok_writes_queue_eventfd() {
     let (mut t, log) = mock_transport();
     full_init(&mut t, &[16, 8]);
+    log.lock().unwrap().notified.clear(); // the activation served each queue once
     write32(&mut t, 0x50, 1);
     assert_eq!(t.queue_evts()[1].read().unwrap(), 1);
     assert!(t.queue_evts()[0].read().is_err());
@@ -351,7 +370,9 @@ fn construction_rejects_bad_devices() {
             Ok(())
         }
         fn reset(&mut self) {}
-        fn queue_notified(&mut self, _: usize) {}
+        fn queue_notified(&mut self, _: usize) -> Served {
+            Served::Done
+        }
     }
     let r = MmioTransport::new(
         memory(),
@@ -375,4 +396,79 @@ fn linux_cmdline_fragment_formats() {
         linux_cmdline_fragment(0x1000, 0x200, 6),
         "virtio_mmio.device=512@0x1000:6"
     );
+}
+
+#[test]
+fn status_writes_never_call_the_device_on_the_writing_thread() {
+    let (mut t, log) = mock_transport();
+    full_init_pending(&mut t, &[16, 8]);
+    write32(&mut t, 0x70, 0);
+    full_init_pending(&mut t, &[16, 8]);
+    write32(&mut t, 0x70, 0);
+    write32(&mut t, 0x70, status::FAILED);
+    {
+        let l = log.lock().unwrap();
+        assert_eq!((l.resets, l.activations.len(), l.acked), (0, 0, None));
+        assert!(l.notified.is_empty());
+    }
+    assert!(t.has_pending());
+    loop_applies(&mut t);
+    let l = log.lock().unwrap();
+    assert_eq!(l.resets, 1, "a burst collapses to one reset");
+    assert!(l.activations.is_empty(), "the last write was a reset");
+}
+
+#[test]
+fn reset_then_reactivate_before_the_loop_runs_ends_active() {
+    let (mut t, log) = mock_transport();
+    full_init(&mut t, &[16, 8]);
+    log.lock().unwrap().notified.clear();
+    // The guest resets and re-initialises twice before the loop gets a turn.
+    for _ in 0..2 {
+        write32(&mut t, 0x70, 0);
+        full_init_pending(&mut t, &[8, 4]);
+    }
+    assert!(!t.is_activated(), "not live until the loop applied it");
+    assert_eq!(read32(&mut t, 0x70), ALL_BUT_OK | status::DRIVER_OK);
+    loop_applies(&mut t);
+    assert!(t.is_activated());
+    let l = log.lock().unwrap();
+    assert_eq!(l.resets, 1);
+    assert_eq!(
+        l.activations.len(),
+        2,
+        "the first at full_init, then one more"
+    );
+    assert_eq!(l.activations[1][0].size, 8);
+    assert_eq!(l.acked, Some(VIRTIO_F_VERSION_1));
+    // Notifications that came before the activation was applied are not lost:
+    // every queue is served once right after it.
+    assert_eq!(
+        l.notified.iter().map(|n| n.0).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+}
+
+#[test]
+fn notify_between_driver_ok_and_the_loop_is_kept() {
+    let (mut t, _) = mock_transport();
+    full_init_pending(&mut t, &[16, 8]);
+    write32(&mut t, 0x50, 1);
+    assert_eq!(t.queue_evts()[1].read().unwrap(), 1);
+}
+
+#[test]
+fn failed_activation_shows_needs_reset_once_the_loop_ran_it() {
+    let (mut dev, _) = MockDevice::new();
+    dev.fail_activate = true;
+    let mut t =
+        MmioTransport::new(memory(), Box::new(dev), EventFd::new(EFD_NONBLOCK).unwrap()).unwrap();
+    full_init_pending(&mut t, &[16, 8]);
+    assert_eq!(read32(&mut t, 0x70), ALL_BUT_OK | status::DRIVER_OK);
+    loop_applies(&mut t);
+    assert_eq!(
+        read32(&mut t, 0x70),
+        ALL_BUT_OK | status::DRIVER_OK | status::DEVICE_NEEDS_RESET
+    );
+    assert!(!t.is_activated());
 }

@@ -5,6 +5,7 @@
 //! eventfds and backend fds into device calls, and `block`/`vsock` the devices.
 
 pub mod block;
+pub mod chain;
 pub mod device;
 pub mod event_loop;
 pub mod mmio;
@@ -13,6 +14,6 @@ pub mod vsock;
 #[cfg(test)]
 mod test_utils;
 
-pub use device::{ActivateContext, ActivateError, FdRegistrar, Interrupt, VirtioDevice};
+pub use device::{ActivateContext, ActivateError, FdRegistrar, Interrupt, Served, VirtioDevice};
 pub use event_loop::{DeviceEventLoop, EventLoopError, EventLoopHandle};
 pub use mmio::{linux_cmdline_fragment, MmioError, MmioTransport};

@@ -10,7 +10,7 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::device::{
-    ActivateContext, ActivateError, FdRegistrar, VirtioDevice, EPOLLIN, VIRTIO_F_VERSION_1,
+    ActivateContext, ActivateError, FdRegistrar, Served, VirtioDevice, EPOLLIN, VIRTIO_F_VERSION_1,
 };
 use super::mmio::{status, MmioTransport};
 use crate::devices::bus::BusDevice;
@@ -34,6 +34,8 @@ pub struct QueueSeen {
 pub struct Log {
     pub acked: Option<u64>,
     pub activations: Vec<Vec<QueueSeen>>,
+    /// Name of the thread each `activate`/`reset` ran on.
+    pub lifecycle_threads: Vec<String>,
     pub resets: usize,
     pub notified: Vec<(usize, String)>,
     pub fd_events: Vec<(RawFd, u32)>,
@@ -118,22 +120,28 @@ impl VirtioDevice for MockDevice {
                 }
             })
             .collect();
-        self.log.lock().unwrap().activations.push(seen);
+        let mut log = self.log.lock().unwrap();
+        log.activations.push(seen);
+        log.lifecycle_threads.push(thread_name());
+        drop(log);
         if self.fail_activate {
             return Err(ActivateError::Backend("mock refuses".into()));
         }
         Ok(())
     }
     fn reset(&mut self) {
-        self.log.lock().unwrap().resets += 1;
+        let mut log = self.log.lock().unwrap();
+        log.resets += 1;
+        log.lifecycle_threads.push(thread_name());
     }
-    fn queue_notified(&mut self, queue_index: usize) {
+    fn queue_notified(&mut self, queue_index: usize) -> Served {
         assert!(!self.panic_on_notify, "mock device panics on purpose");
         let name = std::thread::current().name().unwrap_or("").to_string();
         self.log.lock().unwrap().notified.push((queue_index, name));
         if let Some(tx) = &self.notify_tx {
             let _ = tx.send("queue");
         }
+        Served::Done
     }
     fn attach_event_loop(&mut self, registrar: FdRegistrar) {
         let evt = EventFd::new(EFD_NONBLOCK).unwrap();
@@ -153,6 +161,23 @@ impl VirtioDevice for MockDevice {
             let _ = tx.send("fd");
         }
     }
+}
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("").to_string()
+}
+
+/// Whether `fd` is readable right now (an eventfd with a non-zero counter),
+/// without reading it.
+pub fn readable(fd: &impl AsRawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout; poll only writes `revents`.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLIN != 0
 }
 
 pub fn read32(t: &mut MmioTransport, offset: u64) -> u32 {
@@ -201,14 +226,27 @@ pub fn setup_queue(t: &mut MmioTransport, i: u32, size: u32) {
     write32(t, 0x44, 1);
 }
 
-/// The whole init sequence for a device with `sizes.len()` queues, ending in DRIVER_OK.
+/// The whole init sequence for a device with `sizes.len()` queues, ending in
+/// DRIVER_OK, then what the event loop does for it (the activation is applied).
 pub fn full_init(t: &mut MmioTransport, sizes: &[u32]) {
+    full_init_pending(t, sizes);
+    loop_applies(t);
+}
+
+/// [`full_init`] without the event loop's part: the activation is only recorded.
+pub fn full_init_pending(t: &mut MmioTransport, sizes: &[u32]) {
     let st = negotiate(t, VIRTIO_F_VERSION_1);
     assert_ne!(st & status::FEATURES_OK, 0);
     for (i, &s) in sizes.iter().enumerate() {
         setup_queue(t, i as u32, s);
     }
     write32(t, 0x70, st | status::DRIVER_OK);
+}
+
+/// What the event loop does when a transport's control eventfd fires.
+pub fn loop_applies(t: &mut MmioTransport) {
+    let _ = t.ctl_evt().read();
+    t.apply_pending();
 }
 
 /// A transport around a fresh mock device.

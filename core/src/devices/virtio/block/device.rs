@@ -1,5 +1,12 @@
 //! The virtio-blk device model: what it offers (features, config space), opening
 //! its disk with errors a caller can act on, and serving its one queue.
+//!
+//! Each call serves a bounded amount: at most [`REQUESTS_PER_WAKEUP`] requests and
+//! [`BYTES_PER_WAKEUP`] data bytes. A request larger than that is carried over
+//! (in flight) to the next call, and the device asks to be called again
+//! ([`Served::More`]), so a guest streaming huge requests cannot hold the
+//! transport lock (which vCPUs and the loop's stop wait on) for longer than one
+//! budget, nor starve the other devices of the loop.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
@@ -9,24 +16,34 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 
 use super::backend::{BlockBackend, FileBackend};
-use super::execute::{execute, write_status, Disk};
-use super::request::{parse, RequestError, ID_BYTES, SECTOR_SIZE, VIRTIO_BLK_S_IOERR};
+use super::execute::{execute_step, write_status, Disk};
+use super::request::{parse, Request, RequestError, ID_BYTES, SECTOR_SIZE, VIRTIO_BLK_S_IOERR};
+use crate::devices::virtio::chain::uses_indirect;
 use crate::devices::virtio::device::{
-    ActivateContext, ActivateError, Interrupt, VirtioDevice, TYPE_BLOCK, VIRTIO_F_VERSION_1,
+    ActivateContext, ActivateError, Interrupt, Served, VirtioDevice, TYPE_BLOCK, VIRTIO_F_VERSION_1,
 };
+use virtio_bindings::virtio_blk as vb;
 
 /// Maximum size of the request queue.
 pub const QUEUE_SIZE: u16 = 256;
 /// Most data segments per request (advertised as `seg_max`).
 pub const SEG_MAX: u32 = QUEUE_SIZE as u32 - 2;
 /// Feature bit: `seg_max` is valid.
-pub const VIRTIO_BLK_F_SEG_MAX: u64 = 1 << 2;
+pub const VIRTIO_BLK_F_SEG_MAX: u64 = 1 << vb::VIRTIO_BLK_F_SEG_MAX;
 /// Feature bit: the disk is read-only.
-pub const VIRTIO_BLK_F_RO: u64 = 1 << 5;
+pub const VIRTIO_BLK_F_RO: u64 = 1 << vb::VIRTIO_BLK_F_RO;
 /// Feature bit: `blk_size` is valid.
-pub const VIRTIO_BLK_F_BLK_SIZE: u64 = 1 << 6;
+pub const VIRTIO_BLK_F_BLK_SIZE: u64 = 1 << vb::VIRTIO_BLK_F_BLK_SIZE;
 /// Feature bit: FLUSH is supported.
-pub const VIRTIO_BLK_F_FLUSH: u64 = 1 << 9;
+pub const VIRTIO_BLK_F_FLUSH: u64 = 1 << vb::VIRTIO_BLK_F_FLUSH;
+/// Most requests finished per queue notification before yielding to the loop.
+pub const REQUESTS_PER_WAKEUP: usize = 64;
+/// Most data bytes moved per queue notification before yielding to the loop.
+pub const BYTES_PER_WAKEUP: u64 = 1 << 20;
+/// Test builds only: a disk with this id panics whenever its queue is served, so
+/// tests can check that a dead device event loop stops the VM.
+#[cfg(feature = "test-utils")]
+pub const PANIC_ON_NOTIFY_ID: &str = "kvmsb-test-panic";
 /// Bytes of config space we expose (capacity … blk_size).
 pub const CONFIG_LEN: usize = 24;
 
@@ -89,6 +106,8 @@ struct Active {
     mem: GuestMemoryMmap<()>,
     queue: Queue,
     interrupt: Interrupt,
+    /// A request cut short by the byte budget: head, request, bytes done.
+    in_flight: Option<(u16, Request, u64)>,
 }
 
 /// A virtio-blk device. Wrap it in an `MmioTransport`.
@@ -210,10 +229,10 @@ impl Block {
         c
     }
 
-    /// Serves every available chain; one interrupt per batch.
-    fn process_queue(&mut self) {
+    /// Serves available chains up to the per-wakeup budget; one interrupt per batch.
+    fn process_queue(&mut self) -> Served {
         let Some(active) = self.active.as_mut() else {
-            return;
+            return Served::Done;
         };
         let disk = Disk {
             backend: self.backend.as_ref(),
@@ -222,42 +241,104 @@ impl Block {
         };
         let max_descriptors = SEG_MAX as usize + 2;
         let mut used_any = false;
-        while let Some(chain) = active.queue.pop_descriptor_chain(&active.mem) {
-            let head = chain.head_index();
-            let used_len = match parse(chain, &active.mem, self.capacity, max_descriptors) {
-                Ok(req) => {
-                    let (status, written) = execute(&req, &disk, &active.mem, &mut self.scratch);
-                    if write_status(&active.mem, req.status, status) {
-                        written.saturating_add(1)
+        let mut bytes = BYTES_PER_WAKEUP;
+        let mut served = Served::Done;
+        for _ in 0..REQUESTS_PER_WAKEUP {
+            let (head, req, mut progress) = match active.in_flight.take() {
+                Some(f) => f,
+                None => {
+                    let Some(chain) = active.queue.pop_descriptor_chain(&active.mem) else {
+                        break;
+                    };
+                    let head = chain.head_index();
+                    let parsed = if uses_indirect(&active.mem, &active.queue, head) {
+                        // Not offered: refused without following it or writing anywhere.
+                        Err(None)
                     } else {
-                        0
+                        parse(chain, &active.mem, self.capacity, max_descriptors).map_err(|f| {
+                            f.status
+                                .filter(|&a| write_status(&active.mem, a, status_for(&f.error)))
+                        })
+                    };
+                    match parsed {
+                        Ok(req) => (head, req, 0),
+                        Err(status_written) => {
+                            let len = u32::from(status_written.is_some());
+                            if !Self::complete(active, head, len) {
+                                break;
+                            }
+                            used_any = true;
+                            continue;
+                        }
                     }
                 }
-                Err(failure) => match failure.status {
-                    Some(addr) if write_status(&active.mem, addr, status_for(&failure.error)) => 1,
-                    _ => 0,
-                },
             };
-            if active.queue.add_used(&active.mem, head, used_len).is_err() {
-                // The used ring is unusable (guest moved it out of memory): stop here.
-                let _ = active.interrupt.signal_needs_reset();
+            let step = execute_step(
+                &req,
+                &disk,
+                &active.mem,
+                &mut self.scratch,
+                &mut progress,
+                &mut bytes,
+            );
+            let Some((status, written)) = step else {
+                active.in_flight = Some((head, req, progress));
+                served = Served::More;
+                break;
+            };
+            let len = if write_status(&active.mem, req.status, status) {
+                written.saturating_add(1)
+            } else {
+                0
+            };
+            if !Self::complete(active, head, len) {
                 break;
             }
             used_any = true;
+            if bytes == 0 {
+                served = Served::More;
+                break;
+            }
+        }
+        if served == Served::Done && active.in_flight.is_none() {
+            // The request budget ran out with chains left: come back for them.
+            if let Ok(avail) = active
+                .queue
+                .avail_idx(&active.mem, std::sync::atomic::Ordering::Acquire)
+            {
+                if avail.0 != active.queue.next_avail() && !active.interrupt.needs_reset() {
+                    served = Served::More;
+                }
+            }
         }
         // pop_descriptor_chain stops quietly when the avail index ran more than a
         // queue's worth ahead (or an entry names a head out of range): the queue is
         // wedged until the driver resets the device, so say so instead of going silent.
-        if let Ok(avail) = active.queue.avail_idx(&active.mem, std::sync::atomic::Ordering::Acquire) {
+        if let Ok(avail) = active
+            .queue
+            .avail_idx(&active.mem, std::sync::atomic::Ordering::Acquire)
+        {
             let pending = avail - std::num::Wrapping(active.queue.next_avail());
             if pending.0 > active.queue.size() {
                 let _ = active.interrupt.signal_needs_reset();
+                served = Served::Done;
             }
         }
         if used_any {
             // An irqfd write only fails if the counter is saturated, which still interrupts.
             let _ = active.interrupt.signal_used_queue();
         }
+        served
+    }
+
+    /// Puts `head` in the used ring; false (and DEVICE_NEEDS_RESET) if the ring is
+    /// unusable (the guest moved it out of memory): stop serving then.
+    fn complete(active: &mut Active, head: u16, len: u32) -> bool {
+        if active.queue.add_used(&active.mem, head, len).is_err() {
+            let _ = active.interrupt.signal_needs_reset();
+            return false;
+        }
+        true
     }
 }
 
@@ -313,6 +394,7 @@ impl VirtioDevice for Block {
             mem: ctx.mem,
             queue,
             interrupt: ctx.interrupt,
+            in_flight: None,
         });
         Ok(())
     }
@@ -322,9 +404,15 @@ impl VirtioDevice for Block {
         self.acked_features = 0;
     }
 
-    fn queue_notified(&mut self, queue_index: usize) {
+    fn queue_notified(&mut self, queue_index: usize) -> Served {
+        #[cfg(feature = "test-utils")]
+        if self.id.starts_with(PANIC_ON_NOTIFY_ID.as_bytes()) {
+            panic!("test disk {PANIC_ON_NOTIFY_ID:?} panics on purpose");
+        }
         if queue_index == 0 {
-            self.process_queue();
+            self.process_queue()
+        } else {
+            Served::Done
         }
     }
 }

@@ -11,10 +11,10 @@ use crate::devices::virtio::block::request::{
     VIRTIO_BLK_T_OUT,
 };
 use crate::devices::virtio::device::{ActivateContext, Interrupt, VirtioDevice};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::devices::virtio::test_utils::memory;
 use virtio_queue::desc::{split::Descriptor, RawDescriptor};
 use virtio_queue::mock::MockSplitQueue;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 #[test]
 fn header_too_short() {
@@ -337,14 +337,22 @@ fn avail_index_jump_sets_needs_reset_instead_of_going_silent() {
     let mem = memory();
     let vq = MockSplitQueue::create(&mem, GuestAddress(0), 16);
     let irq = Interrupt::new(EventFd::new(EFD_NONBLOCK).unwrap());
-    dev.activate(ActivateContext { mem: mem.clone(), queues: vec![vq.create_queue().unwrap()], interrupt: irq.clone() })
-        .unwrap();
+    dev.activate(ActivateContext {
+        mem: mem.clone(),
+        queues: vec![vq.create_queue().unwrap()],
+        interrupt: irq.clone(),
+    })
+    .unwrap();
     // The guest claims 60000 new requests in a 16-entry queue.
     vq.avail().idx().store(60000);
     dev.queue_notified(0);
     assert_eq!(vq.used().idx().load(), 0, "nothing is consumed");
     assert!(irq.needs_reset(), "the device reports DEVICE_NEEDS_RESET");
-    assert_ne!(irq.status() & crate::devices::virtio::device::VIRTIO_MMIO_INT_CONFIG, 0, "and interrupts the driver");
+    assert_ne!(
+        irq.status() & crate::devices::virtio::device::VIRTIO_MMIO_INT_CONFIG,
+        0,
+        "and interrupts the driver"
+    );
     // A device reset clears it.
     irq.clear();
     assert!(!irq.needs_reset());

@@ -508,6 +508,7 @@ fn read_through_mmio_transport_end_to_end() {
     write32(&mut t, 0xa0, vq.used_addr().0 as u32);
     write32(&mut t, 0x44, 1);
     write32(&mut t, 0x70, st | status::DRIVER_OK);
+    t.apply_pending(); // what the event loop does when the control eventfd fires
     assert!(t.is_activated());
 
     header(&mem, VIRTIO_BLK_T_IN, 6);

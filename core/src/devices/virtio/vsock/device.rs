@@ -8,18 +8,26 @@
 //! loop's [`FdRegistrar`]; their readiness arrives in `fd_ready`, which also runs
 //! before activation (hosts may connect early: their REQUEST waits in the muxer
 //! until the guest posts rx buffers).
+//!
+//! Chains are read and written through virtio-queue's `Reader`/`Writer`, built
+//! (walked and checked) once per chain; an rx buffer is checked before a packet is
+//! taken from the muxer, so a bad buffer costs no stream data. If writing a taken
+//! packet fails anyway, its connection is reset: the guest never sees a stream
+//! with a hole in it, and credit stays exact. Chains using INDIRECT descriptors
+//! (not offered) are refused.
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use virtio_queue::{Queue, QueueOwnedT, QueueT, Reader, Writer};
 use vm_memory::GuestMemoryMmap;
 
 use super::muxer::{Muxer, MuxerError};
 use super::packet::{self, HDR_SIZE, MAX_PKT_DATA};
 use super::DEFAULT_GUEST_CID;
+use crate::devices::virtio::chain::uses_indirect;
 use crate::devices::virtio::device::{
-    ActivateContext, ActivateError, FdRegistrar, Interrupt, VirtioDevice, TYPE_VSOCK,
+    ActivateContext, ActivateError, FdRegistrar, Interrupt, Served, VirtioDevice, TYPE_VSOCK,
     VIRTIO_F_VERSION_1,
 };
 
@@ -116,13 +124,19 @@ impl Vsock {
                 break;
             };
             let head = chain.head_index();
-            match packet::parse_tx(&a.mem, chain) {
-                Ok(pkt) => self.muxer.send_pkt(&pkt),
-                Err(e) => {
-                    if let Some(h) = e.header() {
-                        self.muxer.reject(h);
+            if !uses_indirect(&a.mem, &a.queues[TXQ], head) {
+                if let Ok(mut reader) = Reader::new(&a.mem, chain) {
+                    match packet::read_tx(&mut reader) {
+                        Ok(pkt) => self.muxer.send_pkt(&pkt),
+                        Err(e) => {
+                            if let Some(h) = e.header() {
+                                self.muxer.reject(h);
+                            }
+                        }
                     }
                 }
+                // A chain whose buffers lie outside guest memory has no readable
+                // header: nothing to answer, the buffer just comes back.
             }
             // A used-ring write can only fail if the guest broke its own ring.
             let _ = a.queues[TXQ].add_used(&a.mem, head, 0);
@@ -142,8 +156,13 @@ impl Vsock {
                 break;
             };
             let head = chain.head_index();
-            let cap = match packet::rx_capacity(chain.clone()) {
-                Ok(c) if c >= HDR_SIZE => c,
+            let writer = if uses_indirect(&a.mem, &a.queues[RXQ], head) {
+                None
+            } else {
+                Writer::new(&a.mem, chain).ok()
+            };
+            let mut writer = match writer {
+                Some(w) if w.available_bytes() >= HDR_SIZE => w,
                 _ => {
                     // Unusable buffer: give it back empty rather than stall on it.
                     let _ = a.queues[RXQ].add_used(&a.mem, head, 0);
@@ -151,10 +170,17 @@ impl Vsock {
                     continue;
                 }
             };
-            let max_data = (cap - HDR_SIZE).min(MAX_PKT_DATA as usize);
+            let max_data = (writer.available_bytes() - HDR_SIZE).min(MAX_PKT_DATA as usize);
             match self.muxer.recv_pkt(max_data) {
                 Some(pkt) => {
-                    let len = packet::write_rx(&a.mem, chain, &pkt).unwrap_or(0);
+                    let len = match packet::write_rx_to(&mut writer, &pkt) {
+                        Ok(n) => n,
+                        Err(_) => {
+                            // Taken from the stream but not delivered: end the stream.
+                            self.muxer.rx_failed(&pkt.hdr);
+                            0
+                        }
+                    };
                     let _ = a.queues[RXQ].add_used(&a.mem, head, len);
                     used = true;
                 }
@@ -248,13 +274,14 @@ impl VirtioDevice for Vsock {
         self.muxer.reset();
     }
 
-    fn queue_notified(&mut self, queue_index: usize) {
+    fn queue_notified(&mut self, queue_index: usize) -> Served {
         match queue_index {
             RXQ | TXQ => self.run(),
             // Event-queue buffers are kept for transport events we never send.
             EVQ => {}
             _ => {}
         }
+        Served::Done
     }
 
     fn attach_event_loop(&mut self, registrar: FdRegistrar) {

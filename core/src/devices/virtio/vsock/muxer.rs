@@ -291,6 +291,18 @@ impl Muxer {
         self.queue_rst_reply(h);
     }
 
+    /// A packet taken with [`Muxer::recv_pkt`] could not be written to the guest:
+    /// its stream has a hole now, so reset the connection (host stream closed, a
+    /// RST queued for the guest).
+    pub fn rx_failed(&mut self, h: &VsockHeader) {
+        let key = (h.src_port, h.dst_port);
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.last_error = Some("packet for the guest could not be delivered".into());
+            c.kill(true);
+            self.sync_conn(key);
+        }
+    }
+
     fn guest_connect(&mut self, req: &VsockHeader) {
         if self.conns.len() + self.hosts.len() >= MAX_CONNECTIONS {
             return self.queue_rst_reply(req);

@@ -10,8 +10,18 @@
 //! assuming a layout); the payload is whatever follows the 44 header bytes. Payloads
 //! are copied out of guest memory: packets are at most 64 KiB and copying keeps the
 //! muxer free of guest-memory lifetimes.
+//!
+//! The device reads and writes chains through virtio-queue's `Reader`/`Writer`
+//! ([`read_tx`], [`write_rx_to`]): the chain is walked and every buffer checked
+//! against guest memory once, when they are built, and all I/O goes through that
+//! one validated view, so a guest cannot change a chain between a capacity check
+//! and the write. [`parse_tx`]/[`write_rx`] do the same over a descriptor list
+//! (direction checked per descriptor) for tests and fuzzing.
+
+use std::io::{Read, Write};
 
 use virtio_queue::desc::split::Descriptor;
+use virtio_queue::{Reader, Writer};
 use vm_memory::{Address, Bytes, GuestMemory, GuestMemoryError};
 
 pub use kvmsandbox_proto::vsock::{HDR_SIZE, SHUTDOWN_RCV, SHUTDOWN_SEND, TYPE_STREAM};
@@ -55,7 +65,6 @@ impl Op {
 }
 
 pub use kvmsandbox_proto::vsock::VsockHeader;
-
 
 /// A parsed packet: a header whose `op` and `type_` are known, plus the payload
 /// (non-empty only for [`Op::Rw`]).
@@ -120,6 +129,18 @@ pub enum PacketError {
     /// Guest memory access failed (address outside guest RAM).
     #[error("guest memory access failed: {0}")]
     Memory(#[from] GuestMemoryError),
+    /// The payload could not be read although the chain's buffers were validated.
+    #[error("payload of {} bytes could not be read from the chain", .0.len)]
+    DataUnreadable(VsockHeader),
+    /// Copying through a validated chain view failed after `done` bytes.
+    #[error("chain copy failed after {done} bytes: {source}")]
+    Copy {
+        /// Bytes copied before the failure.
+        done: usize,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl PacketError {
@@ -129,6 +150,7 @@ impl PacketError {
             PacketError::UnknownOp(h)
             | PacketError::UnknownType(h)
             | PacketError::DataTooLong(h)
+            | PacketError::DataUnreadable(h)
             | PacketError::DataBeyondChain { hdr: h, .. } => Some(h),
             _ => None,
         }
@@ -191,7 +213,17 @@ where
     }
     let mut raw = [0u8; HDR_SIZE];
     gather(mem, &descs, 0, &mut raw)?;
-    let hdr = VsockHeader::from_bytes(&raw);
+    let (hdr, op) = checked_header(&raw, total - HDR_SIZE)?;
+    let mut data = Vec::new();
+    if op == Op::Rw && hdr.len > 0 {
+        data.resize(hdr.len as usize, 0);
+        gather(mem, &descs, HDR_SIZE, &mut data)?;
+    }
+    Ok(Packet { hdr, op, data })
+}
+
+fn checked_header(raw: &[u8; HDR_SIZE], avail: usize) -> Result<(VsockHeader, Op), PacketError> {
+    let hdr = VsockHeader::from_bytes(raw);
     if hdr.type_ != TYPE_STREAM {
         return Err(PacketError::UnknownType(hdr));
     }
@@ -199,16 +231,55 @@ where
     if hdr.len > MAX_PKT_DATA {
         return Err(PacketError::DataTooLong(hdr));
     }
-    let avail = total - HDR_SIZE;
     if hdr.len as usize > avail {
         return Err(PacketError::DataBeyondChain { hdr, avail });
     }
+    Ok((hdr, op))
+}
+
+/// Reads a guest tx packet through a validated chain view (device-readable
+/// buffers only; a `Reader` leaves device-writable ones out).
+pub fn read_tx(reader: &mut Reader<'_>) -> Result<Packet, PacketError> {
+    let total = reader.available_bytes();
+    if total < HDR_SIZE {
+        return Err(PacketError::HeaderTooSmall(total));
+    }
+    let mut raw = [0u8; HDR_SIZE];
+    reader
+        .read_exact(&mut raw)
+        .map_err(|source| PacketError::Copy { done: 0, source })?;
+    let (hdr, op) = checked_header(&raw, total - HDR_SIZE)?;
     let mut data = Vec::new();
     if op == Op::Rw && hdr.len > 0 {
         data.resize(hdr.len as usize, 0);
-        gather(mem, &descs, HDR_SIZE, &mut data)?;
+        if reader.read_exact(&mut data).is_err() {
+            // The header is known: the caller resets the stream it names.
+            return Err(PacketError::DataUnreadable(hdr));
+        }
     }
     Ok(Packet { hdr, op, data })
+}
+
+/// Writes `pkt` (header with `len` = payload size, then payload) through a
+/// validated rx chain view. Returns the bytes written (for the used ring). Check
+/// [`Writer::available_bytes`] before taking the packet from its source: this
+/// fails only if the chain is too small or a validated buffer cannot be written.
+pub fn write_rx_to(writer: &mut Writer<'_>, pkt: &Packet) -> Result<u32, PacketError> {
+    let have = writer.available_bytes();
+    let need = HDR_SIZE + pkt.data.len();
+    if need > have || pkt.data.len() > MAX_PKT_DATA as usize {
+        return Err(PacketError::RxChainTooSmall { need, have });
+    }
+    let mut hdr = pkt.hdr;
+    hdr.len = pkt.data.len() as u32;
+    writer
+        .write_all(&hdr.to_bytes())
+        .and_then(|()| writer.write_all(&pkt.data))
+        .map_err(|source| PacketError::Copy {
+            done: writer.bytes_written(),
+            source,
+        })?;
+    Ok(need as u32)
 }
 
 /// Total writable bytes of an rx chain (header + payload room).
