@@ -17,6 +17,7 @@ mod common;
 mod doc;
 pub mod ioctls;
 #[cfg(any(test, feature = "test-utils"))]
+mod panic_hook;
 mod probe;
 mod rules;
 mod trap;
@@ -232,6 +233,9 @@ pub fn install(
     if policy == SeccompPolicy::Trap {
         trap::arm_current_thread(kind, record)?;
     }
+    // Before the filter goes on: the hook itself must be in place while we still
+    // may allocate and install it freely.
+    panic_hook::mark_current_thread_filtered();
     seccompiler::apply_filter(&program).map_err(|source| SeccompError::Apply {
         kind,
         policy,
