@@ -683,13 +683,13 @@ fn stdin_never_blocks_the_connection() {
     ));
 }
 
-/// Item 3: 17 MiB through `cat` with the streaming API, which used to write all of
+/// Item 3: 24 MiB (beyond the ~17 MiB that used to deadlock) through `cat` with the streaming API, which used to write all of
 /// stdin before reading any output.
 #[test]
-fn seventeen_mib_through_cat_streaming() {
+fn twenty_four_mib_through_cat_streaming() {
     let agent = HostAgent::start();
     let mut c = agent.client();
-    let data = noise(17 * 1024 * 1024 + 3, 9);
+    let data = noise(24 * 1024 * 1024 + 3, 9);
     let (tx, rx) = std::sync::mpsc::channel();
     let sent = data.clone();
     std::thread::spawn(move || {
