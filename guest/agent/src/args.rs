@@ -92,7 +92,12 @@ mod tests {
     fn cgroup_root_is_optional() {
         let a = super::parse(s(&["--unix", "/a", "--cgroup-root", "/cg"]), false).unwrap();
         assert_eq!(a.cgroup_root, Some(PathBuf::from("/cg")));
-        assert_eq!(super::parse(s(&["--unix", "/a"]), false).unwrap().cgroup_root, None);
+        assert_eq!(
+            super::parse(s(&["--unix", "/a"]), false)
+                .unwrap()
+                .cgroup_root,
+            None
+        );
         assert_eq!(
             super::parse(s(&["--unix", "/a", "--cgroup-root"]), false),
             Err(ArgsError::MissingValue("--cgroup-root"))

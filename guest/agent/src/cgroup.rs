@@ -23,7 +23,9 @@ pub enum CgroupError {
     #[error("the agent's own cgroup v2 path is not in /proc/self/cgroup")]
     NoOwnCgroup,
     /// A directory given as the root is not a cgroup2 directory.
-    #[error("{0} is not a cgroup v2 directory (no cgroup.procs, or no cgroup.kill: kernel < 5.14)")]
+    #[error(
+        "{0} is not a cgroup v2 directory (no cgroup.procs, or no cgroup.kill: kernel < 5.14)"
+    )]
     NotCgroup2(PathBuf),
     /// A cgroup file operation failed.
     #[error("{op} {path}: {source}")]
@@ -39,11 +41,7 @@ pub enum CgroupError {
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CgroupError {
     let path = path.to_path_buf();
-    move |source| CgroupError::Io {
-        op,
-        path,
-        source,
-    }
+    move |source| CgroupError::Io { op, path, source }
 }
 
 static ROOT: OnceLock<Option<Subtree>> = OnceLock::new();
@@ -126,7 +124,6 @@ impl Subtree {
         }
         Ok(Self { dir })
     }
-
 
     /// A fresh cgroup for one command.
     pub fn new_cgroup(&self) -> Result<Cgroup, CgroupError> {
@@ -278,7 +275,10 @@ mod tests {
     fn finds_the_cgroup2_mount() {
         let mi = "22 1 0:21 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw\n\
                   30 22 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw\n";
-        assert_eq!(cgroup2_mount(mi), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            cgroup2_mount(mi),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(cgroup2_mount("22 1 0:21 / /x rw - tmpfs tmpfs rw\n"), None);
     }
 }

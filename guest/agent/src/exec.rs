@@ -161,8 +161,14 @@ pub fn start(spec: ExecSpec, id: u32, out: Writer) -> io::Result<ExecControl> {
     let done = Arc::new(AtomicBool::new(false));
     let mut open_pipes = 0;
     let pipes = [
-        child.stdout.take().map(|p| (OwnedFd::from(p), Pipe::Stdout)),
-        child.stderr.take().map(|p| (OwnedFd::from(p), Pipe::Stderr)),
+        child
+            .stdout
+            .take()
+            .map(|p| (OwnedFd::from(p), Pipe::Stdout)),
+        child
+            .stderr
+            .take()
+            .map(|p| (OwnedFd::from(p), Pipe::Stderr)),
     ];
     for (fd, which) in pipes.into_iter().flatten() {
         let closed = tx.clone();

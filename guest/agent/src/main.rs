@@ -47,7 +47,9 @@ fn run(is_pid1: bool) -> Result<(), String> {
     let transport = args.transport;
     if is_pid1 {
         pid1::init().map_err(|e| e.to_string())?;
-        let root = args.cgroup_root.unwrap_or_else(|| mounts::CGROUP_ROOT.into());
+        let root = args
+            .cgroup_root
+            .unwrap_or_else(|| mounts::CGROUP_ROOT.into());
         cgroup::init(Some(&root));
     } else {
         // Orphans of our commands come to us, as they would to PID 1, so host mode

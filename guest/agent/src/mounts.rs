@@ -35,8 +35,22 @@ const HARD: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
 /// The mounts, parents before children.
 pub const TABLE: &[Mount] = &[
-    Mount { source: "proc", target: "/proc", fstype: "proc", flags: HARD, data: "", required: true },
-    Mount { source: "sysfs", target: "/sys", fstype: "sysfs", flags: HARD, data: "", required: true },
+    Mount {
+        source: "proc",
+        target: "/proc",
+        fstype: "proc",
+        flags: HARD,
+        data: "",
+        required: true,
+    },
+    Mount {
+        source: "sysfs",
+        target: "/sys",
+        fstype: "sysfs",
+        flags: HARD,
+        data: "",
+        required: true,
+    },
     Mount {
         source: "devtmpfs",
         target: "/dev",
@@ -69,7 +83,14 @@ pub const TABLE: &[Mount] = &[
         data: "mode=1777,size=25%",
         required: true,
     },
-    Mount { source: "cgroup2", target: CGROUP_ROOT, fstype: "cgroup2", flags: HARD, data: "", required: false },
+    Mount {
+        source: "cgroup2",
+        target: CGROUP_ROOT,
+        fstype: "cgroup2",
+        flags: HARD,
+        data: "",
+        required: false,
+    },
 ];
 
 /// Symlinks made after the mounts: (link, target).
@@ -101,9 +122,16 @@ pub fn apply() -> Result<(), MountError> {
             // Already mounted (e.g. the kernel automounted devtmpfs).
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
             Err(source) if m.required => {
-                return Err(MountError { fstype: m.fstype, target: m.target, source });
+                return Err(MountError {
+                    fstype: m.fstype,
+                    target: m.target,
+                    source,
+                });
             }
-            Err(e) => eprintln!("kvmsandbox-agent: mount {} on {}: {e} (skipped)", m.fstype, m.target),
+            Err(e) => eprintln!(
+                "kvmsandbox-agent: mount {} on {}: {e} (skipped)",
+                m.fstype, m.target
+            ),
         }
     }
     for (link, target) in LINKS {
@@ -128,7 +156,13 @@ pub fn mount(
     let (src, target, fstype, data) = (c(src)?, c(target)?, c(fstype)?, c(data)?);
     // SAFETY: all pointers are valid NUL-terminated strings living across the call.
     let rc = unsafe {
-        libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), flags, data.as_ptr().cast())
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data.as_ptr().cast(),
+        )
     };
     if rc < 0 {
         return Err(io::Error::last_os_error());
@@ -141,7 +175,10 @@ mod tests {
     use super::*;
 
     fn find(target: &str) -> &'static Mount {
-        TABLE.iter().find(|m| m.target == target).unwrap_or_else(|| panic!("{target} not mounted"))
+        TABLE
+            .iter()
+            .find(|m| m.target == target)
+            .unwrap_or_else(|| panic!("{target} not mounted"))
     }
 
     #[test]
@@ -167,7 +204,11 @@ mod tests {
     #[test]
     fn ram_backed_mounts_have_a_size_limit() {
         for m in TABLE.iter().filter(|m| m.fstype == "tmpfs") {
-            assert!(m.data.split(',').any(|o| o.starts_with("size=")), "{} has no size limit", m.target);
+            assert!(
+                m.data.split(',').any(|o| o.starts_with("size=")),
+                "{} has no size limit",
+                m.target
+            );
         }
         assert_eq!(find("/tmp").data, "mode=1777,size=25%");
     }
@@ -176,15 +217,29 @@ mod tests {
     fn cgroup2_devpts_and_shm_are_mounted_after_their_parents() {
         assert_eq!(find(CGROUP_ROOT).fstype, "cgroup2");
         assert!(find("/dev/pts").data.contains("newinstance"));
-        let pos = |t: &str| TABLE.iter().position(|m| m.target == t).unwrap_or(usize::MAX);
-        for (parent, child) in [("/dev", "/dev/pts"), ("/dev", "/dev/shm"), ("/sys", CGROUP_ROOT)] {
+        let pos = |t: &str| {
+            TABLE
+                .iter()
+                .position(|m| m.target == t)
+                .unwrap_or(usize::MAX)
+        };
+        for (parent, child) in [
+            ("/dev", "/dev/pts"),
+            ("/dev", "/dev/shm"),
+            ("/sys", CGROUP_ROOT),
+        ] {
             assert!(pos(parent) < pos(child), "{child} before {parent}");
         }
     }
 
     #[test]
     fn fd_and_std_links_point_into_proc_self() {
-        let want = [("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"), ("/dev/stdout", "/proc/self/fd/1"), ("/dev/stderr", "/proc/self/fd/2")];
+        let want = [
+            ("/dev/fd", "/proc/self/fd"),
+            ("/dev/stdin", "/proc/self/fd/0"),
+            ("/dev/stdout", "/proc/self/fd/1"),
+            ("/dev/stderr", "/proc/self/fd/2"),
+        ];
         assert_eq!(LINKS, &want[..]);
     }
 }

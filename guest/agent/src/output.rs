@@ -63,12 +63,10 @@ pub fn pump(
 ) -> io::Result<()> {
     let abandon = abandon.try_clone()?;
     let pipe = File::from(pipe);
-    thread::Builder::new()
-        .name("pump".into())
-        .spawn(move || {
-            copy(pipe, which, id, &out, &abandon);
-            on_closed();
-        })?;
+    thread::Builder::new().name("pump".into()).spawn(move || {
+        copy(pipe, which, id, &out, &abandon);
+        on_closed();
+    })?;
     Ok(())
 }
 

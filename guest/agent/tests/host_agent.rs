@@ -7,11 +7,11 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
 use common::{alive, children_of, eventually, fnv, noise, pids_in, stat, HostAgent, Raw, TIMEOUT};
-use kvmsandbox_proto::msg::ExecSpec;
-use kvmsandbox_proto::Message;
 use kvmsandbox::agent::{
     AgentClient, AgentError, ErrorCode, ExecEvent, ExecRequest, Stream, WasmRequest,
 };
+use kvmsandbox_proto::msg::ExecSpec;
+use kvmsandbox_proto::Message;
 
 #[test]
 fn hello_ping_and_echo() {
@@ -438,7 +438,11 @@ fn command_ignoring_its_stdin_still_completes() {
         .exec(&ExecRequest::new(["sh", "-c", "sleep 1; exit 4"]).stdin(noise(20 << 20, 5)))
         .unwrap();
     assert_eq!(out.status.code, Some(4));
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
     c.ping().unwrap();
 }
 
@@ -517,9 +521,7 @@ fn exec_ends_soon_after_its_leader_even_with_a_background_child() {
     let start = Instant::now();
     let out = agent
         .client()
-        .exec(
-            &ExecRequest::new(["sh", "-c", "sleep 30 & echo $!"]).timeout(Duration::from_secs(1)),
-        )
+        .exec(&ExecRequest::new(["sh", "-c", "sleep 30 & echo $!"]).timeout(Duration::from_secs(1)))
         .unwrap();
     let took = start.elapsed();
     assert!(took < Duration::from_secs(3), "took {took:?}");
@@ -540,12 +542,8 @@ fn timeout_kills_a_setsid_escapee() {
     let out = agent
         .client()
         .exec(
-            &ExecRequest::new([
-                "sh",
-                "-c",
-                "setsid sh -c 'echo $$; exec sleep 30' & wait",
-            ])
-            .timeout(Duration::from_millis(500)),
+            &ExecRequest::new(["sh", "-c", "setsid sh -c 'echo $$; exec sleep 30' & wait"])
+                .timeout(Duration::from_millis(500)),
         )
         .unwrap();
     let took = start.elapsed();
@@ -564,7 +562,9 @@ fn each_command_runs_in_a_cgroup_of_its_own() {
     let agent = HostAgent::start();
     let mut c = agent.client();
     let cg = |c: &mut kvmsandbox::agent::AgentClient| {
-        let out = c.exec(&ExecRequest::new(["cat", "/proc/self/cgroup"])).unwrap();
+        let out = c
+            .exec(&ExecRequest::new(["cat", "/proc/self/cgroup"]))
+            .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix("0::").map(String::from))
@@ -602,13 +602,17 @@ fn disconnect_kills_everything_the_command_started() {
     let pids = pids_in(&out);
     assert!(pids.iter().all(|p| alive(*p)));
     drop(r);
-    eventually(Duration::from_secs(3), "a process survived the disconnect", || {
-        pids.iter().all(|p| !alive(*p))
-    });
+    eventually(
+        Duration::from_secs(3),
+        "a process survived the disconnect",
+        || pids.iter().all(|p| !alive(*p)),
+    );
     let agent_pid = agent.child.id();
-    eventually(Duration::from_secs(3), "the agent left children behind", || {
-        children_of(agent_pid).is_empty()
-    });
+    eventually(
+        Duration::from_secs(3),
+        "the agent left children behind",
+        || children_of(agent_pid).is_empty(),
+    );
 }
 
 /// Item 4: a host gone right after Exec (ExecStarted cannot be sent) leaks no
@@ -663,7 +667,12 @@ fn stdin_never_blocks_the_connection() {
         use std::io::Write;
         let chunk = vec![7u8; 512 << 10];
         for _ in 0..40 {
-            let f = kvmsandbox_proto::Frame::new(1, Message::Stdin { data: chunk.clone() });
+            let f = kvmsandbox_proto::Frame::new(
+                1,
+                Message::Stdin {
+                    data: chunk.clone(),
+                },
+            );
             w.write_all(&f.encode().unwrap()).unwrap();
         }
         let ping = kvmsandbox_proto::Frame::new(2, Message::Ping { nonce: 77 });
@@ -671,7 +680,11 @@ fn stdin_never_blocks_the_connection() {
     });
     let start = Instant::now();
     assert_eq!(r.recv_for(2), Message::Pong { nonce: 77 });
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
     writer.join().unwrap();
     r.send(1, Message::Kill { signal: 9 });
     assert!(matches!(
@@ -711,7 +724,10 @@ fn twenty_four_mib_through_cat_streaming() {
 fn repeated_request_id_is_refused() {
     let agent = HostAgent::start();
     let mut r = Raw::connect(&agent);
-    r.send(5, Message::Exec(spec(&["sh", "-c", "sleep 0.5; echo first"])));
+    r.send(
+        5,
+        Message::Exec(spec(&["sh", "-c", "sleep 0.5; echo first"])),
+    );
     assert!(matches!(r.recv_for(5), Message::ExecStarted { .. }));
     r.send(5, Message::Exec(spec(&["echo", "second"])));
     assert!(
@@ -812,7 +828,8 @@ fn host_client_skips_unknown_messages_and_new_fields() {
             msg_type: 0x7001,
             payload: b"progress".to_vec(),
         };
-        s.write_all(&Frame::new(id, extra).encode().unwrap()).unwrap();
+        s.write_all(&Frame::new(id, extra).encode().unwrap())
+            .unwrap();
         s.write_all(&Frame::new(id, Message::Pong { nonce }).encode().unwrap())
             .unwrap();
         std::thread::sleep(Duration::from_millis(200));

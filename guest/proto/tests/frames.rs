@@ -191,7 +191,10 @@ fn unknown_type_decodes_to_unknown_and_keeps_the_stream_in_sync() {
         dec.next_frame().unwrap().unwrap().msg,
         Message::Unknown { .. }
     ));
-    assert_eq!(dec.next_frame().unwrap().unwrap().msg, Message::Ping { nonce: 5 });
+    assert_eq!(
+        dec.next_frame().unwrap().unwrap().msg,
+        Message::Ping { nonce: 5 }
+    );
     assert_eq!(dec.pending(), 0);
     // Re-encoding keeps the type and the payload, byte for byte.
     assert_eq!(Frame::new(9, f.msg).encode().unwrap(), bytes[..used]);
@@ -313,7 +316,10 @@ fn invalid_bool_and_option_tags_are_rejected() {
 /// reads the fields it knows and ignores the rest.
 #[test]
 fn trailing_fields_are_ignored() {
-    assert_eq!(Frame::decode(&raw(0x06, &[0])).unwrap().unwrap().0.msg, Message::Ok);
+    assert_eq!(
+        Frame::decode(&raw(0x06, &[0])).unwrap().unwrap().0.msg,
+        Message::Ok
+    );
     for msg in all_messages() {
         if matches!(msg, Message::Unknown { .. }) {
             continue;
@@ -324,7 +330,9 @@ fn trailing_fields_are_ignored() {
         payload.extend_from_slice(&42u64.to_le_bytes());
         payload.extend_from_slice(&3u32.to_le_bytes());
         payload.extend_from_slice(b"new");
-        let (f, _) = Frame::decode(&raw(msg.msg_type(), &payload)).unwrap().unwrap();
+        let (f, _) = Frame::decode(&raw(msg.msg_type(), &payload))
+            .unwrap()
+            .unwrap();
         assert_eq!(f.msg, msg);
     }
 }

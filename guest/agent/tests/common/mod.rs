@@ -160,7 +160,11 @@ pub fn children_of(parent: u32) -> Vec<u32> {
 pub fn eventually(bound: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < bound, "{what} (after {:?})", start.elapsed());
+        assert!(
+            start.elapsed() < bound,
+            "{what} (after {:?})",
+            start.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
