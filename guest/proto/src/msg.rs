@@ -173,7 +173,7 @@ pub struct ExecSpec {
     pub cwd: Option<String>,
     /// Whether the host will send `Stdin` frames (else stdin is `/dev/null`).
     pub stdin: bool,
-    /// Kill the process group after this long.
+    /// End the whole command (everything it started) after this long.
     pub timeout_ms: Option<u64>,
 }
 
@@ -225,7 +225,8 @@ pub enum Message {
     Stdin { data: Vec<u8> },
     /// Close the running Exec's stdin.
     StdinEof,
-    /// Send a signal to the running Exec's process group.
+    /// Send a signal to the running Exec's process group (SIGKILL: to everything
+    /// the command started, e.g. its whole cgroup).
     Kill { signal: i32 },
     /// This many more bytes of the Exec's stdin were consumed (written to the
     /// command or dropped because it stopped reading): the host may send that many more.
