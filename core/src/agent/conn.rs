@@ -118,6 +118,11 @@ impl Conn {
             if frame.request_id != id && frame.request_id != 0 {
                 continue;
             }
+            // A newer agent's optional message: skipped, as the protocol's growth
+            // rules ask (see kvmsandbox_proto::msg).
+            if matches!(frame.msg, Message::Unknown { .. }) {
+                continue;
+            }
             return match frame.msg {
                 Message::Error { code, message } => Err(remote(op, code, message)),
                 msg => Ok(msg),

@@ -20,6 +20,7 @@ use kvmsandbox_proto::Message;
 use super::client::AgentClient;
 use super::conn::{send_on, Conn};
 use super::error::AgentError;
+use super::stdin_window::{EndOnDrop, StdinWindow};
 
 /// A command to run in the guest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -143,12 +144,15 @@ impl AgentClient {
             Some(_) => Some(self.conn.try_clone_stream(op)?),
             None => None,
         };
+        let window = StdinWindow::new(self.hello().capabilities);
         let conn = &mut self.conn;
         std::thread::scope(|s| {
+            let _end = EndOnDrop(window.clone());
             if let (Some(mut w), Some(data)) = (stdin_stream, req.stdin.as_deref()) {
                 // A writer thread, so a command that reads stdin while its output
                 // fills the socket cannot deadlock us.
-                s.spawn(move || send_stdin(&mut w, id, data));
+                let window = &window;
+                s.spawn(move || send_stdin(&mut w, id, data, window));
             }
             let mut out = ExecOutput {
                 pid,
@@ -157,7 +161,7 @@ impl AgentClient {
                 stderr: Vec::new(),
             };
             loop {
-                match event(conn, op, id, run_timeout)? {
+                match event(conn, op, id, run_timeout, &window)? {
                     ExecEvent::Output(Stream::Stdout, d) => out.stdout.extend_from_slice(&d),
                     ExecEvent::Output(Stream::Stderr, d) => out.stderr.extend_from_slice(&d),
                     ExecEvent::Exit(st) => {
@@ -177,28 +181,37 @@ impl AgentClient {
         conn.send(op, id, Message::Exec(req.spec(true)))?;
         let pid = started(conn.recv_for(op, id, Some(self.timeout))?)?;
         let writer = Arc::new(Mutex::new(conn.try_clone_stream(op)?));
-        let mut stdin = ProcessStdin {
+        let window = StdinWindow::new(self.hello().capabilities);
+        let stdin = ProcessStdin {
             writer: writer.clone(),
+            window: window.clone(),
             id,
             closed: false,
         };
-        if let Some(data) = &req.stdin {
-            stdin
-                .write_all(data)
-                .map_err(|e| AgentError::from_io(op, e, None))?;
-            stdin.close()?;
-        }
+        let stdin = match req.stdin.clone() {
+            Some(data) => {
+                // Fed from a thread: the acks that let it go on arrive on the
+                // stream the caller reads, so writing it all here could deadlock.
+                let mut stdin = stdin;
+                std::thread::Builder::new()
+                    .name("exec stdin".into())
+                    .spawn(move || {
+                        let _ = stdin.write_all(&data);
+                    })
+                    .map_err(|e| AgentError::Io { op, source: e })?;
+                None
+            }
+            None => Some(stdin),
+        };
         Ok(ProcessHandle {
             conn,
             writer,
+            _end: EndOnDrop(window.clone()),
+            window,
             id,
             pid,
             run_timeout: req.timeout.map(|t| t + self.timeout),
-            stdin: if req.stdin.is_some() {
-                None
-            } else {
-                Some(stdin)
-            },
+            stdin,
             exit: None,
         })
     }
@@ -225,28 +238,42 @@ fn event(
     op: &'static str,
     id: u32,
     t: Option<Duration>,
+    window: &StdinWindow,
 ) -> Result<ExecEvent, AgentError> {
-    match conn.recv_for(op, id, t)? {
-        Message::Stdout { data } => Ok(ExecEvent::Output(Stream::Stdout, data)),
-        Message::Stderr { data } => Ok(ExecEvent::Output(Stream::Stderr, data)),
-        Message::ExecExit {
-            code,
-            signal,
-            timed_out,
-        } => Ok(ExecEvent::Exit(ExitStatus {
-            code,
-            signal,
-            timed_out,
-        })),
-        other => Err(AgentError::Unexpected {
-            op,
-            got: other.name(),
-        }),
+    loop {
+        return match conn.recv_for(op, id, t)? {
+            Message::StdinAck { bytes } => {
+                window.release(bytes);
+                continue;
+            }
+            Message::Stdout { data } => Ok(ExecEvent::Output(Stream::Stdout, data)),
+            Message::Stderr { data } => Ok(ExecEvent::Output(Stream::Stderr, data)),
+            Message::ExecExit {
+                code,
+                signal,
+                timed_out,
+            } => {
+                window.end();
+                Ok(ExecEvent::Exit(ExitStatus {
+                    code,
+                    signal,
+                    timed_out,
+                }))
+            }
+            other => Err(AgentError::Unexpected {
+                op,
+                got: other.name(),
+            }),
+        };
     }
 }
 
-fn send_stdin(w: &mut UnixStream, id: u32, data: &[u8]) {
+fn send_stdin(w: &mut UnixStream, id: u32, data: &[u8], window: &StdinWindow) {
     for chunk in data.chunks(MAX_CHUNK) {
+        if !window.acquire(chunk.len()) {
+            // The command is over: the rest is not wanted.
+            return;
+        }
         if send_on(
             w,
             "exec stdin",
@@ -268,6 +295,9 @@ fn send_stdin(w: &mut UnixStream, id: u32, data: &[u8]) {
 pub struct ProcessHandle {
     conn: Conn,
     writer: Arc<Mutex<UnixStream>>,
+    window: Arc<StdinWindow>,
+    /// Stops a stdin writer when the handle goes away.
+    _end: EndOnDrop,
     id: u32,
     pid: u32,
     run_timeout: Option<Duration>,
@@ -282,7 +312,9 @@ impl ProcessHandle {
     }
 
     /// The writer for the command's stdin (once; `None` if stdin was given up
-    /// front). Dropping it closes the command's stdin.
+    /// front). Dropping it closes the command's stdin. Write from another thread
+    /// than the one reading events when sending more than the agent's window
+    /// (`STDIN_WINDOW`): writes wait for acknowledgements that arrive with the output.
     pub fn take_stdin(&mut self) -> Option<ProcessStdin> {
         self.stdin.take()
     }
@@ -298,7 +330,13 @@ impl ProcessHandle {
         if let Some(st) = self.exit {
             return Ok(ExecEvent::Exit(st));
         }
-        let ev = event(&mut self.conn, "exec_streaming", self.id, self.run_timeout)?;
+        let ev = event(
+            &mut self.conn,
+            "exec_streaming",
+            self.id,
+            self.run_timeout,
+            &self.window,
+        )?;
         if let ExecEvent::Exit(st) = ev {
             self.exit = Some(st);
         }
@@ -337,6 +375,7 @@ impl ProcessHandle {
 /// Stdin of a streaming command; `Send`, so another thread can feed it.
 pub struct ProcessStdin {
     writer: Arc<Mutex<UnixStream>>,
+    window: Arc<StdinWindow>,
     id: u32,
     closed: bool,
 }
@@ -362,6 +401,12 @@ impl Write for ProcessStdin {
             ));
         }
         let n = buf.len().min(MAX_CHUNK);
+        if !self.window.acquire(n) {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the command is over",
+            ));
+        }
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         send_on(
             &mut w,

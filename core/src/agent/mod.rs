@@ -28,6 +28,7 @@ mod error;
 mod exec;
 mod files;
 mod hybrid;
+mod stdin_window;
 mod wasm;
 
 pub use client::{AgentClient, Connector};

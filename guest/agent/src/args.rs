@@ -1,4 +1,4 @@
-//! Command-line flags: which transport to listen on.
+//! Command-line flags: which transport to listen on, where to keep command cgroups.
 
 use std::path::PathBuf;
 
@@ -13,11 +13,21 @@ pub enum Transport {
     Unix(PathBuf),
 }
 
+/// The parsed command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// Where to listen.
+    pub transport: Transport,
+    /// A cgroup v2 directory under which the agent makes its commands' cgroups
+    /// (default: PID 1 the cgroup2 mount, host mode the agent's own cgroup).
+    pub cgroup_root: Option<PathBuf>,
+}
+
 /// A bad command line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArgsError {
     /// A flag this agent does not know.
-    #[error("unknown argument `{0}` (usage: kvmsandbox-agent [--vsock <port> | --unix <path>])")]
+    #[error("unknown argument `{0}` (usage: kvmsandbox-agent [--vsock <port> | --unix <path>] [--cgroup-root <dir>])")]
     Unknown(String),
     /// A flag without its value.
     #[error("`{0}` needs a value")]
@@ -31,12 +41,10 @@ pub enum ArgsError {
 }
 
 /// Parses `args` (without the program name). As PID 1 the default is vsock.
-pub fn parse(
-    args: impl IntoIterator<Item = String>,
-    is_pid1: bool,
-) -> Result<Transport, ArgsError> {
+pub fn parse(args: impl IntoIterator<Item = String>, is_pid1: bool) -> Result<Args, ArgsError> {
     let mut it = args.into_iter();
     let mut transport = None;
+    let mut cgroup_root = None;
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--vsock" => {
@@ -48,16 +56,24 @@ pub fn parse(
                 let v = it.next().ok_or(ArgsError::MissingValue("--unix"))?;
                 transport = Some(Transport::Unix(PathBuf::from(v)));
             }
+            "--cgroup-root" => {
+                let v = it.next().ok_or(ArgsError::MissingValue("--cgroup-root"))?;
+                cgroup_root = Some(PathBuf::from(v));
+            }
             // The kernel passes unknown `key=value` command-line words to init as args.
             _ if is_pid1 => {}
             other => return Err(ArgsError::Unknown(other.to_string())),
         }
     }
-    match transport {
-        Some(t) => Ok(t),
-        None if is_pid1 => Ok(Transport::Vsock(DEFAULT_AGENT_PORT)),
-        None => Err(ArgsError::NoTransport),
-    }
+    let transport = match transport {
+        Some(t) => t,
+        None if is_pid1 => Transport::Vsock(DEFAULT_AGENT_PORT),
+        None => return Err(ArgsError::NoTransport),
+    };
+    Ok(Args {
+        transport,
+        cgroup_root,
+    })
 }
 
 #[cfg(test)]
@@ -66,6 +82,26 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn parse(v: Vec<String>, pid1: bool) -> Result<Transport, ArgsError> {
+        super::parse(v, pid1).map(|a| a.transport)
+    }
+
+    #[test]
+    fn cgroup_root_is_optional() {
+        let a = super::parse(s(&["--unix", "/a", "--cgroup-root", "/cg"]), false).unwrap();
+        assert_eq!(a.cgroup_root, Some(PathBuf::from("/cg")));
+        assert_eq!(
+            super::parse(s(&["--unix", "/a"]), false)
+                .unwrap()
+                .cgroup_root,
+            None
+        );
+        assert_eq!(
+            super::parse(s(&["--unix", "/a", "--cgroup-root"]), false),
+            Err(ArgsError::MissingValue("--cgroup-root"))
+        );
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! protocol of `kvmsandbox-proto` on every connection, one thread each.
 
 mod args;
-mod children;
+mod cgroup;
 mod exec;
 mod files;
+mod mounts;
+mod output;
 mod pid1;
+mod reaper;
 mod serve;
+mod stdin;
 mod transport;
 mod wire;
 
@@ -19,6 +23,9 @@ static LISTENER: OnceLock<transport::Listener> = OnceLock::new();
 fn host_shutdown() -> ! {
     if let Some(l) = LISTENER.get() {
         l.cleanup();
+    }
+    if let Some(t) = cgroup::subtree() {
+        t.remove();
     }
     std::process::exit(0)
 }
@@ -36,14 +43,27 @@ fn main() {
 }
 
 fn run(is_pid1: bool) -> Result<(), String> {
-    let transport = args::parse(std::env::args().skip(1), is_pid1).map_err(|e| e.to_string())?;
+    let args = args::parse(std::env::args().skip(1), is_pid1).map_err(|e| e.to_string())?;
+    let transport = args.transport;
     if is_pid1 {
         pid1::init().map_err(|e| e.to_string())?;
-        std::thread::Builder::new()
-            .name("reaper".into())
-            .spawn(children::reap_orphans_forever)
-            .map_err(|e| format!("spawning the reaper: {e}"))?;
+        let root = args
+            .cgroup_root
+            .unwrap_or_else(|| mounts::CGROUP_ROOT.into());
+        cgroup::init(Some(&root));
+    } else {
+        // Orphans of our commands come to us, as they would to PID 1, so host mode
+        // reaps and contains the same way.
+        // SAFETY: prctl(2) with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } < 0 {
+            eprintln!(
+                "kvmsandbox-agent: PR_SET_CHILD_SUBREAPER: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        cgroup::init(args.cgroup_root.as_deref());
     }
+    reaper::start().map_err(|e| format!("spawning the reaper: {e}"))?;
     let listener = transport::Listener::bind(&transport)
         .map_err(|e| format!("listening on {transport:?}: {e}"))?;
     let listener = LISTENER.get_or_init(|| listener);

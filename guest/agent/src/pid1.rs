@@ -9,19 +9,12 @@ use std::io::{self, Write};
 /// Ready line printed on /dev/console (the host's Linux ready marker).
 pub const READY_MARKER: &str = "kvmsandbox-agent ready";
 
-/// A mount that failed.
+/// What can go wrong while setting up the guest as PID 1.
 #[derive(Debug, thiserror::Error)]
 pub enum Pid1Error {
-    /// mount(2) failed.
-    #[error("mount {fstype} on {target}: {source}")]
-    Mount {
-        /// Filesystem type.
-        fstype: String,
-        /// Mount point.
-        target: String,
-        /// The OS error.
-        source: io::Error,
-    },
+    /// A required mount failed.
+    #[error(transparent)]
+    Mount(#[from] crate::mounts::MountError),
     /// Switching to the root disk failed.
     #[error("switch_root to {device}: {source}")]
     SwitchRoot {
@@ -32,16 +25,16 @@ pub enum Pid1Error {
     },
 }
 
-/// Mounts /proc, /sys, /dev, /tmp, and switches root if the command line asks.
+/// Mounts what [`crate::mounts::TABLE`] lists, and switches root if the command line asks.
 pub fn init() -> Result<(), Pid1Error> {
-    mount_api_filesystems()?;
+    crate::mounts::apply()?;
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     if let Some(dev) = root_device(&cmdline) {
         switch_root(&dev).map_err(|source| Pid1Error::SwitchRoot {
             device: dev.clone(),
             source,
         })?;
-        mount_api_filesystems()?;
+        crate::mounts::apply()?;
     }
     Ok(())
 }
@@ -55,55 +48,11 @@ pub fn root_device(cmdline: &str) -> Option<String> {
         .map(String::from)
 }
 
-fn mount_api_filesystems() -> Result<(), Pid1Error> {
-    for (src, target, fstype) in [
-        ("proc", "/proc", "proc"),
-        ("sysfs", "/sys", "sysfs"),
-        ("devtmpfs", "/dev", "devtmpfs"),
-        ("tmpfs", "/tmp", "tmpfs"),
-    ] {
-        let _ = std::fs::create_dir_all(target);
-        match mount(src, target, fstype, 0) {
-            Ok(()) => {}
-            // Already mounted (e.g. the kernel automounted devtmpfs).
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-            Err(source) => {
-                return Err(Pid1Error::Mount {
-                    fstype: fstype.into(),
-                    target: target.into(),
-                    source,
-                })
-            }
-        }
-    }
-    Ok(())
-}
-
-fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong) -> io::Result<()> {
-    let c = |s: &str| CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
-    let (src, target, fstype) = (c(src)?, c(target)?, c(fstype)?);
-    // SAFETY: all pointers are valid NUL-terminated strings living across the call;
-    // a null data pointer is allowed.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            flags,
-            std::ptr::null(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Mounts `dev` (ext4) on /newroot, moves it over / and chroots into it (the
 /// initramfs cannot be pivot_root'ed, so this is busybox switch_root's recipe).
 fn switch_root(dev: &str) -> io::Result<()> {
     std::fs::create_dir_all("/newroot")?;
-    mount(dev, "/newroot", "ext4", 0)?;
+    crate::mounts::mount(dev, "/newroot", "ext4", 0, "")?;
     std::env::set_current_dir("/newroot")?;
     let dot = CString::new(".").map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let slash = CString::new("/").map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;

@@ -5,6 +5,11 @@
 //! Quick requests are answered inline; an exec runs on its own threads; uploads
 //! (`WriteFile`, the module of `RunWasm`) keep per-id state until `DataEnd`.
 //! When the connection drops, every command it started is killed.
+//!
+//! The loop never blocks on a command: stdin is queued per command within the
+//! protocol's window (see [`crate::stdin`]), so Ping, Kill and Shutdown are
+//! always read. A request id stays taken while its command runs or its upload is
+//! open; a second request with that id is refused and the first goes on.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,13 +20,14 @@ use kvmsandbox_proto::{ErrorCode, Message, PROTOCOL_VERSION};
 
 use crate::exec::{self, ExecControl};
 use crate::files;
+use crate::stdin::Push;
 use crate::wire::{code_of, Reader, Writer};
 
 /// What the agent does on `Shutdown` (host process: exit; PID 1: power off).
 pub type ShutdownHook = fn() -> !;
 
 /// Capabilities of this agent.
-pub const CAPS: u64 = caps::EXEC | caps::FILES | caps::ECHO;
+pub const CAPS: u64 = caps::EXEC | caps::FILES | caps::ECHO | caps::STDIN_ACK;
 
 /// An upload in progress.
 enum Upload {
@@ -62,7 +68,7 @@ pub fn serve(conn: File, shutdown: ShutdownHook) -> io::Result<()> {
         }
     };
     for c in execs.values() {
-        c.kill(libc::SIGKILL);
+        c.disconnect();
     }
     result
 }
@@ -79,6 +85,15 @@ fn handle(
     match msg {
         Message::Ping { nonce } => out.send(id, Message::Pong { nonce }),
         Message::Echo { data } => out.send(id, Message::EchoReply { data }),
+        Message::Exec(_) | Message::WriteFile { .. } | Message::RunWasm(_)
+            if execs.contains_key(&id) || uploads.contains_key(&id) =>
+        {
+            out.error(
+                id,
+                ErrorCode::AlreadyExists,
+                format!("request id {id} is already in use by a running request"),
+            )
+        }
         Message::Exec(spec) => {
             let argv0 = spec.argv.first().cloned().unwrap_or_default();
             match exec::start(spec, id, out.clone()) {
@@ -90,13 +105,18 @@ fn handle(
             }
         }
         Message::Stdin { data } => {
-            if let Some(c) = execs.get_mut(&id) {
-                c.stdin(data);
+            if let Some(c) = execs.get(&id) {
+                if let Push::Overrun { held } = c.stdin(data) {
+                    eprintln!(
+                        "kvmsandbox-agent: request {id}: host overran the stdin window \
+                         ({held} bytes unacknowledged); stdin closed, excess dropped"
+                    );
+                }
             }
             Ok(())
         }
         Message::StdinEof => {
-            if let Some(c) = execs.get_mut(&id) {
+            if let Some(c) = execs.get(&id) {
                 c.close_stdin();
             }
             Ok(())
@@ -155,6 +175,11 @@ fn handle(
             out.send(id, Message::Ok)?;
             shutdown()
         }
+        Message::Unknown { msg_type, .. } => out.error(
+            id,
+            ErrorCode::Unsupported,
+            format!("message type {msg_type:#06x} is not known to this agent"),
+        ),
         other => out.error(
             id,
             ErrorCode::Invalid,

@@ -6,10 +6,12 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
-use common::{fnv, noise, HostAgent, TIMEOUT};
+use common::{alive, children_of, eventually, fnv, noise, pids_in, stat, HostAgent, Raw, TIMEOUT};
 use kvmsandbox::agent::{
     AgentClient, AgentError, ErrorCode, ExecEvent, ExecRequest, Stream, WasmRequest,
 };
+use kvmsandbox_proto::msg::ExecSpec;
+use kvmsandbox_proto::Message;
 
 #[test]
 fn hello_ping_and_echo() {
@@ -301,12 +303,17 @@ fn wasm_and_disk_are_unsupported_on_linux() {
 }
 
 #[test]
-fn agent_killed_mid_command_is_disconnected() {
+fn agent_killed_mid_command_is_disconnected_and_its_command_dies() {
     let mut agent = HostAgent::start();
     let mut c = agent.client();
+    let mut p = c
+        .exec_streaming(&ExecRequest::new(["sleep", "30"]))
+        .unwrap();
+    let pid = p.pid();
+    assert!(alive(pid));
     let h = std::thread::spawn(move || {
         let start = Instant::now();
-        (c.exec(&ExecRequest::new(["sleep", "5"])), start.elapsed())
+        (p.wait(|_, _| {}), start.elapsed())
     });
     std::thread::sleep(Duration::from_millis(300));
     agent.child.kill().unwrap();
@@ -316,6 +323,10 @@ fn agent_killed_mid_command_is_disconnected() {
         "{res:?}"
     );
     assert!(took < Duration::from_secs(3), "took {took:?}");
+    // Guest-side cleanup: the command does not outlive its agent.
+    eventually(Duration::from_secs(3), "command outlived the agent", || {
+        !alive(pid)
+    });
 }
 
 #[test]
@@ -421,10 +432,17 @@ fn shutdown_stops_the_host_agent() {
 fn command_ignoring_its_stdin_still_completes() {
     let agent = HostAgent::start();
     let mut c = agent.client();
+    // `sleep` never reads stdin: 20 MiB cannot be delivered, and must not be waited on.
+    let start = Instant::now();
     let out = c
-        .exec(&ExecRequest::new(["true"]).stdin(noise(5 * 1024 * 1024, 5)))
+        .exec(&ExecRequest::new(["sh", "-c", "sleep 1; exit 4"]).stdin(noise(20 << 20, 5)))
         .unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code, Some(4));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
     c.ping().unwrap();
 }
 
@@ -487,4 +505,338 @@ fn agent_answers_garbage_with_an_error_frame_and_hangs_up() {
     );
     // The agent itself is fine.
     agent.client().ping().unwrap();
+}
+
+fn spec(argv: &[&str]) -> ExecSpec {
+    ExecSpec {
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        ..ExecSpec::default()
+    }
+}
+
+/// Item 1: the leader exits at once, a background child keeps stdout open.
+#[test]
+fn exec_ends_soon_after_its_leader_even_with_a_background_child() {
+    let agent = HostAgent::start();
+    let start = Instant::now();
+    let out = agent
+        .client()
+        .exec(&ExecRequest::new(["sh", "-c", "sleep 30 & echo $!"]).timeout(Duration::from_secs(1)))
+        .unwrap();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // The leader's own status; the leftover was killed at the end of the grace period.
+    assert_eq!(out.status.code, Some(0));
+    let pids = pids_in(&out.stdout);
+    assert_eq!(pids.len(), 1, "{:?}", String::from_utf8_lossy(&out.stdout));
+    eventually(Duration::from_secs(2), "background child survived", || {
+        !alive(pids[0])
+    });
+}
+
+/// Item 2: a `setsid` escapee holding stdout dies at the timeout too.
+#[test]
+fn timeout_kills_a_setsid_escapee() {
+    let agent = HostAgent::start();
+    let start = Instant::now();
+    let out = agent
+        .client()
+        .exec(
+            &ExecRequest::new(["sh", "-c", "setsid sh -c 'echo $$; exec sleep 30' & wait"])
+                .timeout(Duration::from_millis(500)),
+        )
+        .unwrap();
+    let took = start.elapsed();
+    assert!(out.status.timed_out);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let pids = pids_in(&out.stdout);
+    assert_eq!(pids.len(), 1, "{:?}", String::from_utf8_lossy(&out.stdout));
+    eventually(Duration::from_secs(2), "setsid escapee survived", || {
+        !alive(pids[0])
+    });
+}
+
+/// The cgroup path is what runs here (not the process-group fallback).
+#[test]
+fn each_command_runs_in_a_cgroup_of_its_own() {
+    let agent = HostAgent::start();
+    let mut c = agent.client();
+    let cg = |c: &mut kvmsandbox::agent::AgentClient| {
+        let out = c
+            .exec(&ExecRequest::new(["cat", "/proc/self/cgroup"]))
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("0::").map(String::from))
+            .unwrap()
+    };
+    let (a, b) = (cg(&mut c), cg(&mut c));
+    let mine = format!("/kvmsandbox-agent-{}/cmd-", agent.child.id());
+    assert!(a.contains(&mine), "{a}");
+    assert!(b.contains(&mine), "{b}");
+    assert_ne!(a, b);
+}
+
+/// Items 2 and 4: the host hangs up mid-command: everything the command started
+/// dies, a `setsid` escapee included, and is reaped.
+#[test]
+fn disconnect_kills_everything_the_command_started() {
+    let agent = HostAgent::start();
+    let mut r = Raw::connect(&agent);
+    r.send(
+        1,
+        Message::Exec(spec(&[
+            "sh",
+            "-c",
+            "echo $$; setsid sh -c 'echo $$; exec sleep 30' & wait",
+        ])),
+    );
+    let mut out = Vec::new();
+    while pids_in(&out).len() < 2 {
+        match r.recv_for(1) {
+            Message::ExecStarted { .. } => {}
+            Message::Stdout { data } => out.extend(data),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let pids = pids_in(&out);
+    assert!(pids.iter().all(|p| alive(*p)));
+    drop(r);
+    eventually(
+        Duration::from_secs(3),
+        "a process survived the disconnect",
+        || pids.iter().all(|p| !alive(*p)),
+    );
+    let agent_pid = agent.child.id();
+    eventually(
+        Duration::from_secs(3),
+        "the agent left children behind",
+        || children_of(agent_pid).is_empty(),
+    );
+}
+
+/// Item 4: a host gone right after Exec (ExecStarted cannot be sent) leaks no
+/// child, and orphans of later commands are still reaped.
+#[test]
+fn host_gone_right_after_exec_leaks_no_child() {
+    let agent = HostAgent::start();
+    let agent_pid = agent.child.id();
+    {
+        let mut r = Raw::connect(&agent);
+        r.send(1, Message::Exec(spec(&["sleep", "30"])));
+        // Gone before the agent can answer ExecStarted.
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    eventually(Duration::from_secs(3), "the command leaked", || {
+        children_of(agent_pid).is_empty()
+    });
+    // An orphan (its parent exits first) is killed with its exec and reaped.
+    let out = agent
+        .client()
+        .exec(&ExecRequest::new([
+            "sh",
+            "-c",
+            "sleep 30 >/dev/null 2>&1 & echo $!; cat /proc/self/cgroup",
+        ]))
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The first Exec did get as far as its own cgroup (so it was started): this is the second.
+    assert!(text.contains("/cmd-2\n"), "{text}");
+    let orphan = pids_in(&out.stdout)[0];
+    eventually(Duration::from_secs(3), "the orphan was not reaped", || {
+        stat(orphan).is_none() && children_of(agent_pid).is_empty()
+    });
+}
+
+/// Item 3: a child that never reads stdin, 20 MiB of stdin sent regardless of the
+/// window, and a Ping on the same connection: still answered.
+#[test]
+fn stdin_never_blocks_the_connection() {
+    let agent = HostAgent::start();
+    let mut r = Raw::connect(&agent);
+    r.send(
+        1,
+        Message::Exec(ExecSpec {
+            stdin: true,
+            ..spec(&["sleep", "30"])
+        }),
+    );
+    assert!(matches!(r.recv_for(1), Message::ExecStarted { .. }));
+    let mut w = r.s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let chunk = vec![7u8; 512 << 10];
+        for _ in 0..40 {
+            let f = kvmsandbox_proto::Frame::new(
+                1,
+                Message::Stdin {
+                    data: chunk.clone(),
+                },
+            );
+            w.write_all(&f.encode().unwrap()).unwrap();
+        }
+        let ping = kvmsandbox_proto::Frame::new(2, Message::Ping { nonce: 77 });
+        w.write_all(&ping.encode().unwrap()).unwrap();
+    });
+    let start = Instant::now();
+    assert_eq!(r.recv_for(2), Message::Pong { nonce: 77 });
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    writer.join().unwrap();
+    r.send(1, Message::Kill { signal: 9 });
+    assert!(matches!(
+        r.recv_for(1),
+        Message::ExecExit {
+            signal: Some(9),
+            ..
+        }
+    ));
+}
+
+/// Item 3: 24 MiB (beyond the ~17 MiB that used to deadlock) through `cat` with the streaming API, which used to write all of
+/// stdin before reading any output.
+#[test]
+fn twenty_four_mib_through_cat_streaming() {
+    let agent = HostAgent::start();
+    let mut c = agent.client();
+    let data = noise(24 * 1024 * 1024 + 3, 9);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sent = data.clone();
+    std::thread::spawn(move || {
+        let p = c.exec_streaming(&ExecRequest::new(["cat"]).stdin(sent));
+        let _ = tx.send(p.and_then(|p| p.wait_with_output()));
+    });
+    let out = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("deadlocked")
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len(), data.len());
+    assert_eq!(fnv(&out.stdout), fnv(&data));
+}
+
+/// Item 7: a second Exec with the id of a running one is refused; the first one
+/// stays supervised and finishes normally.
+#[test]
+fn repeated_request_id_is_refused() {
+    let agent = HostAgent::start();
+    let mut r = Raw::connect(&agent);
+    r.send(
+        5,
+        Message::Exec(spec(&["sh", "-c", "sleep 0.5; echo first"])),
+    );
+    assert!(matches!(r.recv_for(5), Message::ExecStarted { .. }));
+    r.send(5, Message::Exec(spec(&["echo", "second"])));
+    assert!(
+        matches!(
+            r.recv_for(5),
+            Message::Error {
+                code: ErrorCode::AlreadyExists,
+                ..
+            }
+        ),
+        "second Exec not refused"
+    );
+    assert_eq!(
+        r.recv_for(5),
+        Message::Stdout {
+            data: b"first\n".to_vec()
+        }
+    );
+    assert!(matches!(
+        r.recv_for(5),
+        Message::ExecExit { code: Some(0), .. }
+    ));
+}
+
+/// Item 16, agent side: an unknown request gets `Unsupported` and the connection
+/// goes on; a request with fields appended by a newer host is served.
+#[test]
+fn agent_answers_unknown_messages_unsupported_and_tolerates_new_fields() {
+    use std::io::Write;
+    let agent = HostAgent::start();
+    let mut r = Raw::connect(&agent);
+    r.send(
+        3,
+        Message::Unknown {
+            msg_type: 0x7777,
+            payload: vec![1, 2, 3],
+        },
+    );
+    assert!(
+        matches!(
+            r.recv_for(3),
+            Message::Error {
+                code: ErrorCode::Unsupported,
+                ..
+            }
+        ),
+        "unknown type not answered Unsupported"
+    );
+    // A Ping with a (future) field after its nonce.
+    let mut bytes = kvmsandbox_proto::Frame::new(4, Message::Ping { nonce: 9 })
+        .encode()
+        .unwrap();
+    bytes.extend_from_slice(&[0xaa; 6]);
+    let len = (bytes.len() - kvmsandbox_proto::HEADER_LEN) as u32;
+    bytes[10..14].copy_from_slice(&len.to_le_bytes());
+    r.s.write_all(&bytes).unwrap();
+    assert_eq!(r.recv_for(4), Message::Pong { nonce: 9 });
+}
+
+/// Item 16, host side: the client skips an unknown message from a newer agent and
+/// accepts a Hello with an appended field.
+#[test]
+fn host_client_skips_unknown_messages_and_new_fields() {
+    use kvmsandbox_proto::{Frame, FrameDecoder};
+    let path = std::env::temp_dir().join(format!("kvms-newer-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let fake = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut hello = Frame::new(
+            0,
+            Message::Hello(kvmsandbox_proto::msg::Hello {
+                version: 1,
+                kind: "linux".into(),
+                capabilities: 0,
+            }),
+        )
+        .encode()
+        .unwrap();
+        hello.extend_from_slice(&[1, 2, 3, 4]);
+        let len = (hello.len() - kvmsandbox_proto::HEADER_LEN) as u32;
+        hello[10..14].copy_from_slice(&len.to_le_bytes());
+        s.write_all(&hello).unwrap();
+        let mut dec = FrameDecoder::new();
+        let mut buf = [0u8; 4096];
+        let ping = loop {
+            if let Some(f) = dec.next_frame().unwrap() {
+                break f;
+            }
+            let n = s.read(&mut buf).unwrap();
+            dec.feed(&buf[..n]);
+        };
+        let Message::Ping { nonce } = ping.msg else {
+            panic!("{:?}", ping.msg)
+        };
+        let id = ping.request_id;
+        let extra = Message::Unknown {
+            msg_type: 0x7001,
+            payload: b"progress".to_vec(),
+        };
+        s.write_all(&Frame::new(id, extra).encode().unwrap())
+            .unwrap();
+        s.write_all(&Frame::new(id, Message::Pong { nonce }).encode().unwrap())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let mut c = AgentClient::connect_unix(&path, TIMEOUT).unwrap();
+    assert_eq!(c.hello().kind, "linux");
+    c.ping().unwrap();
+    fake.join().unwrap();
+    let _ = std::fs::remove_file(&path);
 }

@@ -17,11 +17,6 @@ pub enum ProtoError {
         /// The version found.
         found: u8,
     },
-    /// The header's type field names no message we know.
-    UnknownType {
-        /// The type found.
-        found: u16,
-    },
     /// The header announces a payload larger than [`crate::frame::MAX_FRAME`].
     TooLong {
         /// The announced payload length.
@@ -53,13 +48,6 @@ pub enum ProtoError {
         /// The offending value.
         value: u64,
     },
-    /// The payload has bytes left after its last field.
-    TrailingBytes {
-        /// The message type being decoded.
-        msg_type: u16,
-        /// Bytes left over.
-        extra: usize,
-    },
 }
 
 impl fmt::Display for ProtoError {
@@ -69,7 +57,6 @@ impl fmt::Display for ProtoError {
                 write!(f, "bad frame magic {:#04x} {:#04x}", found[0], found[1])
             }
             Self::UnsupportedVersion { found } => write!(f, "unsupported protocol version {found}"),
-            Self::UnknownType { found } => write!(f, "unknown message type {found:#06x}"),
             Self::TooLong { len } => write!(
                 f,
                 "frame payload of {len} bytes exceeds the maximum of {}",
@@ -92,10 +79,6 @@ impl fmt::Display for ProtoError {
             Self::InvalidValue { field, value } => {
                 write!(f, "field `{field}` has invalid value {value}")
             }
-            Self::TrailingBytes { msg_type, extra } => write!(
-                f,
-                "message type {msg_type:#06x} has {extra} trailing bytes after its last field"
-            ),
         }
     }
 }

@@ -125,10 +125,9 @@ fn check_header(buf: &[u8]) -> Result<Option<Header>, ProtoError> {
     let Some(h) = buf.get(..HEADER_LEN) else {
         return Ok(None);
     };
+    // Any type number is accepted here: an unknown one decodes to
+    // `Message::Unknown`, so a newer peer's optional messages keep the stream in sync.
     let msg_type = u16::from_le_bytes([h[4], h[5]]);
-    if !Message::is_known_type(msg_type) {
-        return Err(ProtoError::UnknownType { found: msg_type });
-    }
     let request_id = u32::from_le_bytes([h[6], h[7], h[8], h[9]]);
     let len = u32::from_le_bytes([h[10], h[11], h[12], h[13]]);
     if len as usize > MAX_FRAME {

@@ -3,8 +3,16 @@
 //! Field encoding (little endian): integers fixed width; `bool` one byte 0/1;
 //! `Option<T>` a 0/1 tag byte then `T`; bytes and strings a u32 length then the
 //! bytes (strings UTF-8); lists a u32 count then the items. Decoding checks every
-//! length against what is left, never pre-allocates from a count, and rejects
-//! trailing bytes.
+//! length against what is left and never pre-allocates from a count.
+//!
+//! How the protocol grows without a version bump (both rules are what lets an
+//! older peer talk to a newer one):
+//! * a message may gain fields only at the end of its payload; a decoder reads the
+//!   fields it knows and ignores any bytes after them;
+//! * a new message gets a new type number; a decoder turns a type it does not know
+//!   into [`Message::Unknown`] (not an error, the stream stays in sync), an agent
+//!   answers an unknown request with `Error{Unsupported}`, and the host skips an
+//!   unknown frame. Optional behaviour is announced in [`Hello::capabilities`].
 //!
 //! Conversations (the request id of every response = that of its request):
 //! * `Hello` — agent → host, first frame on every connection (request id 0).
@@ -12,7 +20,11 @@
 //!   frame; big data is echoed one frame at a time).
 //! * `Exec` → `ExecStarted{pid}`, then `Stdout`/`Stderr` chunks while the process
 //!   runs; the host may send `Stdin`, `StdinEof`, `Kill{signal}` with the same id;
-//!   always ends with `ExecExit` (or `Error` if it could not start).
+//!   always ends with `ExecExit` (or `Error` if it could not start). An agent with
+//!   [`caps::STDIN_ACK`] answers stdin bytes it has passed on (or dropped because
+//!   the command no longer reads) with `StdinAck{bytes}`; the host keeps at most
+//!   [`STDIN_WINDOW`] bytes unacknowledged, and bytes beyond that window are
+//!   dropped by the agent, which then closes the command's stdin.
 //! * `WriteFile{path,mode}`, `Data`*, `DataEnd` → `Ok` | `Error`.
 //! * `ReadFile{path}` → `Data`*, `DataEnd` | `Error`.
 //! * `DiskRead` → `DiskData`; `DiskWrite`, `DiskFlush` → `Ok`; or `Error`.
@@ -37,7 +49,13 @@ pub mod caps {
     pub const DISK: u64 = 1 << 3;
     /// Serves `Echo`.
     pub const ECHO: u64 = 1 << 4;
+    /// Acknowledges exec stdin with `StdinAck` (flow control, see [`super::STDIN_WINDOW`]).
+    pub const STDIN_ACK: u64 = 1 << 5;
 }
+
+/// Most stdin bytes of one exec the host may have sent but not yet seen
+/// acknowledged (agents with [`caps::STDIN_ACK`]); what the agent buffers per command.
+pub const STDIN_WINDOW: u32 = 2 << 20;
 
 /// Stable numeric error codes carried by [`Message::Error`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,7 +173,7 @@ pub struct ExecSpec {
     pub cwd: Option<String>,
     /// Whether the host will send `Stdin` frames (else stdin is `/dev/null`).
     pub stdin: bool,
-    /// Kill the process group after this long.
+    /// End the whole command (everything it started) after this long.
     pub timeout_ms: Option<u64>,
 }
 
@@ -207,8 +225,12 @@ pub enum Message {
     Stdin { data: Vec<u8> },
     /// Close the running Exec's stdin.
     StdinEof,
-    /// Send a signal to the running Exec's process group.
+    /// Send a signal to the running Exec's process group (SIGKILL: to everything
+    /// the command started, e.g. its whole cgroup).
     Kill { signal: i32 },
+    /// This many more bytes of the Exec's stdin were consumed (written to the
+    /// command or dropped because it stopped reading): the host may send that many more.
+    StdinAck { bytes: u32 },
     /// The command ended.
     ExecExit {
         code: Option<i32>,
@@ -248,6 +270,9 @@ pub enum Message {
         kind: WasmErrorKind,
         message: String,
     },
+    /// A message of a type this version does not know (sent by a newer peer); its
+    /// payload is kept as is and re-encodes unchanged.
+    Unknown { msg_type: u16, payload: Vec<u8> },
 }
 
 /// Wire type numbers.
@@ -268,6 +293,7 @@ mod ty {
     pub const STDIN_EOF: u16 = 0x15;
     pub const KILL: u16 = 0x16;
     pub const EXEC_EXIT: u16 = 0x17;
+    pub const STDIN_ACK: u16 = 0x18;
     pub const WRITE_FILE: u16 = 0x20;
     pub const READ_FILE: u16 = 0x21;
     pub const DATA: u16 = 0x22;
@@ -299,6 +325,7 @@ mod ty {
         STDIN_EOF,
         KILL,
         EXEC_EXIT,
+        STDIN_ACK,
         WRITE_FILE,
         READ_FILE,
         DATA,
@@ -335,6 +362,7 @@ impl Message {
             Self::StdinEof => ty::STDIN_EOF,
             Self::Kill { .. } => ty::KILL,
             Self::ExecExit { .. } => ty::EXEC_EXIT,
+            Self::StdinAck { .. } => ty::STDIN_ACK,
             Self::WriteFile { .. } => ty::WRITE_FILE,
             Self::ReadFile { .. } => ty::READ_FILE,
             Self::Data { .. } => ty::DATA,
@@ -348,6 +376,7 @@ impl Message {
             Self::WasmTrap { .. } => ty::WASM_TRAP,
             Self::OutOfFuel => ty::OUT_OF_FUEL,
             Self::WasmError { .. } => ty::WASM_ERROR,
+            Self::Unknown { msg_type, .. } => *msg_type,
         }
     }
 
@@ -370,6 +399,7 @@ impl Message {
             Self::StdinEof => "StdinEof",
             Self::Kill { .. } => "Kill",
             Self::ExecExit { .. } => "ExecExit",
+            Self::StdinAck { .. } => "StdinAck",
             Self::WriteFile { .. } => "WriteFile",
             Self::ReadFile { .. } => "ReadFile",
             Self::Data { .. } => "Data",
@@ -383,6 +413,7 @@ impl Message {
             Self::WasmTrap { .. } => "WasmTrap",
             Self::OutOfFuel => "OutOfFuel",
             Self::WasmError { .. } => "WasmError",
+            Self::Unknown { .. } => "Unknown",
         }
     }
 
@@ -421,6 +452,8 @@ impl Message {
                 w.opt_u64(e.timeout_ms);
             }
             Self::ExecStarted { pid } => w.u32(*pid),
+            Self::StdinAck { bytes } => w.u32(*bytes),
+            Self::Unknown { payload, .. } => w.0.extend_from_slice(payload),
             Self::Kill { signal } => w.i32(*signal),
             Self::ExecExit {
                 code,
@@ -464,7 +497,9 @@ impl Message {
         }
     }
 
-    /// Decodes the payload of a message of type `msg_type`.
+    /// Decodes the payload of a message of type `msg_type`. Bytes after the last
+    /// known field are ignored and an unknown type becomes [`Message::Unknown`]
+    /// (see the module notes on how the protocol grows).
     pub fn decode_payload(msg_type: u16, payload: &[u8]) -> Result<Message, ProtoError> {
         let mut r = Reader { buf: payload };
         let msg = match msg_type {
@@ -513,6 +548,9 @@ impl Message {
             ty::STDIN_EOF => Self::StdinEof,
             ty::KILL => Self::Kill {
                 signal: r.i32("kill.signal")?,
+            },
+            ty::STDIN_ACK => Self::StdinAck {
+                bytes: r.u32("stdin_ack.bytes")?,
             },
             ty::EXEC_EXIT => Self::ExecExit {
                 code: r.opt_i32("exec_exit.code")?,
@@ -565,14 +603,11 @@ impl Message {
                 kind: WasmErrorKind::from_u16(r.u16("wasm_error.kind")?),
                 message: r.string("wasm_error.message")?,
             },
-            found => return Err(ProtoError::UnknownType { found }),
-        };
-        if !r.buf.is_empty() {
-            return Err(ProtoError::TrailingBytes {
+            msg_type => Self::Unknown {
                 msg_type,
-                extra: r.buf.len(),
-            });
-        }
+                payload: payload.to_vec(),
+            },
+        };
         Ok(msg)
     }
 }

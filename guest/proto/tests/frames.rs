@@ -50,6 +50,15 @@ fn all_messages() -> Vec<Message> {
         },
         Message::StdinEof,
         Message::Kill { signal: 9 },
+        Message::StdinAck { bytes: 1 << 20 },
+        Message::Unknown {
+            msg_type: 0x7777,
+            payload: vec![1, 2, 3],
+        },
+        Message::Unknown {
+            msg_type: 0xffff,
+            payload: vec![],
+        },
         Message::ExecExit {
             code: Some(-1),
             signal: None,
@@ -160,14 +169,35 @@ fn unsupported_version_is_rejected() {
     ));
 }
 
+/// Rule 1 of protocol growth: a type this version does not know is not an error;
+/// it decodes to `Unknown` with its payload, and the next frame is still found.
 #[test]
-fn unknown_type_is_rejected() {
-    let mut bytes = Frame::new(1, Message::Ok).encode().unwrap();
-    bytes[4..6].copy_from_slice(&0x7777u16.to_le_bytes());
+fn unknown_type_decodes_to_unknown_and_keeps_the_stream_in_sync() {
+    let mut bytes = raw(0x7777, &[1, 2, 3, 4]);
+    bytes.extend(Frame::new(2, Message::Ping { nonce: 5 }).encode().unwrap());
+    let (f, used) = Frame::decode(&bytes).unwrap().unwrap();
+    assert_eq!(f.request_id, 9);
     assert_eq!(
-        Frame::decode(&bytes),
-        Err(ProtoError::UnknownType { found: 0x7777 })
+        f.msg,
+        Message::Unknown {
+            msg_type: 0x7777,
+            payload: vec![1, 2, 3, 4]
+        }
     );
+    assert_eq!(f.msg.msg_type(), 0x7777);
+    let mut dec = FrameDecoder::new();
+    dec.feed(&bytes);
+    assert!(matches!(
+        dec.next_frame().unwrap().unwrap().msg,
+        Message::Unknown { .. }
+    ));
+    assert_eq!(
+        dec.next_frame().unwrap().unwrap().msg,
+        Message::Ping { nonce: 5 }
+    );
+    assert_eq!(dec.pending(), 0);
+    // Re-encoding keeps the type and the payload, byte for byte.
+    assert_eq!(Frame::new(9, f.msg).encode().unwrap(), bytes[..used]);
 }
 
 #[test]
@@ -282,15 +312,29 @@ fn invalid_bool_and_option_tags_are_rejected() {
     );
 }
 
+/// Rule 2 of protocol growth: a newer peer may append fields; an older decoder
+/// reads the fields it knows and ignores the rest.
 #[test]
-fn trailing_bytes_are_rejected() {
+fn trailing_fields_are_ignored() {
     assert_eq!(
-        Frame::decode(&raw(0x06, &[0])).unwrap_err(),
-        ProtoError::TrailingBytes {
-            msg_type: 0x06,
-            extra: 1
-        }
+        Frame::decode(&raw(0x06, &[0])).unwrap().unwrap().0.msg,
+        Message::Ok
     );
+    for msg in all_messages() {
+        if matches!(msg, Message::Unknown { .. }) {
+            continue;
+        }
+        let mut payload = Vec::new();
+        msg.encode_payload(&mut payload);
+        // A made-up later field: a u64 and a string.
+        payload.extend_from_slice(&42u64.to_le_bytes());
+        payload.extend_from_slice(&3u32.to_le_bytes());
+        payload.extend_from_slice(b"new");
+        let (f, _) = Frame::decode(&raw(msg.msg_type(), &payload))
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.msg, msg);
+    }
 }
 
 #[test]
