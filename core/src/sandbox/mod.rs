@@ -214,9 +214,12 @@ impl Sandbox {
 
     fn new_client(&self, timeout: Option<Duration>) -> std::result::Result<AgentClient, AgentError> {
         let t = timeout.unwrap_or(self.timeout);
+        let t0 = Instant::now();
         match AgentClient::from_connector(self.connector.clone(), t) {
-            // A connection refused or reset while the guest was busy: one retry.
-            Err(AgentError::Disconnected { .. } | AgentError::Io { .. }) if self.stopped("connect").is_none() => {
+            // A connection refused or reset at once while the guest was busy: one
+            // retry. Not after a long wait (the VMM giving up on a guest that does
+            // not answer): that would double the time the caller waits.
+            Err(AgentError::Disconnected { .. } | AgentError::Io { .. }) if t0.elapsed() < FAST_FAILURE && self.stopped("connect").is_none() => {
                 std::thread::sleep(Duration::from_millis(20));
                 AgentClient::from_connector(self.connector.clone(), t)
             }
@@ -476,6 +479,9 @@ impl Drop for Sandbox {
         self.runtime_dir.take();
     }
 }
+
+/// A connect failing faster than this is retried once.
+const FAST_FAILURE: Duration = Duration::from_secs(1);
 
 /// How long `run_wasm` without a wall-clock deadline tolerates a silent guest.
 pub const WASM_SILENCE_TIMEOUT: Duration = Duration::from_secs(600);
