@@ -53,7 +53,11 @@ struct FakeAgent {
 impl FakeAgent {
     fn start(mode: Mode) -> FakeAgent {
         static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!("kvmsb-fake-agent-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let dir = std::env::temp_dir().join(format!(
+            "kvmsb-fake-agent-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).unwrap();
         let path = dir.join("agent.sock");
@@ -91,7 +95,11 @@ fn send(s: &mut UnixStream, id: u32, msg: Message) -> std::io::Result<usize> {
 
 /// One connection: Hello, then answers requests as `mode` says until the host hangs up.
 fn serve(mut s: UnixStream, mode: Mode, sent: &AtomicU64) {
-    let hello = Hello { version: u16::from(PROTOCOL_VERSION), kind: "fake".into(), capabilities: u64::MAX };
+    let hello = Hello {
+        version: u16::from(PROTOCOL_VERSION),
+        kind: "fake".into(),
+        capabilities: u64::MAX,
+    };
     if send(&mut s, 0, Message::Hello(hello)).is_err() {
         return;
     }
@@ -119,22 +127,34 @@ fn serve(mut s: UnixStream, mode: Mode, sent: &AtomicU64) {
                 while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
                 return;
             }
-            (Mode::DribbleFile, Message::ReadFile { .. }) => (0..DRIBBLE_TOTAL).try_for_each(|_| {
-                std::thread::sleep(DRIBBLE_EVERY);
-                send(&mut s, id, Message::Data { data: vec![b'x'] }).map(drop)
-            }),
+            (Mode::DribbleFile, Message::ReadFile { .. }) => {
+                (0..DRIBBLE_TOTAL).try_for_each(|_| {
+                    std::thread::sleep(DRIBBLE_EVERY);
+                    send(&mut s, id, Message::Data { data: vec![b'x'] }).map(drop)
+                })
+            }
             (Mode::StaleFlood, Message::Ping { nonce }) => loop {
                 match send(&mut s, id + 1, Message::Pong { nonce }) {
                     Ok(n) if sent.fetch_add(n as u64, Ordering::SeqCst) < FLOOD_TOTAL => {}
                     _ => break Ok(()),
                 }
             },
-            (Mode::StaleDribble, Message::Ping { nonce }) => (0..DRIBBLE_TOTAL).try_for_each(|_| {
-                std::thread::sleep(DRIBBLE_EVERY);
-                send(&mut s, id + 1, Message::Pong { nonce }).map(drop)
-            }),
+            (Mode::StaleDribble, Message::Ping { nonce }) => {
+                (0..DRIBBLE_TOTAL).try_for_each(|_| {
+                    std::thread::sleep(DRIBBLE_EVERY);
+                    send(&mut s, id + 1, Message::Pong { nonce }).map(drop)
+                })
+            }
             (_, Message::Ping { nonce }) => send(&mut s, id, Message::Pong { nonce }).map(drop),
-            _ => send(&mut s, id, Message::Error { code: kvmsandbox::agent::ErrorCode::Unsupported, message: "fake".into() }).map(drop),
+            _ => send(
+                &mut s,
+                id,
+                Message::Error {
+                    code: kvmsandbox::agent::ErrorCode::Unsupported,
+                    message: "fake".into(),
+                },
+            )
+            .map(drop),
         };
         if r.is_err() {
             return;
@@ -146,14 +166,32 @@ fn flood_exec(s: &mut UnixStream, id: u32, sent: &AtomicU64) -> std::io::Result<
     send(s, id, Message::ExecStarted { pid: 7 })?;
     let chunk = vec![b'o'; MAX_FRAME - 64];
     while sent.load(Ordering::SeqCst) < FLOOD_TOTAL {
-        let n = send(s, id, Message::Stdout { data: chunk.clone() })?;
+        let n = send(
+            s,
+            id,
+            Message::Stdout {
+                data: chunk.clone(),
+            },
+        )?;
         sent.fetch_add(n as u64, Ordering::SeqCst);
     }
-    send(s, id, Message::ExecExit { code: Some(0), signal: None, timed_out: false }).map(drop)
+    send(
+        s,
+        id,
+        Message::ExecExit {
+            code: Some(0),
+            signal: None,
+            timed_out: false,
+        },
+    )
+    .map(drop)
 }
 
 /// Runs `f` on its own thread; fails the test if it takes longer than `bound`.
-fn within<T: Send + 'static>(bound: Duration, f: impl FnOnce() -> T + Send + 'static) -> (T, Duration) {
+fn within<T: Send + 'static>(
+    bound: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> (T, Duration) {
     let (tx, rx) = mpsc::channel();
     let t0 = Instant::now();
     std::thread::spawn(move || {
@@ -166,7 +204,11 @@ fn within<T: Send + 'static>(bound: Duration, f: impl FnOnce() -> T + Send + 'st
 }
 
 fn limits(max_output: u64, deadline: Duration) -> AgentLimits {
-    AgentLimits { max_output, default_deadline: deadline, ..AgentLimits::default() }
+    AgentLimits {
+        max_output,
+        default_deadline: deadline,
+        ..AgentLimits::default()
+    }
 }
 
 #[test]
@@ -176,22 +218,40 @@ fn flooding_exec_output_stops_at_the_cap() {
     let sb = agent.attach(Duration::from_secs(5), limits(cap, Duration::from_secs(60)));
     let (r, took) = within(BOUND, move || sb.exec(&ExecRequest::new(["yes"])));
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::Agent(AgentError::OutputLimit { op: "exec", limit }) if limit == cap), "{e} after {took:?}");
+    assert!(
+        matches!(e, Error::Agent(AgentError::OutputLimit { op: "exec", limit }) if limit == cap),
+        "{e} after {took:?}"
+    );
     // The host stopped reading at the cap and hung up: the agent could not push
     // much more than the cap plus what the socket buffers hold.
     std::thread::sleep(Duration::from_millis(200));
     let sent = agent.sent.load(Ordering::SeqCst);
-    assert!(sent < cap + (16 << 20), "agent got {sent} bytes out against a cap of {cap}");
+    assert!(
+        sent < cap + (16 << 20),
+        "agent got {sent} bytes out against a cap of {cap}"
+    );
 }
 
 #[test]
 fn dribbling_file_read_ends_by_its_deadline() {
     let agent = FakeAgent::start(Mode::DribbleFile);
     // Each byte comes well within the 2 s silence timeout; only the absolute deadline ends it.
-    let sb = agent.attach(Duration::from_secs(2), limits(1 << 20, Duration::from_secs(1)));
+    let sb = agent.attach(
+        Duration::from_secs(2),
+        limits(1 << 20, Duration::from_secs(1)),
+    );
     let (r, took) = within(BOUND, move || sb.read_file("/dribble", Vec::new()));
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::Agent(AgentError::Timeout { op: "read_file", .. })), "{e} after {took:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Agent(AgentError::Timeout {
+                op: "read_file",
+                ..
+            })
+        ),
+        "{e} after {took:?}"
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
@@ -201,17 +261,35 @@ fn frames_for_other_requests_do_not_extend_an_answer_wait() {
     let sb = agent.attach(Duration::from_secs(1), AgentLimits::default());
     let (r, took) = within(BOUND, move || sb.ping());
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::Agent(AgentError::Timeout { op: "ping", .. })), "{e} after {took:?}");
+    assert!(
+        matches!(e, Error::Agent(AgentError::Timeout { op: "ping", .. })),
+        "{e} after {took:?}"
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 #[test]
 fn endless_frames_for_other_requests_are_a_typed_error() {
     let agent = FakeAgent::start(Mode::StaleFlood);
-    let sb = agent.attach(Duration::from_secs(5), AgentLimits { max_stale_frames: 100, ..AgentLimits::default() });
+    let sb = agent.attach(
+        Duration::from_secs(5),
+        AgentLimits {
+            max_stale_frames: 100,
+            ..AgentLimits::default()
+        },
+    );
     let (r, took) = within(BOUND, move || sb.ping());
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::Agent(AgentError::StaleFrames { op: "ping", frames: 101 })), "{e} after {took:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Agent(AgentError::StaleFrames {
+                op: "ping",
+                frames: 101
+            })
+        ),
+        "{e} after {took:?}"
+    );
 }
 
 #[test]
@@ -227,11 +305,16 @@ fn kill_wakes_an_exec_blocked_in_another_thread() {
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
     sb.kill();
-    let r = rx.recv_timeout(BOUND).expect("the blocked exec did not return after kill()");
+    let r = rx
+        .recv_timeout(BOUND)
+        .expect("the blocked exec did not return after kill()");
     let took = t0.elapsed();
     let e = r.unwrap_err();
     assert!(matches!(e, Error::Stopped { op: "exec" }), "{e}");
-    assert!(took < Duration::from_secs(2), "exec returned {took:?} after kill()");
+    assert!(
+        took < Duration::from_secs(2),
+        "exec returned {took:?} after kill()"
+    );
 }
 
 #[test]
@@ -240,8 +323,17 @@ fn calls_after_kill_fail_at_once_with_stopped() {
     let sb = agent.attach(Duration::from_secs(5), AgentLimits::default());
     sb.ping().unwrap();
     sb.kill();
-    let (r, took) = within(BOUND, move || (sb.ping(), sb.echo(b"x"), sb.spawn(&ExecRequest::new(["true"])).map(drop)));
-    for e in [r.0.map(drop), r.1.map(drop), r.2].into_iter().map(|r| r.unwrap_err()) {
+    let (r, took) = within(BOUND, move || {
+        (
+            sb.ping(),
+            sb.echo(b"x"),
+            sb.spawn(&ExecRequest::new(["true"])).map(drop),
+        )
+    });
+    for e in [r.0.map(drop), r.1.map(drop), r.2]
+        .into_iter()
+        .map(|r| r.unwrap_err())
+    {
         assert!(matches!(e, Error::Stopped { .. }), "{e}");
     }
     assert!(took < Duration::from_secs(2), "took {took:?}");
@@ -254,5 +346,14 @@ fn limits_below_the_output_pass_unchanged() {
     let sb = agent.attach(Duration::from_secs(5), limits(8, Duration::from_secs(5)));
     assert_eq!(sb.echo(b"12345678").unwrap(), b"12345678");
     let e = sb.echo(b"123456789").unwrap_err();
-    assert!(matches!(e, Error::Agent(AgentError::OutputLimit { op: "echo", limit: 8 })), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Agent(AgentError::OutputLimit {
+                op: "echo",
+                limit: 8
+            })
+        ),
+        "{e}"
+    );
 }

@@ -396,9 +396,15 @@ fn agent_hello() -> Vec<u8> {
 fn agent_flood() -> Vec<u8> {
     let mut b = vec![1, 3];
     b.extend(agent_hello());
-    b.extend(Frame::new(1, Message::ExecStarted { pid: 1 }).encode().expect("encodes"));
+    b.extend(
+        Frame::new(1, Message::ExecStarted { pid: 1 })
+            .encode()
+            .expect("encodes"),
+    );
     for _ in 0..3 {
-        let out = Message::Stdout { data: vec![b'o'; 10] };
+        let out = Message::Stdout {
+            data: vec![b'o'; 10],
+        };
         b.extend(Frame::new(1, out).encode().expect("encodes"));
     }
     b
@@ -409,7 +415,11 @@ fn agent_stale() -> Vec<u8> {
     let mut b = vec![1 + 27, 0];
     b.extend(agent_hello());
     for _ in 0..5 {
-        b.extend(Frame::new(7, Message::Pong { nonce: 0 }).encode().expect("encodes"));
+        b.extend(
+            Frame::new(7, Message::Pong { nonce: 0 })
+                .encode()
+                .expect("encodes"),
+        );
     }
     b
 }

@@ -37,7 +37,10 @@ impl Wait {
 
     /// The socket timeout for the next read and the limit it stands for (for the
     /// Timeout error), or that error if the deadline already passed.
-    fn next_read(&self, op: &'static str) -> Result<(Option<Duration>, Option<Duration>), AgentError> {
+    fn next_read(
+        &self,
+        op: &'static str,
+    ) -> Result<(Option<Duration>, Option<Duration>), AgentError> {
         let Some((at, budget)) = self.until else {
             return Ok((self.idle, self.idle));
         };

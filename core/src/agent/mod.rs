@@ -39,7 +39,7 @@ pub use exec::{
 };
 pub use hybrid::connect_hybrid;
 pub(crate) use hybrid::hybrid_handshake;
-pub use limits::{AgentLimits, DEFAULT_DEADLINE, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STALE_FRAMES};
 pub use kvmsandbox_proto::msg::{Hello, WasmErrorKind};
 pub use kvmsandbox_proto::ErrorCode;
+pub use limits::{AgentLimits, DEFAULT_DEADLINE, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STALE_FRAMES};
 pub use wasm::{WasmOutcome, WasmRequest};

@@ -64,7 +64,8 @@ impl RuntimeDir {
             .filter(|p| usable_base(p))
             .unwrap_or_else(std::env::temp_dir);
         let pid = std::process::id();
-        let names = std::iter::repeat_with(|| random_hex().map(|r| format!("kvmsandbox-{pid}-{r}")));
+        let names =
+            std::iter::repeat_with(|| random_hex().map(|r| format!("kvmsandbox-{pid}-{r}")));
         Self::create_in(&base, names.take(MAX_ATTEMPTS))
     }
 
@@ -190,7 +191,10 @@ mod tests {
     }
 
     fn names(list: &[&str]) -> impl Iterator<Item = Result<String, RuntimeDirError>> {
-        list.iter().map(|s| Ok(s.to_string())).collect::<Vec<_>>().into_iter()
+        list.iter()
+            .map(|s| Ok(s.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     #[test]
@@ -211,7 +215,10 @@ mod tests {
         assert_eq!(m.mode() & 0o7777, 0o700);
         // The planted ones are untouched.
         assert_eq!(std::fs::metadata(&planted).unwrap().mode() & 0o777, 0o777);
-        assert!(std::fs::symlink_metadata(base.join("b")).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(base.join("b"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
         drop(dir);
         assert!(!base.join("c").exists(), "removed on drop");
         std::fs::remove_dir_all(&base).unwrap();
@@ -223,7 +230,10 @@ mod tests {
         std::fs::create_dir(base.join("x")).unwrap();
         std::os::unix::fs::symlink("/tmp", base.join("y")).unwrap();
         let e = RuntimeDir::create_in(&base, names(&["x", "y"])).unwrap_err();
-        assert!(matches!(e, RuntimeDirError::Exhausted { attempts: 2, .. }), "{e}");
+        assert!(
+            matches!(e, RuntimeDirError::Exhausted { attempts: 2, .. }),
+            "{e}"
+        );
         std::fs::remove_dir_all(&base).unwrap();
     }
 
@@ -233,7 +243,8 @@ mod tests {
         let b = RuntimeDir::create().unwrap();
         let (na, nb) = (a.path().file_name().unwrap(), b.path().file_name().unwrap());
         assert_ne!(na, nb);
-        let suffix = |n: &std::ffi::OsStr| n.to_str().unwrap().rsplit('-').next().unwrap().to_string();
+        let suffix =
+            |n: &std::ffi::OsStr| n.to_str().unwrap().rsplit('-').next().unwrap().to_string();
         // 16 hex digits of randomness, not a counter.
         assert_eq!(suffix(na).len(), 16, "{na:?}");
         assert!(suffix(na).bytes().all(|c| c.is_ascii_hexdigit()));

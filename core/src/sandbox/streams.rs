@@ -138,8 +138,15 @@ mod tests {
         });
         assert!(streams.is_stopped());
         let (b, mut peer_b) = UnixStream::pair().unwrap();
-        assert_eq!(streams.track(&b).unwrap_err().kind(), io::ErrorKind::NotConnected);
-        assert_eq!(peer_b.read(&mut [0u8; 8]).unwrap(), 0, "refused stream is shut down");
+        assert_eq!(
+            streams.track(&b).unwrap_err().kind(),
+            io::ErrorKind::NotConnected
+        );
+        assert_eq!(
+            peer_b.read(&mut [0u8; 8]).unwrap(),
+            0,
+            "refused stream is shut down"
+        );
     }
 
     #[test]
