@@ -60,6 +60,16 @@ pub enum Error {
     /// Talking to the guest agent failed (timeout, disconnect, refusal, protocol).
     #[error(transparent)]
     Agent(#[from] crate::agent::AgentError),
+    /// The sandbox was stopped (killed, shut down, or its VM exited) before or
+    /// during the operation.
+    #[error("{op} failed: the sandbox was stopped (killed, shut down or its VM exited)")]
+    Stopped {
+        /// The operation.
+        op: &'static str,
+    },
+    /// The sandbox's private runtime directory could not be made.
+    #[error(transparent)]
+    RuntimeDir(#[from] crate::sandbox::RuntimeDirError),
     /// The guest kind does not offer this operation.
     #[error("{op} is not supported by the {guest}")]
     Unsupported {

@@ -9,7 +9,7 @@ use kvmsandbox::{Error, Sandbox, SandboxKind, VmConfig, ECHO_PORT, SINK_PORT};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed).collect()
@@ -206,9 +206,64 @@ fn operations_the_micro_guest_lacks_are_unsupported() {
 #[test]
 fn killed_sandbox_gives_typed_errors_not_hangs() {
     let sb = Sandbox::micro().unwrap();
+    let mut stream = sb.connect(ECHO_PORT).unwrap();
     sb.kill();
+    let t0 = Instant::now();
     let e = sb.ping().unwrap_err();
-    assert!(matches!(e, Error::Agent(_) | Error::Connect { .. }), "{e}");
+    assert!(matches!(e, Error::Stopped { op: "ping" }), "{e}");
+    let e = sb.connect(ECHO_PORT).unwrap_err();
+    assert!(matches!(e, Error::Stopped { op: "connect" }), "{e}");
+    let e = sb.disk_read(0, 0, 512).unwrap_err();
+    assert!(matches!(e, Error::Stopped { .. }), "{e}");
+    // A stream handed out before the kill is shut down: EOF, not a hang.
+    assert_eq!(stream.read(&mut [0u8; 16]).unwrap(), 0);
+    // Nothing new reaches the dead VM's socket either.
+    assert!(std::os::unix::net::UnixStream::connect(sb.vsock_path().unwrap()).is_err());
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(2), "calls on a killed sandbox took {took:?}");
+}
+
+#[test]
+fn runtime_directory_is_private_fresh_and_removed_on_drop() {
+    use std::os::unix::fs::MetadataExt;
+    // What the old code would have reused: directories planted at the names it
+    // predicted (`kvmsandbox-<pid>-<n>`), open to everyone.
+    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(std::env::temp_dir);
+    let planted: Vec<PathBuf> = (0..16).map(|n| base.join(format!("kvmsandbox-{}-{n}", std::process::id()))).collect();
+    for p in &planted {
+        let _ = std::fs::create_dir(p);
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let sb = Sandbox::micro().unwrap();
+    let dir = sb.vsock_path().unwrap().parent().unwrap().to_path_buf();
+    assert!(!planted.contains(&dir), "a planted directory was reused: {dir:?}");
+    let m = std::fs::symlink_metadata(&dir).unwrap();
+    assert!(m.is_dir() && !m.file_type().is_symlink());
+    assert_eq!(m.mode() & 0o7777, 0o700, "{dir:?}");
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(m.uid(), unsafe { libc::geteuid() });
+    sb.ping().unwrap();
+    drop(sb);
+    assert!(!dir.exists(), "{dir:?} left behind");
+    for p in &planted {
+        assert!(p.is_dir(), "planted {p:?} was touched");
+        std::fs::remove_dir(p).unwrap();
+    }
+}
+
+#[test]
+fn a_symlink_or_file_at_a_chosen_vsock_path_is_refused() {
+    let dir = common::temp_file("vsock-target", b"secret").parent().unwrap().to_path_buf();
+    let target = dir.join("vsock-target");
+    let link = dir.join("vsock-link.sock");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for p in [&link, &target] {
+        let e = Sandbox::start(VmConfig::micro().vsock(p)).err().expect("started on a planted path");
+        assert!(matches!(e, Error::Vsock(_)), "{e}");
+    }
+    assert_eq!(std::fs::read(&target).unwrap(), b"secret");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
 }
 
 #[test]

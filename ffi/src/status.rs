@@ -154,7 +154,8 @@ pub fn status_of(e: &Error) -> kvmsb_status {
         | Error::LinuxBoot(_)
         | Error::MpTable(_)
         | Error::KvmIoctl { .. } => kvmsb_status::BootFailed,
-        Error::Host { .. } => kvmsb_status::Io,
+        Error::Host { .. } | Error::RuntimeDir(_) => kvmsb_status::Io,
+        Error::Stopped { .. } => kvmsb_status::Agent,
         Error::Seccomp(_) => kvmsb_status::Seccomp,
         Error::Agent(a) => agent_status(a),
         Error::Unsupported { .. } => kvmsb_status::Unsupported,

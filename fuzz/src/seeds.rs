@@ -376,7 +376,52 @@ fn agent() -> Vec<Seed> {
     for (id, m) in frames {
         b.extend(Frame::new(id, m).encode().expect("small frames encode"));
     }
-    vec![("agent_client", "session", b)]
+    vec![
+        ("agent_client", "session", b),
+        ("agent_client", "output-past-cap", agent_flood()),
+        ("agent_client", "stale-frames", agent_stale()),
+    ]
+}
+
+fn agent_hello() -> Vec<u8> {
+    let hello = Message::Hello(Hello {
+        version: 1,
+        kind: "linux".into(),
+        capabilities: 0x1f,
+    });
+    Frame::new(0, hello).encode().expect("small frames encode")
+}
+
+/// One exec (cap 16 bytes) whose stdout goes past the cap.
+fn agent_flood() -> Vec<u8> {
+    let mut b = vec![1, 3];
+    b.extend(agent_hello());
+    b.extend(
+        Frame::new(1, Message::ExecStarted { pid: 1 })
+            .encode()
+            .expect("encodes"),
+    );
+    for _ in 0..3 {
+        let out = Message::Stdout {
+            data: vec![b'o'; 10],
+        };
+        b.extend(Frame::new(1, out).encode().expect("encodes"));
+    }
+    b
+}
+
+/// One ping (at most 3 stale frames) answered only with other ids.
+fn agent_stale() -> Vec<u8> {
+    let mut b = vec![1 + 27, 0];
+    b.extend(agent_hello());
+    for _ in 0..5 {
+        b.extend(
+            Frame::new(7, Message::Pong { nonce: 0 })
+                .encode()
+                .expect("encodes"),
+        );
+    }
+    b
 }
 
 fn pio() -> Vec<Seed> {

@@ -78,6 +78,7 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         }
         Error::Agent(_) => AgentError::new_err(msg),
         Error::Connect { .. } => ConnectError::new_err(msg),
+        Error::Stopped { .. } => SandboxClosed::new_err(msg),
         // Everything else happens while creating the VM: KVM, memory, image
         // loading, devices, threads, the start timeout.
         _ => BootError::new_err(msg),

@@ -12,9 +12,10 @@ use kvmsandbox_proto::frame::MAX_CHUNK;
 use kvmsandbox_proto::msg::Hello;
 use kvmsandbox_proto::Message;
 
-use super::conn::Conn;
+use super::conn::{Conn, Wait};
 use super::error::AgentError;
 use super::hybrid::connect_hybrid;
+use super::limits::AgentLimits;
 
 /// Opens a fresh stream to the agent (a Unix socket, or a hybrid-vsock connect).
 pub type Connector = Arc<dyn Fn() -> io::Result<UnixStream> + Send + Sync>;
@@ -24,6 +25,7 @@ pub struct AgentClient {
     pub(crate) conn: Conn,
     pub(crate) connector: Option<Connector>,
     pub(crate) timeout: Duration,
+    pub(crate) limits: AgentLimits,
     next_id: u32,
     hello: Hello,
 }
@@ -62,6 +64,7 @@ impl AgentClient {
             conn,
             connector: None,
             timeout,
+            limits: AgentLimits::default(),
             next_id: 1,
             hello,
         })
@@ -82,6 +85,22 @@ impl AgentClient {
         self.timeout = timeout;
     }
 
+    /// The bounds on output, call duration and skipped frames.
+    pub fn limits(&self) -> AgentLimits {
+        self.limits
+    }
+
+    /// Changes the bounds on output, call duration and skipped frames.
+    pub fn set_limits(&mut self, limits: AgentLimits) {
+        self.limits = limits;
+        self.conn.max_stale = limits.max_stale_frames;
+    }
+
+    /// Fails with [`AgentError::OutputLimit`] once `total` bytes exceed the limit.
+    pub(crate) fn check_output(&self, op: &'static str, total: u64) -> Result<(), AgentError> {
+        check_output(op, total, self.limits.max_output)
+    }
+
     /// A fresh request id.
     pub(crate) fn next_id(&mut self) -> u32 {
         let id = self.next_id;
@@ -97,10 +116,11 @@ impl AgentClient {
         Ok(id)
     }
 
-    /// Waits for the next message of request `id` within the client timeout.
+    /// Waits for the next message of request `id` within the client timeout
+    /// (absolute: frames of other requests do not extend it).
     pub(crate) fn answer(&mut self, op: &'static str, id: u32) -> Result<Message, AgentError> {
         let t = self.timeout;
-        self.conn.recv_for(op, id, Some(t))
+        self.conn.recv_for(op, id, Wait::within(Some(t), Some(t)))
     }
 
     /// Opens a second, independent connection to the same agent.
@@ -111,6 +131,7 @@ impl AgentClient {
             .ok_or(AgentError::NoConnector { op })?;
         let stream = connector().map_err(|e| AgentError::from_io(op, e, Some(self.timeout)))?;
         let mut conn = Conn::new(stream, self.timeout)?;
+        conn.max_stale = self.limits.max_stale_frames;
         conn.handshake(self.timeout)?;
         Ok(conn)
     }
@@ -139,7 +160,10 @@ impl AgentClient {
             // Still a round trip for empty data.
             let id = self.request(op, Message::Echo { data: Vec::new() })?;
             return match self.answer(op, id)? {
-                Message::EchoReply { data } => Ok(data),
+                Message::EchoReply { data } => {
+                    self.check_output(op, data.len() as u64)?;
+                    Ok(data)
+                }
                 other => Err(AgentError::Unexpected {
                     op,
                     got: other.name(),
@@ -154,7 +178,10 @@ impl AgentClient {
                 },
             )?;
             match self.answer(op, id)? {
-                Message::EchoReply { data } => out.extend_from_slice(&data),
+                Message::EchoReply { data } => {
+                    self.check_output(op, (out.len() + data.len()) as u64)?;
+                    out.extend_from_slice(&data);
+                }
                 other => {
                     return Err(AgentError::Unexpected {
                         op,
@@ -171,7 +198,12 @@ impl AgentClient {
         let op = "disk_read";
         let id = self.request(op, Message::DiskRead { disk, offset, len })?;
         match self.answer(op, id)? {
-            Message::DiskData { data } => Ok(data),
+            Message::DiskData { data } => {
+                // More than asked for is as wrong as more than the host allows.
+                self.check_output(op, data.len() as u64)?;
+                check_output(op, data.len() as u64, u64::from(len))?;
+                Ok(data)
+            }
             other => Err(AgentError::Unexpected {
                 op,
                 got: other.name(),
@@ -225,5 +257,14 @@ impl AgentClient {
                 got: other.name(),
             }),
         }
+    }
+}
+
+/// Fails with [`AgentError::OutputLimit`] when `total` exceeds `limit`.
+pub(crate) fn check_output(op: &'static str, total: u64, limit: u64) -> Result<(), AgentError> {
+    if total > limit {
+        Err(AgentError::OutputLimit { op, limit })
+    } else {
+        Ok(())
     }
 }

@@ -74,6 +74,23 @@ pub enum AgentError {
         /// Ours.
         want: u16,
     },
+    /// The call would collect more than [`AgentLimits::max_output`](super::AgentLimits::max_output)
+    /// bytes of one stream (the agent is flooding, or the output is just large).
+    #[error("{op} produced more than {limit} bytes of output (the host's limit)")]
+    OutputLimit {
+        /// The operation.
+        op: &'static str,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The agent kept sending frames for other requests instead of the answer.
+    #[error("agent sent {frames} frames for other requests during {op}")]
+    StaleFrames {
+        /// The operation.
+        op: &'static str,
+        /// How many were skipped before giving up.
+        frames: u32,
+    },
     /// The operation needs a new connection and this client cannot open one.
     #[error("{op} needs a new connection but this client was built from a single stream")]
     NoConnector {

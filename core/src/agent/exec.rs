@@ -3,10 +3,19 @@
 //! connection, for output as it comes, interactive stdin and signals.
 //!
 //! Timeouts: the agent must answer `ExecStarted` within the client timeout. After
-//! that a command may legitimately run silent, so the inactivity limit is the
-//! command's own timeout plus the client timeout (the agent kills it at its
-//! timeout and reports `timed_out`), or none when the command has no timeout — a
-//! dead agent is still noticed at once as [`AgentError::Disconnected`].
+//! that a command may legitimately run silent, so both the inactivity limit and
+//! the absolute deadline are the command's own timeout plus the client timeout
+//! (the agent kills it at its timeout and reports `timed_out`). Without a command
+//! timeout, [`AgentClient::exec`] ends by [`AgentLimits::default_deadline`] and a
+//! [`ProcessHandle`] waits as long as its owner keeps calling; a dead agent is
+//! noticed at once as [`AgentError::Disconnected`].
+//!
+//! Output: [`AgentClient::exec`] and [`ProcessHandle::wait_with_output`] collect at
+//! most [`AgentLimits::max_output`] bytes per stream, then fail with
+//! [`AgentError::OutputLimit`]; [`ProcessHandle::wait`] hands chunks on unbounded.
+//!
+//! [`AgentLimits::default_deadline`]: super::AgentLimits::default_deadline
+//! [`AgentLimits::max_output`]: super::AgentLimits::max_output
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
@@ -17,8 +26,8 @@ use kvmsandbox_proto::frame::MAX_CHUNK;
 use kvmsandbox_proto::msg::ExecSpec;
 use kvmsandbox_proto::Message;
 
-use super::client::AgentClient;
-use super::conn::{send_on, Conn};
+use super::client::{check_output, AgentClient};
+use super::conn::{send_on, Conn, Wait};
 use super::error::AgentError;
 use super::stdin_window::{EndOnDrop, StdinWindow};
 
@@ -140,6 +149,11 @@ impl AgentClient {
         let id = self.request(op, Message::Exec(req.spec(req.stdin.is_some())))?;
         let pid = started(self.answer(op, id)?)?;
         let run_timeout = req.timeout.map(|t| t + self.timeout);
+        let wait = Wait::within(
+            run_timeout,
+            Some(run_timeout.unwrap_or(self.limits.default_deadline)),
+        );
+        let max_output = self.limits.max_output;
         let stdin_stream = match &req.stdin {
             Some(_) => Some(self.conn.try_clone_stream(op)?),
             None => None,
@@ -154,22 +168,12 @@ impl AgentClient {
                 let window = &window;
                 s.spawn(move || send_stdin(&mut w, id, data, window));
             }
-            let mut out = ExecOutput {
-                pid,
-                status: NO_STATUS,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            };
-            loop {
-                match event(conn, op, id, run_timeout, &window)? {
-                    ExecEvent::Output(Stream::Stdout, d) => out.stdout.extend_from_slice(&d),
-                    ExecEvent::Output(Stream::Stderr, d) => out.stderr.extend_from_slice(&d),
-                    ExecEvent::Exit(st) => {
-                        out.status = st;
-                        return Ok(out);
-                    }
-                }
+            let r = collect(conn, op, id, pid, wait, max_output, &window);
+            if r.is_err() {
+                // Unblocks the stdin writer; this connection is done for.
+                conn.shutdown();
             }
+            r
         })
     }
 
@@ -179,7 +183,8 @@ impl AgentClient {
         let mut conn = self.open_another(op)?;
         let id = 1;
         conn.send(op, id, Message::Exec(req.spec(true)))?;
-        let pid = started(conn.recv_for(op, id, Some(self.timeout))?)?;
+        let t = Some(self.timeout);
+        let pid = started(conn.recv_for(op, id, Wait::within(t, t))?)?;
         let writer = Arc::new(Mutex::new(conn.try_clone_stream(op)?));
         let window = StdinWindow::new(self.hello().capabilities);
         let stdin = ProcessStdin {
@@ -203,6 +208,7 @@ impl AgentClient {
             }
             None => Some(stdin),
         };
+        let run_timeout = req.timeout.map(|t| t + self.timeout);
         Ok(ProcessHandle {
             conn,
             writer,
@@ -210,7 +216,8 @@ impl AgentClient {
             window,
             id,
             pid,
-            run_timeout: req.timeout.map(|t| t + self.timeout),
+            wait: Wait::within(run_timeout, run_timeout),
+            max_output: self.limits.max_output,
             stdin,
             exit: None,
         })
@@ -233,15 +240,59 @@ fn started(msg: Message) -> Result<u32, AgentError> {
     }
 }
 
+/// Collects output until the exit, at most `max_output` bytes per stream.
+fn collect(
+    conn: &mut Conn,
+    op: &'static str,
+    id: u32,
+    pid: u32,
+    wait: Wait,
+    max_output: u64,
+    window: &StdinWindow,
+) -> Result<ExecOutput, AgentError> {
+    let mut out = ExecOutput {
+        pid,
+        status: NO_STATUS,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    loop {
+        match event(conn, op, id, wait, window)? {
+            ExecEvent::Output(s, d) => append(&mut out, s, &d, op, max_output)?,
+            ExecEvent::Exit(st) => {
+                out.status = st;
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// Adds a chunk to its stream, unless that would pass `max_output`.
+fn append(
+    out: &mut ExecOutput,
+    s: Stream,
+    d: &[u8],
+    op: &'static str,
+    max_output: u64,
+) -> Result<(), AgentError> {
+    let buf = match s {
+        Stream::Stdout => &mut out.stdout,
+        Stream::Stderr => &mut out.stderr,
+    };
+    check_output(op, (buf.len() + d.len()) as u64, max_output)?;
+    buf.extend_from_slice(d);
+    Ok(())
+}
+
 fn event(
     conn: &mut Conn,
     op: &'static str,
     id: u32,
-    t: Option<Duration>,
+    wait: Wait,
     window: &StdinWindow,
 ) -> Result<ExecEvent, AgentError> {
     loop {
-        return match conn.recv_for(op, id, t)? {
+        return match conn.recv_for(op, id, wait)? {
             Message::StdinAck { bytes } => {
                 window.release(bytes);
                 continue;
@@ -300,7 +351,8 @@ pub struct ProcessHandle {
     _end: EndOnDrop,
     id: u32,
     pid: u32,
-    run_timeout: Option<Duration>,
+    wait: Wait,
+    max_output: u64,
     stdin: Option<ProcessStdin>,
     exit: Option<ExitStatus>,
 }
@@ -334,7 +386,7 @@ impl ProcessHandle {
             &mut self.conn,
             "exec_streaming",
             self.id,
-            self.run_timeout,
+            self.wait,
             &self.window,
         )?;
         if let ExecEvent::Exit(st) = ev {
@@ -356,19 +408,26 @@ impl ProcessHandle {
         }
     }
 
-    /// Waits for the exit and collects the output.
+    /// Waits for the exit and collects the output (at most
+    /// [`AgentLimits::max_output`](super::AgentLimits::max_output) bytes per stream).
     pub fn wait_with_output(mut self) -> Result<ExecOutput, AgentError> {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let status = self.wait(|s, d| match s {
-            Stream::Stdout => stdout.extend_from_slice(d),
-            Stream::Stderr => stderr.extend_from_slice(d),
-        })?;
-        Ok(ExecOutput {
+        let mut out = ExecOutput {
             pid: self.pid,
-            status,
-            stdout,
-            stderr,
-        })
+            status: NO_STATUS,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        loop {
+            match self.next_event()? {
+                ExecEvent::Output(s, d) => {
+                    append(&mut out, s, &d, "exec_streaming", self.max_output)?
+                }
+                ExecEvent::Exit(st) => {
+                    out.status = st;
+                    return Ok(out);
+                }
+            }
+        }
     }
 }
 

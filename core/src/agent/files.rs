@@ -1,11 +1,16 @@
 //! File transfer over the control connection: streamed in chunks both ways, so
-//! any size works without holding the file in memory.
+//! any size works without holding the file in memory. Both directions end by
+//! [`AgentLimits::default_deadline`](super::AgentLimits::default_deadline); a read
+//! stops at [`AgentLimits::max_output`](super::AgentLimits::max_output) bytes (the
+//! agent decides how much it sends, and `out` is often a `Vec`).
 
 use std::io::{self, Read, Write};
+use std::time::Instant;
 
 use kvmsandbox_proto::Message;
 
 use super::client::AgentClient;
+use super::conn::Wait;
 use super::error::AgentError;
 
 /// Bytes per `Data` frame sent.
@@ -32,7 +37,14 @@ impl AgentClient {
         let mut buf = vec![0u8; WRITE_CHUNK];
         let mut total = 0u64;
         let mut local_err = None;
+        let start = Instant::now();
+        let budget = self.limits.default_deadline;
         loop {
+            // Each write is bounded by the socket's write timeout; a guest draining
+            // slowly enough to dodge it is stopped here.
+            if start.elapsed() > budget {
+                return Err(AgentError::Timeout { op, after: budget });
+            }
             let n = match data.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -72,10 +84,14 @@ impl AgentClient {
             },
         )?;
         let mut total = 0u64;
+        let mut received = 0u64;
         let mut local_err = None;
+        let wait = Wait::within(Some(self.timeout), Some(self.limits.default_deadline));
         loop {
-            match self.answer(op, id)? {
+            match self.conn.recv_for(op, id, wait)? {
                 Message::Data { data } => {
+                    received += data.len() as u64;
+                    self.check_output(op, received)?;
                     if local_err.is_none() {
                         // Keep draining after a local failure so the stream stays in sync.
                         match out.write_all(&data) {

@@ -14,7 +14,16 @@ const MAX_ACK: usize = 64;
 /// Connects to guest vsock `port` through the VMM's Unix socket at `path`,
 /// waiting at most `timeout` for the acknowledgement.
 pub fn connect_hybrid(path: &Path, port: u32, timeout: Duration) -> io::Result<UnixStream> {
-    let mut s = UnixStream::connect(path)?;
+    hybrid_handshake(UnixStream::connect(path)?, port, timeout)
+}
+
+/// The `CONNECT <port>\n` / `OK <port>\n` exchange on a stream already connected
+/// to the VMM's socket (so a caller can record the stream before waiting on it).
+pub(crate) fn hybrid_handshake(
+    mut s: UnixStream,
+    port: u32,
+    timeout: Duration,
+) -> io::Result<UnixStream> {
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     s.write_all(format!("CONNECT {port}\n").as_bytes())?;

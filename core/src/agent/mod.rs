@@ -6,8 +6,9 @@
 //! ([`connect_hybrid`]). One request at a time per connection; operations that
 //! must run alongside others ([`AgentClient::exec_streaming`]) open their own
 //! connection through the client's connector. Every wait is bounded by socket
-//! timeouts, so a silent agent yields [`AgentError::Timeout`] and a dead one
-//! [`AgentError::Disconnected`].
+//! timeouts and an absolute deadline, so a silent or dribbling agent yields
+//! [`AgentError::Timeout`] and a dead one [`AgentError::Disconnected`]; what one
+//! call collects is capped by [`AgentLimits`].
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -28,6 +29,7 @@ mod error;
 mod exec;
 mod files;
 mod hybrid;
+mod limits;
 mod stdin_window;
 mod wasm;
 
@@ -37,6 +39,8 @@ pub use exec::{
     ExecEvent, ExecOutput, ExecRequest, ExitStatus, ProcessHandle, ProcessStdin, Stream,
 };
 pub use hybrid::connect_hybrid;
+pub(crate) use hybrid::hybrid_handshake;
 pub use kvmsandbox_proto::msg::{Hello, WasmErrorKind};
 pub use kvmsandbox_proto::ErrorCode;
+pub use limits::{AgentLimits, DEFAULT_DEADLINE, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STALE_FRAMES};
 pub use wasm::{WasmOutcome, WasmRequest};

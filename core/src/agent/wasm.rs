@@ -1,5 +1,7 @@
 //! Running a WASM module in the guest (the micro guest's agent does this; the
 //! Linux agent answers Unsupported). The module is streamed as `Data` frames.
+//! Output goes to a callback as it arrives (the caller bounds what it keeps); the
+//! run ends by [`AgentLimits::default_deadline`](super::AgentLimits::default_deadline).
 
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use kvmsandbox_proto::msg::{WasmErrorKind, WasmSpec};
 use kvmsandbox_proto::Message;
 
 use super::client::AgentClient;
+use super::conn::Wait;
 use super::error::AgentError;
 use super::exec::Stream;
 
@@ -55,6 +58,18 @@ impl AgentClient {
         req: &WasmRequest,
         mut on_output: impl FnMut(Stream, &[u8]),
     ) -> Result<WasmOutcome, AgentError> {
+        self.run_wasm_with(req, |s, d| {
+            on_output(s, d);
+            Ok(())
+        })
+    }
+
+    /// [`run_wasm`](Self::run_wasm) whose callback can end the run with an error.
+    pub(crate) fn run_wasm_with(
+        &mut self,
+        req: &WasmRequest,
+        mut on_output: impl FnMut(Stream, &[u8]) -> Result<(), AgentError>,
+    ) -> Result<WasmOutcome, AgentError> {
         let op = "run_wasm";
         let spec = WasmSpec {
             module_len: req.module.len() as u64,
@@ -64,6 +79,10 @@ impl AgentClient {
             fuel: req.fuel,
             max_memory_bytes: req.max_memory_bytes,
         };
+        let wait = Wait::within(
+            Some(req.timeout.unwrap_or(self.timeout)),
+            Some(self.limits.default_deadline),
+        );
         let id = self.request(op, Message::RunWasm(spec))?;
         for chunk in req.module.chunks(MAX_CHUNK) {
             self.conn.send(
@@ -75,11 +94,10 @@ impl AgentClient {
             )?;
         }
         self.conn.send(op, id, Message::DataEnd)?;
-        let t = Some(req.timeout.unwrap_or(self.timeout));
         loop {
-            match self.conn.recv_for(op, id, t)? {
-                Message::Stdout { data } => on_output(Stream::Stdout, &data),
-                Message::Stderr { data } => on_output(Stream::Stderr, &data),
+            match self.conn.recv_for(op, id, wait)? {
+                Message::Stdout { data } => on_output(Stream::Stdout, &data)?,
+                Message::Stderr { data } => on_output(Stream::Stderr, &data)?,
                 Message::WasmExit { code } => return Ok(WasmOutcome::Exit(code)),
                 Message::WasmTrap { message } => return Ok(WasmOutcome::Trap(message)),
                 Message::OutOfFuel => return Ok(WasmOutcome::OutOfFuel),

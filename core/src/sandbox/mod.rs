@@ -5,19 +5,33 @@
 //!
 //! Operations borrow a connection from a small pool, so several threads can use
 //! one sandbox at once; a connection that failed is never reused.
+//!
+//! Once the sandbox stops (`kill`, `shutdown`, the guest exiting or crashing),
+//! every stream it opened is shut down — a call blocked in any thread returns at
+//! once — and every later call fails at once with the guest's failure or
+//! [`Error::Stopped`]. What one call may take from the guest is bounded by
+//! [`AgentLimits`].
 
-use crate::agent::{AgentClient, AgentError, Connector, ExecOutput, ExecRequest, ProcessHandle, Stream, WasmOutcome, WasmRequest};
+mod runtime_dir;
+mod streams;
+
+pub use runtime_dir::RuntimeDirError;
+
+use crate::agent::{hybrid_handshake, AgentClient, AgentError, AgentLimits, Connector, ExecOutput, ExecRequest, ProcessHandle, Stream, WasmOutcome, WasmRequest};
 use crate::config::{Guest, VmConfig};
 use crate::devices::bus::lock;
 use crate::error::{Error, Result};
 use crate::vmm::timings::BootTimings;
 use crate::vmm::vm::{Vm, VmExit};
+use runtime_dir::RuntimeDir;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use streams::Streams;
 
 pub use kvmsandbox_proto::DEFAULT_AGENT_PORT;
 
@@ -47,7 +61,8 @@ impl SandboxKind {
     }
 }
 
-/// A `run_wasm` result with its output collected.
+/// A `run_wasm` result with its output collected (at most
+/// [`AgentLimits::max_output`] bytes per stream, else [`AgentError::OutputLimit`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WasmOutput {
     /// How the module ended.
@@ -65,16 +80,41 @@ pub struct Sandbox {
     connector: Connector,
     pool: Mutex<Vec<AgentClient>>,
     timeout: Duration,
+    limits: AgentLimits,
+    /// Every stream opened, so stopping can shut them all down.
+    streams: Arc<Streams>,
+    /// Stops `streams` when the VM stops on its own (guest exit or crash).
+    watcher: Option<JoinHandle<()>>,
     vsock_path: Option<PathBuf>,
-    runtime_dir: Option<PathBuf>,
+    runtime_dir: Option<RuntimeDir>,
 }
 
-fn runtime_dir() -> Result<PathBuf> {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("kvmsandbox-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Host { what: "sandbox runtime directory", source })?;
-    Ok(dir)
+/// Connects to guest `port` through the hybrid socket at `path`, recording the
+/// stream in `streams` before waiting on the handshake.
+fn connect_tracked(path: &Path, port: u32, timeout: Duration, streams: &Streams) -> std::io::Result<UnixStream> {
+    if streams.is_stopped() {
+        return Err(streams::stopped_error());
+    }
+    let s = UnixStream::connect(path)?;
+    streams.track(&s)?;
+    hybrid_handshake(s, port, timeout)
+}
+
+/// A thread that waits for the VM to stop, then shuts down every stream and
+/// removes the socket file `own_socket` (so nothing new connects to a listener
+/// nobody serves).
+fn spawn_watcher(vm: &Vm, streams: Arc<Streams>, own_socket: Option<PathBuf>) -> Result<JoinHandle<()>> {
+    let state = vm.state().clone();
+    std::thread::Builder::new()
+        .name("kvmsb-sandbox-watch".into())
+        .spawn(move || {
+            drop(state.wait_until(None, |s| s.stop.is_some()));
+            streams.stop();
+            if let Some(p) = own_socket {
+                let _ = std::fs::remove_file(p);
+            }
+        })
+        .map_err(|source| Error::Host { what: "sandbox watcher thread", source })
 }
 
 impl Sandbox {
@@ -97,32 +137,37 @@ impl Sandbox {
         let path = match &cfg.vsock {
             Some(v) => v.uds_path.clone(),
             None => {
-                let dir = runtime_dir()?;
-                let p = dir.join("vsock.sock");
+                let dir = RuntimeDir::create()?;
+                let p = dir.path().join("vsock.sock");
                 runtime = Some(dir);
                 cfg = cfg.vsock(&p);
                 p
             }
         };
         let timeout = cfg.start_timeout;
-        let vm = match Vm::start(cfg) {
-            Ok(vm) => Arc::new(vm),
+        // On failure `runtime` is dropped, which removes the directory.
+        let vm = Arc::new(Vm::start(cfg)?);
+        let streams = Arc::new(Streams::default());
+        let own_socket = runtime.as_ref().map(|_| path.clone());
+        let watcher = match spawn_watcher(&vm, streams.clone(), own_socket) {
+            Ok(w) => w,
             Err(e) => {
-                if let Some(d) = &runtime {
-                    let _ = std::fs::remove_dir_all(d);
-                }
+                vm.kill();
                 return Err(e);
             }
         };
-        let p2 = path.clone();
+        let (p2, s2) = (path.clone(), streams.clone());
         let agent_timeout = Duration::from_secs(10);
-        let connector: Connector = Arc::new(move || crate::agent::connect_hybrid(&p2, DEFAULT_AGENT_PORT, agent_timeout));
+        let connector: Connector = Arc::new(move || connect_tracked(&p2, DEFAULT_AGENT_PORT, agent_timeout, &s2));
         let sb = Sandbox {
             kind,
             vm: Some(vm),
             connector,
             pool: Mutex::new(Vec::new()),
             timeout: agent_timeout,
+            limits: AgentLimits::default(),
+            streams,
+            watcher: Some(watcher),
             vsock_path: Some(path),
             runtime_dir: runtime,
         };
@@ -140,14 +185,25 @@ impl Sandbox {
     /// testing against the Linux agent where guest user space cannot run.
     pub fn attach_host_agent(path: impl Into<PathBuf>, timeout: Duration) -> Result<Sandbox> {
         let path = path.into();
-        let p2 = path.clone();
-        let connector: Connector = Arc::new(move || UnixStream::connect(&p2));
+        let streams = Arc::new(Streams::default());
+        let s2 = streams.clone();
+        let connector: Connector = Arc::new(move || {
+            if s2.is_stopped() {
+                return Err(streams::stopped_error());
+            }
+            let s = UnixStream::connect(&path)?;
+            s2.track(&s)?;
+            Ok(s)
+        });
         let sb = Sandbox {
             kind: SandboxKind::HostAgent,
             vm: None,
             connector,
             pool: Mutex::new(Vec::new()),
             timeout,
+            limits: AgentLimits::default(),
+            streams,
+            watcher: None,
             vsock_path: None,
             runtime_dir: None,
         };
@@ -158,9 +214,12 @@ impl Sandbox {
 
     fn new_client(&self, timeout: Option<Duration>) -> std::result::Result<AgentClient, AgentError> {
         let t = timeout.unwrap_or(self.timeout);
+        let t0 = Instant::now();
         match AgentClient::from_connector(self.connector.clone(), t) {
-            // A connection refused or reset while the guest was busy: one retry.
-            Err(AgentError::Disconnected { .. } | AgentError::Io { .. }) if self.vm.as_ref().is_none_or(|v| v.is_running()) => {
+            // A connection refused or reset at once while the guest was busy: one
+            // retry. Not after a long wait (the VMM giving up on a guest that does
+            // not answer): that would double the time the caller waits.
+            Err(AgentError::Disconnected { .. } | AgentError::Io { .. }) if t0.elapsed() < FAST_FAILURE && self.stopped("connect").is_none() => {
                 std::thread::sleep(Duration::from_millis(20));
                 AgentClient::from_connector(self.connector.clone(), t)
             }
@@ -168,28 +227,36 @@ impl Sandbox {
         }
     }
 
-    /// Maps an agent failure, noticing when the VM itself is what died.
+    /// If the sandbox stopped: why, as the error `op` fails with (the guest's
+    /// failure if it crashed, else [`Error::Stopped`]).
+    fn stopped(&self, op: &'static str) -> Option<Error> {
+        if let Some(vm) = &self.vm {
+            if !vm.is_running() {
+                return Some(vm.wait().err().unwrap_or(Error::Stopped { op }));
+            }
+        }
+        self.streams.is_stopped().then_some(Error::Stopped { op })
+    }
+
+    /// Maps an agent failure, noticing when the sandbox itself is what stopped.
     fn agent_error(&self, op: &'static str, e: AgentError) -> Error {
         if let AgentError::Unsupported { .. } = e {
             return Error::Unsupported { op, guest: self.kind.name() };
         }
-        if let Some(vm) = &self.vm {
-            if !vm.is_running() {
-                if let Err(guest) = vm.wait() {
-                    return guest;
-                }
-            }
-        }
-        Error::Agent(e)
+        self.stopped(op).unwrap_or(Error::Agent(e))
     }
 
     /// Runs `f` on a pooled connection (or a new one); failed connections are dropped.
     fn with_client<T>(&self, op: &'static str, f: impl FnOnce(&mut AgentClient) -> std::result::Result<T, AgentError>) -> Result<T> {
+        if let Some(e) = self.stopped(op) {
+            return Err(e);
+        }
         let pooled = lock(&self.pool).pop();
         let mut c = match pooled {
             Some(c) => c,
             None => self.new_client(None).map_err(|e| self.agent_error(op, e))?,
         };
+        c.set_limits(self.limits);
         match f(&mut c) {
             Ok(v) => {
                 lock(&self.pool).push(c);
@@ -210,6 +277,17 @@ impl Sandbox {
     /// What this sandbox runs.
     pub fn kind(&self) -> SandboxKind {
         self.kind
+    }
+
+    /// The bounds on what one call may take from the guest.
+    pub fn agent_limits(&self) -> AgentLimits {
+        self.limits
+    }
+
+    /// Changes the bounds on what one call may take from the guest (output per
+    /// stream, the deadline of calls without their own, skipped frames).
+    pub fn set_agent_limits(&mut self, limits: AgentLimits) {
+        self.limits = limits;
     }
 
     /// Round trip to the agent.
@@ -265,9 +343,17 @@ impl Sandbox {
     pub fn run_wasm(&self, req: &WasmRequest, wall_timeout: Option<Duration>) -> Result<WasmOutput> {
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
-        let outcome = self.run_wasm_streaming(req, wall_timeout, |s, d| match s {
-            Stream::Stdout => stdout.extend_from_slice(d),
-            Stream::Stderr => stderr.extend_from_slice(d),
+        let max = self.limits.max_output;
+        let outcome = self.run_wasm_with(req, wall_timeout, |s, d| {
+            let buf = match s {
+                Stream::Stdout => &mut stdout,
+                Stream::Stderr => &mut stderr,
+            };
+            if (buf.len() + d.len()) as u64 > max {
+                return Err(AgentError::OutputLimit { op: "run_wasm", limit: max });
+            }
+            buf.extend_from_slice(d);
+            Ok(())
         })?;
         Ok(WasmOutput { outcome, stdout, stderr })
     }
@@ -275,7 +361,14 @@ impl Sandbox {
     /// Runs a WASM module, handing output to `on_output` as the module writes it.
     /// If `wall_timeout` passes first, the VM is stopped (a module cannot be
     /// interrupted otherwise) and [`Error::Timeout`] is returned.
-    pub fn run_wasm_streaming(&self, req: &WasmRequest, wall_timeout: Option<Duration>, on_output: impl FnMut(Stream, &[u8])) -> Result<WasmOutcome> {
+    pub fn run_wasm_streaming(&self, req: &WasmRequest, wall_timeout: Option<Duration>, mut on_output: impl FnMut(Stream, &[u8])) -> Result<WasmOutcome> {
+        self.run_wasm_with(req, wall_timeout, |s, d| {
+            on_output(s, d);
+            Ok(())
+        })
+    }
+
+    fn run_wasm_with(&self, req: &WasmRequest, wall_timeout: Option<Duration>, on_output: impl FnMut(Stream, &[u8]) -> std::result::Result<(), AgentError>) -> Result<WasmOutcome> {
         self.require("run_wasm", self.kind == SandboxKind::Micro)?;
         let fired = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -300,7 +393,7 @@ impl Sandbox {
             Some(t) => req.timeout.unwrap_or(t).max(t + Duration::from_secs(1)),
             None => req.timeout.unwrap_or(WASM_SILENCE_TIMEOUT),
         });
-        let r = self.with_client("run_wasm", |c| c.run_wasm(&req, on_output));
+        let r = self.with_client("run_wasm", |c| c.run_wasm_with(&req, on_output));
         drop(done_tx);
         if let Some(w) = watchdog {
             let _ = w.join();
@@ -311,10 +404,15 @@ impl Sandbox {
         r
     }
 
-    /// Opens a byte stream to guest vsock `port` (a plain Unix stream: read, write, or take its fd).
+    /// Opens a byte stream to guest vsock `port` (a plain Unix stream: read, write,
+    /// or take its fd). Stopping the sandbox shuts it down.
     pub fn connect(&self, port: u32) -> Result<UnixStream> {
-        let path = self.vsock_path.as_ref().ok_or(Error::Unsupported { op: "connect", guest: self.kind.name() })?;
-        crate::agent::connect_hybrid(path, port, self.timeout).map_err(|source| Error::Connect { port, source })
+        let op = "connect";
+        let path = self.vsock_path.as_ref().ok_or(Error::Unsupported { op, guest: self.kind.name() })?;
+        if let Some(e) = self.stopped(op) {
+            return Err(e);
+        }
+        connect_tracked(path, port, self.timeout, &self.streams).map_err(|source| self.stopped(op).unwrap_or(Error::Connect { port, source }))
     }
 
     /// The hybrid vsock socket (for `socat` and friends): `CONNECT <port>\n`.
@@ -341,6 +439,10 @@ impl Sandbox {
     pub fn shutdown(&self) -> Result<()> {
         let r = self.with_client("shutdown", |c| c.shutdown());
         lock(&self.pool).clear();
+        if self.vm.is_none() {
+            // A host agent: nothing else tells the streams it is gone.
+            self.streams.stop();
+        }
         if let Some(vm) = &self.vm {
             let deadline = Instant::now() + Duration::from_secs(5);
             match vm.wait_timeout(Some(deadline.saturating_duration_since(Instant::now()))) {
@@ -355,8 +457,10 @@ impl Sandbox {
         }
     }
 
-    /// Stops the VM now. Idempotent.
+    /// Stops the VM now and shuts down every stream the sandbox opened (a call
+    /// blocked in another thread returns [`Error::Stopped`] at once). Idempotent.
     pub fn kill(&self) {
+        self.streams.stop();
         lock(&self.pool).clear();
         if let Some(vm) = &self.vm {
             vm.kill();
@@ -367,13 +471,17 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.kill();
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
         // The Vm (and its vsock device, which removes its socket) goes first.
         self.vm.take();
-        if let Some(d) = self.runtime_dir.take() {
-            let _ = std::fs::remove_dir_all(d);
-        }
+        self.runtime_dir.take();
     }
 }
+
+/// A connect failing faster than this is retried once.
+const FAST_FAILURE: Duration = Duration::from_secs(1);
 
 /// How long `run_wasm` without a wall-clock deadline tolerates a silent guest.
 pub const WASM_SILENCE_TIMEOUT: Duration = Duration::from_secs(600);
