@@ -280,3 +280,32 @@ fn disk_file_removed_while_running_keeps_serving_the_open_image() {
     assert_eq!(sb.disk_read(0, 0, 512).unwrap(), vec![9u8; 512]);
     sb.shutdown().unwrap();
 }
+
+#[test]
+fn streams_opened_by_others_see_eof_when_the_vm_stops() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    let sb = Sandbox::micro().unwrap();
+    let path = sb.vsock_path().unwrap().to_path_buf();
+    // What socat would do: the hybrid handshake by hand, unknown to the sandbox.
+    let mut connected = UnixStream::connect(&path).unwrap();
+    connected.write_all(format!("CONNECT {ECHO_PORT}\n").as_bytes()).unwrap();
+    let mut reader = BufReader::new(connected.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("OK "), "{line:?}");
+    // And one that connected but never said which port.
+    let mut pending = UnixStream::connect(&path).unwrap();
+    for s in [&connected, &pending] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    // The VM stops underneath the sandbox (as a crashed guest's would).
+    let t0 = Instant::now();
+    sb.vm().unwrap().kill();
+    assert_eq!(reader.read(&mut [0u8; 16]).expect("EOF, not a read timeout"), 0);
+    assert_eq!(pending.read(&mut [0u8; 16]).expect("EOF, not a read timeout"), 0);
+    let refused = UnixStream::connect(&path);
+    assert!(refused.is_err(), "the dead VM's socket still accepts connections");
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(2), "outside streams ended after {took:?}");
+}

@@ -103,13 +103,17 @@ fn connect_tracked(path: &Path, port: u32, timeout: Duration, streams: &Streams)
 /// A thread that waits for the VM to stop, then shuts down every stream and
 /// removes the socket file `own_socket` (so nothing new connects to a listener
 /// nobody serves).
-fn spawn_watcher(vm: &Vm, streams: Arc<Streams>, own_socket: Option<PathBuf>) -> Result<JoinHandle<()>> {
-    let state = vm.state().clone();
+fn spawn_watcher(vm: &Arc<Vm>, streams: Arc<Streams>, own_socket: Option<PathBuf>) -> Result<JoinHandle<()>> {
+    let vm = vm.clone();
     std::thread::Builder::new()
         .name("kvmsb-sandbox-watch".into())
         .spawn(move || {
-            drop(state.wait_until(None, |s| s.stop.is_some()));
+            drop(vm.state().wait_until(None, |s| s.stop.is_some()));
             streams.stop();
+            // A guest that stopped by itself: join its threads and close the
+            // device backends (streams opened by others through the socket, e.g.
+            // socat, see EOF now). Idempotent with the caller's own kill.
+            vm.kill();
             if let Some(p) = own_socket {
                 let _ = std::fs::remove_file(p);
             }

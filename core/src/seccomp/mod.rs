@@ -16,8 +16,8 @@
 mod common;
 mod doc;
 pub mod ioctls;
-#[cfg(any(test, feature = "test-utils"))]
 mod panic_hook;
+#[cfg(any(test, feature = "test-utils"))]
 mod probe;
 mod rules;
 mod trap;

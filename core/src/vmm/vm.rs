@@ -390,6 +390,11 @@ impl Vm {
         drop(threads);
         if let Some(ev) = crate::devices::bus::lock(&self.events).take() {
             let _ = ev.stop();
+            // Nothing serves the devices any more: let their host peers know now,
+            // not when the handle is dropped.
+            for t in &self.devices {
+                crate::devices::bus::lock(t).device_mut().stop_backend();
+            }
         }
         // The vCPUs are gone, so no line is queued any more: close the queue and
         // let the callback take what is left.

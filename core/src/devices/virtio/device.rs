@@ -297,6 +297,11 @@ pub trait VirtioDevice: Send {
     /// [`Served::More`] if chains are left.
     fn queue_notified(&mut self, queue_index: usize) -> Served;
 
+    /// The VM has stopped for good and its event loop is gone (called on the
+    /// thread that stops the VM, never on a filtered one): close backend
+    /// connections so their peers see the end at once. Default: nothing to close.
+    fn stop_backend(&mut self) {}
+
     /// Called once, on the event-loop thread, when the loop that serves this device
     /// starts. Keep the registrar to watch backend fds. Default: nothing to watch.
     fn attach_event_loop(&mut self, registrar: FdRegistrar) {

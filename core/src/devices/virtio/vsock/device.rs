@@ -284,6 +284,11 @@ impl VirtioDevice for Vsock {
         Served::Done
     }
 
+    fn stop_backend(&mut self) {
+        self.active = None;
+        self.muxer.shutdown();
+    }
+
     fn attach_event_loop(&mut self, registrar: FdRegistrar) {
         self.muxer.attach(registrar);
     }

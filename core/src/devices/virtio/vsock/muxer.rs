@@ -530,6 +530,24 @@ impl Muxer {
         self.pending_rst = 0;
         self.rearm_timer(Instant::now());
     }
+
+    /// The VM is gone for good: every host stream is closed (its peer reads EOF
+    /// at once instead of waiting on a guest that will never answer), connections
+    /// still queued on the listener are dropped, and the listener refuses new ones.
+    pub fn shutdown(&mut self) {
+        self.reset();
+        let hosts: Vec<RawFd> = self.hosts.keys().copied().collect();
+        for fd in hosts {
+            self.drop_host(fd);
+        }
+        // The listener is non-blocking: this ends at WouldBlock.
+        while let Ok((queued, _)) = self.listener.accept() {
+            drop(queued);
+        }
+        // SAFETY: shutdown(2) on the listening socket we own; no memory is passed.
+        // Afterwards connect(2) to it fails with ECONNREFUSED.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+    }
 }
 
 impl Drop for Muxer {
