@@ -300,3 +300,7 @@ impl VhostUserBackend for VsockBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "backend_tests.rs"]
+mod tests;
