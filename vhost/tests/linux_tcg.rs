@@ -225,12 +225,28 @@ fn exec_round_trip(sb: &Sandbox) -> Duration {
     t.elapsed() / n
 }
 
+/// The disk image's directory, removed even when the test fails.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let d = std::env::temp_dir().join(format!("kvmsb-tcg-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn linux_guest_end_to_end_under_qemu_tcg() {
     let inputs = Inputs::from_env();
-    let dir = std::env::temp_dir().join(format!("kvmsb-tcg-disk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let disk = dir.join("root.ext4");
+    let dir = TempDir::new();
+    let disk = dir.0.join("root.ext4");
     harness::busybox_ext4(&disk, 256);
     let mut vm = TcgVm::boot(
         &inputs,
@@ -316,7 +332,6 @@ fn linux_guest_end_to_end_under_qemu_tcg() {
     let cat = Command::new("debugfs").arg("-R").arg("cat /data/marker").arg(&disk).output().expect("run debugfs");
     assert_eq!(cat.stdout, marker, "{}", String::from_utf8_lossy(&cat.stderr));
     drop(vm);
-    let _ = std::fs::remove_dir_all(&dir);
 
     eprintln!("QEMU TCG figures (not KVM):\n  {}", figures.join("\n  "));
     assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
