@@ -77,7 +77,15 @@ mod tests {
         assert_eq!(a.socket, PathBuf::from("/a"));
         assert_eq!(a.uds_path, PathBuf::from("/b"));
         assert_eq!(a.guest_cid, DEFAULT_GUEST_CID);
-        let a = parse(v(&["--guest-cid", "7", "--socket", "/a", "--uds-path", "/b"])).unwrap();
+        let a = parse(v(&[
+            "--guest-cid",
+            "7",
+            "--socket",
+            "/a",
+            "--uds-path",
+            "/b",
+        ]))
+        .unwrap();
         assert_eq!(a.guest_cid, 7);
     }
 
@@ -92,7 +100,14 @@ mod tests {
             Err(ArgsError::MissingValue("--socket"))
         );
         assert_eq!(
-            parse(v(&["--socket", "/a", "--uds-path", "/b", "--guest-cid", "x"])),
+            parse(v(&[
+                "--socket",
+                "/a",
+                "--uds-path",
+                "/b",
+                "--guest-cid",
+                "x"
+            ])),
             Err(ArgsError::Cid("x".into()))
         );
         assert_eq!(

@@ -65,9 +65,7 @@ fn starts_on_qemu_sized_rings_without_version_1_from_the_frontend() {
     backend.acked_features(VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits());
     let vrings = started_rings(&mem, &atomic);
     assert_eq!(vrings[0].get_ref().get_queue().size(), QEMU_RING);
-    backend
-        .handle_event(0, EventSet::IN, &vrings, 0)
-        .unwrap();
+    backend.handle_event(0, EventSet::IN, &vrings, 0).unwrap();
     assert!(backend.is_active(), "the device did not start");
     // A ring stop (GET_VRING_BASE) resets it.
     backend.stop_vring(0).unwrap();

@@ -65,24 +65,50 @@ fn env_is_exactly_what_was_given(sb: &Sandbox) {
         .env("EMPTY", "");
     let out = sb.exec(&req).unwrap();
     assert!(out.status.success(), "{out:?}");
-    let mut lines: Vec<_> = String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect();
+    let mut lines: Vec<_> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     lines.sort();
-    assert_eq!(lines, ["EMPTY=", "GREETING=hello world", format!("PATH={PATH}").as_str()]);
+    assert_eq!(
+        lines,
+        [
+            "EMPTY=",
+            "GREETING=hello world",
+            format!("PATH={PATH}").as_str()
+        ]
+    );
 }
 
 fn cwd(sb: &Sandbox) {
-    let out = sb.exec(&ExecRequest::new(["pwd"]).env("PATH", PATH).cwd("/proc/self")).unwrap();
+    let out = sb
+        .exec(
+            &ExecRequest::new(["pwd"])
+                .env("PATH", PATH)
+                .cwd("/proc/self"),
+        )
+        .unwrap();
     // busybox pwd prints the logical directory it was started in.
     assert!(out.status.success(), "{out:?}");
     let out2 = sb.exec(&sh("pwd").cwd("/tmp")).unwrap();
     assert_eq!(out2.stdout, b"/tmp\n");
     let err = sb.exec(&sh("true").cwd("/no/such/dir")).unwrap_err();
-    assert!(matches!(err, Error::Agent(AgentError::Remote { .. })), "{err}");
+    assert!(
+        matches!(err, Error::Agent(AgentError::Remote { .. })),
+        "{err}"
+    );
 }
 
 fn stdin_round_trips_binary(sb: &Sandbox) {
     let data = pattern(3 * MIB + 17);
-    let out = sb.exec(&ExecRequest::new(["cat"]).env("PATH", PATH).stdin(data.clone())).unwrap();
+    let out = sb
+        .exec(
+            &ExecRequest::new(["cat"])
+                .env("PATH", PATH)
+                .stdin(data.clone()),
+        )
+        .unwrap();
     assert!(out.status.success(), "{:?}", out.status);
     assert_eq!(out.stdout.len(), data.len());
     assert!(out.stdout == data, "stdin came back altered");
@@ -90,7 +116,9 @@ fn stdin_round_trips_binary(sb: &Sandbox) {
 
 fn binary_stdout_and_stderr_stay_apart(sb: &Sandbox) {
     let out = sb
-        .exec(&sh(r"printf 'a\000b\377\n'; printf 'e\001\376' >&2; printf 'c'"))
+        .exec(&sh(
+            r"printf 'a\000b\377\n'; printf 'e\001\376' >&2; printf 'c'",
+        ))
         .unwrap();
     assert_eq!(out.stdout, b"a\0b\xff\nc");
     assert_eq!(out.stderr, b"e\x01\xfe");
@@ -99,11 +127,23 @@ fn binary_stdout_and_stderr_stay_apart(sb: &Sandbox) {
 fn twenty_mib_of_stdout(sb: &Sandbox) -> Duration {
     let n = 20 * MIB;
     let t = Instant::now();
-    let out = sb.exec(&sh(&format!("yes 0123456789abcdef | head -c {n}"))).unwrap();
+    let out = sb
+        .exec(&sh(&format!("yes 0123456789abcdef | head -c {n}")))
+        .unwrap();
     let took = t.elapsed();
-    assert!(out.status.success(), "{:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout.len(), n);
-    assert!(out.stdout.chunks(17).all(|c| b"0123456789abcdef\n".starts_with(c)), "stdout corrupted");
+    assert!(
+        out.stdout
+            .chunks(17)
+            .all(|c| b"0123456789abcdef\n".starts_with(c)),
+        "stdout corrupted"
+    );
     took
 }
 
@@ -118,14 +158,19 @@ fn output_streams_before_exit(sb: &Sandbox) {
         }
     };
     assert_eq!(first, b"first\n");
-    assert!(t.elapsed() < Duration::from_millis(2900), "first line arrived only at exit");
+    assert!(
+        t.elapsed() < Duration::from_millis(2900),
+        "first line arrived only at exit"
+    );
     let out = p.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, b"second\n");
 }
 
 fn streaming_stdin(sb: &Sandbox) {
-    let mut p = sb.spawn(&ExecRequest::new(["cat"]).env("PATH", PATH)).unwrap();
+    let mut p = sb
+        .spawn(&ExecRequest::new(["cat"]).env("PATH", PATH))
+        .unwrap();
     let mut stdin = p.take_stdin().unwrap();
     stdin.write_all(b"ping\n").unwrap();
     match p.next_event().unwrap() {
@@ -140,20 +185,42 @@ fn streaming_stdin(sb: &Sandbox) {
 fn timeout_kills(sb: &Sandbox) {
     let t = Instant::now();
     let out = sb
-        .exec(&ExecRequest::new(["sh", "-c", "sleep 1000 & sleep 1000"]).env("PATH", PATH).timeout(Duration::from_secs(1)))
+        .exec(
+            &ExecRequest::new(["sh", "-c", "sleep 1000 & sleep 1000"])
+                .env("PATH", PATH)
+                .timeout(Duration::from_secs(1)),
+        )
         .unwrap();
     assert!(out.status.timed_out, "{:?}", out.status);
     assert!(out.status.signal.is_some(), "{:?}", out.status);
-    assert!(t.elapsed() < Duration::from_secs(30), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t.elapsed()
+    );
     // The whole process group went: no sleeper is left.
-    let ps = sb.exec(&sh("ps -o comm | grep -c '^sleep$' || true")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "0", "sleepers left behind");
+    let ps = sb
+        .exec(&sh("ps -o comm | grep -c '^sleep$' || true"))
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ps.stdout).trim(),
+        "0",
+        "sleepers left behind"
+    );
 }
 
 fn command_not_found(sb: &Sandbox) {
-    let err = sb.exec(&ExecRequest::new(["no-such-command"]).env("PATH", PATH)).unwrap_err();
+    let err = sb
+        .exec(&ExecRequest::new(["no-such-command"]).env("PATH", PATH))
+        .unwrap_err();
     assert!(
-        matches!(err, Error::Agent(AgentError::Remote { code: ErrorCode::NotFound, .. })),
+        matches!(
+            err,
+            Error::Agent(AgentError::Remote {
+                code: ErrorCode::NotFound,
+                ..
+            })
+        ),
         "{err}"
     );
     let out = sb.exec(&sh("no-such-command")).unwrap();
@@ -172,33 +239,60 @@ fn eight_concurrent_commands(sb: &Sandbox) {
         }
     });
     // Serially they would need 16 s; the guest ran them side by side.
-    assert!(t.elapsed() < Duration::from_secs(14), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(14),
+        "took {:?}",
+        t.elapsed()
+    );
 }
 
 fn files_small_and_missing(sb: &Sandbox) {
-    assert_eq!(sb.write_file("/tmp/small", &b"hello\0file"[..], 0o640).unwrap(), 10);
+    assert_eq!(
+        sb.write_file("/tmp/small", &b"hello\0file"[..], 0o640)
+            .unwrap(),
+        10
+    );
     let mut back = Vec::new();
     sb.read_file("/tmp/small", &mut back).unwrap();
     assert_eq!(back, b"hello\0file");
     let out = sb.exec(&sh("stat -c %a /tmp/small")).unwrap();
     assert_eq!(out.stdout, b"640\n");
     let err = sb.read_file("/tmp/missing", &mut Vec::new()).unwrap_err();
-    assert!(matches!(err, Error::Agent(AgentError::Remote { code: ErrorCode::NotFound, .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Agent(AgentError::Remote {
+                code: ErrorCode::NotFound,
+                ..
+            })
+        ),
+        "{err}"
+    );
 }
 
 /// 64 MiB onto the ext4 root (virtio-blk), read back, checked in the guest too.
 fn sixty_four_mib_file(sb: &Sandbox) -> (Duration, Duration) {
     let data = pattern(64 * MIB);
     let t = Instant::now();
-    assert_eq!(sb.write_file("/data/big", &data[..], 0o644).unwrap(), data.len() as u64);
+    assert_eq!(
+        sb.write_file("/data/big", &data[..], 0o644).unwrap(),
+        data.len() as u64
+    );
     let write = t.elapsed();
     let t = Instant::now();
     let mut back = Vec::with_capacity(data.len());
     sb.read_file("/data/big", &mut back).unwrap();
     let read = t.elapsed();
-    assert!(back == data, "64 MiB file came back altered ({} bytes)", back.len());
+    assert!(
+        back == data,
+        "64 MiB file came back altered ({} bytes)",
+        back.len()
+    );
     let out = sb.exec(&sh("wc -c < /data/big")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), (64 * MIB).to_string());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        (64 * MIB).to_string()
+    );
     (write, read)
 }
 
@@ -209,17 +303,30 @@ fn pid1_duties(sb: &Sandbox) {
     assert_eq!(lines.next(), Some("init"), "{text}");
     assert_eq!(lines.next(), Some("4"), "API filesystems: {text}");
     let root = lines.next().unwrap_or_default();
-    assert!(root.starts_with("/dev/vda / ext4"), "root is not the ext4 disk: {text}");
+    assert!(
+        root.starts_with("/dev/vda / ext4"),
+        "root is not the ext4 disk: {text}"
+    );
     // Orphans are reaped: a double-forked child must not stay a zombie.
-    let out = sb.exec(&sh("(sleep 0.2 &) ; sleep 1; ps -o stat,comm | grep -c '^Z' || true")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "zombies left");
+    let out = sb
+        .exec(&sh(
+            "(sleep 0.2 &) ; sleep 1; ps -o stat,comm | grep -c '^Z' || true",
+        ))
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "zombies left"
+    );
 }
 
 fn exec_round_trip(sb: &Sandbox) -> Duration {
     let n = 20;
     let t = Instant::now();
     for _ in 0..n {
-        let out = sb.exec(&ExecRequest::new(["true"]).env("PATH", PATH)).unwrap();
+        let out = sb
+            .exec(&ExecRequest::new(["true"]).env("PATH", PATH))
+            .unwrap();
         assert!(out.status.success());
     }
     t.elapsed() / n
@@ -296,7 +403,10 @@ fn linux_guest_end_to_end_under_qemu_tcg() {
         figures.push(format!("exec round trip (`true`): {rt:.2?}"));
     }
     if let Some(t) = case!(twenty_mib_of_stdout) {
-        figures.push(format!("20 MiB stdout: {t:.2?} ({:.1} MiB/s)", 20.0 / t.as_secs_f64()));
+        figures.push(format!(
+            "20 MiB stdout: {t:.2?} ({:.1} MiB/s)",
+            20.0 / t.as_secs_f64()
+        ));
     }
     if let Some((w, r)) = case!(sixty_four_mib_file) {
         figures.push(format!(
@@ -322,17 +432,36 @@ fn linux_guest_end_to_end_under_qemu_tcg() {
     );
     drop(sb);
     vm.stop();
-    let fsck = Command::new("e2fsck").arg("-fn").arg(&disk).output().expect("run e2fsck");
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&disk)
+        .output()
+        .expect("run e2fsck");
     assert!(
         fsck.status.success(),
         "e2fsck -fn found problems: {}\n{}",
         String::from_utf8_lossy(&fsck.stdout),
         String::from_utf8_lossy(&fsck.stderr)
     );
-    let cat = Command::new("debugfs").arg("-R").arg("cat /data/marker").arg(&disk).output().expect("run debugfs");
-    assert_eq!(cat.stdout, marker, "{}", String::from_utf8_lossy(&cat.stderr));
+    let cat = Command::new("debugfs")
+        .arg("-R")
+        .arg("cat /data/marker")
+        .arg(&disk)
+        .output()
+        .expect("run debugfs");
+    assert_eq!(
+        cat.stdout,
+        marker,
+        "{}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
     drop(vm);
 
     eprintln!("QEMU TCG figures (not KVM):\n  {}", figures.join("\n  "));
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -39,7 +39,10 @@ impl Inputs {
             .unwrap_or_else(|| {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/linux/initramfs.cpio")
             });
-        for (what, p) in [("kernel", &vmlinux), ("initramfs (make linux-guest)", &initrd)] {
+        for (what, p) in [
+            ("kernel", &vmlinux),
+            ("initramfs (make linux-guest)", &initrd),
+        ] {
             assert!(p.is_file(), "{what} not found at {}", p.display());
         }
         Inputs {
@@ -133,7 +136,13 @@ impl TcgVm {
         q.args(["-M", "microvm,accel=tcg,acpi=off,memory-backend=mem"])
             .args(["-cpu", "max", "-smp", "2", "-m", "512"])
             .args(["-object", "memory-backend-memfd,id=mem,size=512M,share=on"])
-            .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-no-reboot",
+            ])
             .arg("-serial")
             .arg(format!("file:{}", vm.dir.join("console.log").display()))
             .arg("-chardev")
@@ -242,7 +251,8 @@ impl Drop for TcgVm {
 /// Builds an ext4 image of `size_mib` holding a static busybox with its applet
 /// links (so the switched-to root has `sh`), owned by root, at `path`.
 pub fn busybox_ext4(path: &Path, size_mib: u32) {
-    let busybox = which("busybox").expect("busybox not found on PATH (apt-get install busybox-static)");
+    let busybox =
+        which("busybox").expect("busybox not found on PATH (apt-get install busybox-static)");
     let root = path.with_extension("root");
     let _ = std::fs::remove_dir_all(&root);
     for d in ["bin", "dev", "proc", "sys", "tmp", "data"] {
