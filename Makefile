@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KVMSANDBOX_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kvmsandbox
 
-.PHONY: all deps qemu kernel build run test lint test-rust test-c test-python install-lib bench bench-compare fuzz-smoke fuzz-long linux-guest run-linux clean
+.PHONY: all deps qemu kernel linux-tcg build run test lint test-rust test-c test-python install-lib bench bench-compare fuzz-smoke fuzz-long linux-guest run-linux clean
 
 all: build
 
@@ -22,11 +22,12 @@ kernel: deps
 	@dir=$$(guest/kernel/build.sh | tail -n1) && echo "kernel: $$dir" && mkdir -p build && echo "$$dir" > build/kernel-dir
 
 # The Linux guest's user side: the agent, linked statically, as /init of an
-# uncompressed initramfs (build/linux/initramfs.cpio), next to the cached kernel.
+# uncompressed initramfs (build/linux/initramfs.cpio) with a static busybox for
+# `sh -c`, next to the cached kernel.
 linux-guest: deps kernel
 	RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols" $(CARGO) build --release -p kvmsandbox-agent --target x86_64-unknown-linux-gnu
 	mkdir -p build/linux
-	guest/kernel/mkinitramfs.sh build/linux/initramfs.cpio $${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/kvmsandbox-agent
+	guest/kernel/mkinitramfs.sh build/linux/initramfs.cpio $${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/kvmsandbox-agent $$(command -v busybox):/bin/busybox
 	@echo "kernel: $$(cat build/kernel-dir)/vmlinux"
 	@echo "initrd: build/linux/initramfs.cpio"
 
@@ -40,7 +41,12 @@ build: deps
 run: deps kernel
 	$(CARGO) run --release -p kvmsandbox --example sandbox_demo
 
-test: deps qemu kernel lint test-rust test-c test-python fuzz-smoke
+test: deps qemu kernel linux-tcg lint test-rust test-c test-python fuzz-smoke
+
+# What the Linux guest tests under QEMU TCG need (docs/linux-tcg.md): QEMU, the
+# kernel and initramfs; test-rust builds our vhost-user vsock backend with them.
+linux-tcg: deps qemu linux-guest
+	@scripts/check-linux-tcg.sh
 
 # Formatting and clippy (warnings are errors) over the workspace and the crates
 # outside it (the micro guest, the WASM runner, the fuzz targets).

@@ -3,8 +3,10 @@
 #
 # Why backports: this machine already has qemu-utils 10.0 from bookworm-backports,
 # which conflicts with bookworm's qemu-system-x86 7.2. We add the backports suite with
-# the same mirror as the existing bookworm entry and install from it. QEMU is only
-# used to check that the guest kernel boots (-M microvm); kvmsandbox does not need it.
+# the same mirror as the existing bookworm entry (the machine's own apt sources; there is
+# no built-in fallback) and install from it. kvmsandbox itself does not need QEMU: the
+# comparison benchmark, the PVH boot test and the Linux guest tests under TCG
+# (docs/linux-tcg.md) do.
 set -euo pipefail
 log() { printf '[qemu] %s\n' "$*" >&2; }
 
@@ -16,14 +18,23 @@ fi
 
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     # The mirror of the existing bookworm entry (deb822 "URIs:" or one-line "deb").
-    mirror="$(grep -rhs -A3 -E '^Suites:.*\bbookworm\b' /etc/apt/sources.list.d/*.sources \
-              | sed -n 's/^URIs:[[:space:]]*//p' | head -1 || true)"
+    # deb822 files are stanzas separated by blank lines, with URIs: before or after
+    # Suites:, so read whole stanzas and take the first URI of one listing bookworm.
+    mirror="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
+        /^[[:space:]]*$/ { if (suite && uri) { print uri; exit } suite = 0; uri = ""; next }
+        /^URIs:/ { uri = $2 }
+        /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
+        END { if (suite && uri) print uri }' | head -1 || true)"
     if [ -z "$mirror" ]; then
         mirror="$(grep -rhs -E '^deb[[:space:]].*[[:space:]]bookworm[[:space:]]' \
                   /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
                   | awk '{print $2}' | head -1 || true)"
     fi
-    mirror="${mirror:-http://deb.debian.org/debian}"
+    if [ -z "$mirror" ]; then
+        log "no bookworm entry in /etc/apt/sources.list or /etc/apt/sources.list.d/: cannot tell"
+        log "which mirror to take bookworm-backports from; add a bookworm-backports source and rerun"
+        exit 1
+    fi
     log "adding bookworm-backports from $mirror"
     $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<SRC
 Types: deb

@@ -7,6 +7,9 @@
 # /dev /proc /sys /tmp /bin, and the /dev/console character device (5,1) the kernel
 # opens for init's stdin/stdout before devtmpfs is mounted. Extra files are copied
 # to /<basename> or to the guest path after a colon (e.g. busybox:/bin/busybox).
+# A static busybox placed at /bin/busybox also gets a symlink for each of its
+# applets (`busybox --list-full`: /bin/sh, /usr/bin/env...), so commands such as
+# `sh -c` work in the guest; paths that already exist (e.g. /init) are kept.
 # The kernel is built without any RD_* decompressor (see config.fragment), so the
 # archive stays uncompressed. Needs `cpio`, and root (or CAP_MKNOD) for the
 # /dev/console node: with an initramfs the kernel opens /dev/console before anything
@@ -32,6 +35,14 @@ for extra in "$@"; do
     mkdir -p "$root$(dirname "$dst")"
     cp -p "$src" "$root$dst"
 done
+if [ -x "$root/bin/busybox" ]; then
+    # The applet list comes from the binary itself (static, so it runs on the host).
+    "$root/bin/busybox" --list-full | while read -r applet; do
+        [ -n "$applet" ] && [ ! -e "$root/$applet" ] && [ ! -L "$root/$applet" ] || continue
+        mkdir -p "$root/$(dirname "$applet")"
+        ln -s /bin/busybox "$root/$applet"
+    done
+fi
 
 if ! mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null; then
     die "cannot create /dev/console (need root or CAP_MKNOD)"

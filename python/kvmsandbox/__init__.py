@@ -391,6 +391,14 @@ class Sandbox:
         **no VM and no isolation**: commands run on this host."""
         return cls._wrap(_native._Sandbox.attach_host_agent(os.fspath(path), timeout))
 
+    @classmethod
+    def attach_vsock(cls, path: PathLike, *, timeout: float = 10.0) -> "Sandbox":
+        """Drives the Linux agent of a VM run by another VMM (Firecracker,
+        cloud-hypervisor, QEMU with ``kvmsandbox-vhost-vsock``) through that
+        VMM's hybrid vsock socket at ``path`` (``CONNECT <port>`` handshake).
+        Closing the sandbox closes connections; the VM is the other VMM's."""
+        return cls._wrap(_native._Sandbox.attach_vsock(os.fspath(path), timeout))
+
     # -- lifecycle -----------------------------------------------------------
 
     def __enter__(self) -> "Sandbox":

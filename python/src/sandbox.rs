@@ -144,6 +144,16 @@ impl PySandbox {
         Ok(Self::new(sb))
     }
 
+    /// Drives the agent of a VM run by another VMM through its Firecracker-style
+    /// hybrid vsock socket (`CONNECT <port>`), e.g. QEMU with kvmsandbox-vhost-vsock.
+    #[staticmethod]
+    #[pyo3(signature = (path, timeout=10.0))]
+    fn attach_vsock(py: Python<'_>, path: PathBuf, timeout: f64) -> PyResult<Self> {
+        let t = seconds("timeout", timeout)?;
+        let sb = blocking::run(py, || {}, move || Sandbox::attach_vsock(path, t))?.map_err(|e| to_py(py, e))?;
+        Ok(Self::new(sb))
+    }
+
     /// "micro", "linux" or "host_agent".
     #[getter]
     fn kind(&self) -> PyResult<&'static str> {

@@ -216,6 +216,29 @@ impl Sandbox {
         Ok(sb)
     }
 
+    /// Drives the Linux agent of a VM run by another VMM (Firecracker,
+    /// cloud-hypervisor, QEMU with our vhost-user vsock backend) through that
+    /// VMM's Firecracker-style hybrid vsock socket at `path`. Waits up to `timeout`
+    /// for the agent's hello. The VM's lifetime stays the other VMM's business:
+    /// `kill` and `Drop` only close connections.
+    pub fn attach_vsock(path: impl Into<PathBuf>, timeout: Duration) -> Result<Sandbox> {
+        let path = path.into();
+        let p2 = path.clone();
+        let connector: Connector = Arc::new(move || crate::agent::connect_hybrid(&p2, DEFAULT_AGENT_PORT, timeout));
+        let sb = Sandbox {
+            kind: SandboxKind::Linux,
+            vm: None,
+            connector,
+            pool: Mutex::new(Vec::new()),
+            timeout,
+            vsock_path: Some(path),
+            runtime_dir: None,
+        };
+        let c = sb.new_client(None).map_err(|e| sb.agent_error("attach", e))?;
+        lock(&sb.pool).push(c);
+        Ok(sb)
+    }
+
     fn new_client(&self, timeout: Option<Duration>) -> std::result::Result<AgentClient, AgentError> {
         let t = timeout.unwrap_or(self.timeout);
         let t0 = Instant::now();

@@ -2,13 +2,15 @@
 //!
 //! `device` is the contract (the [`VirtioDevice`] trait), `mmio` the transport that
 //! drives it from guest register accesses, `event_loop` the thread that turns queue
-//! eventfds and backend fds into device calls, and `block`/`vsock` the devices.
+//! eventfds and backend fds into device calls, and `block`/`vsock` the devices;
+//! `vhost_adapter` lets a device run under another VMM's event loop (vhost-user).
 
 pub mod block;
 pub mod chain;
 pub mod device;
 pub mod event_loop;
 pub mod mmio;
+pub mod vhost_adapter;
 pub mod vsock;
 
 #[cfg(test)]
