@@ -27,7 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 use kvmsandbox::devices::virtio::device::VIRTIO_F_VERSION_1;
 use kvmsandbox::devices::virtio::vhost_adapter::DeviceFds;
 use kvmsandbox::devices::virtio::vsock::{Vsock, VsockConfig, VsockError};
-use kvmsandbox::devices::virtio::{ActivateContext, Interrupt, VirtioDevice};
+use kvmsandbox::devices::virtio::{ActivateContext, Interrupt, Served, VirtioDevice};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_queue::{Queue, QueueT};
@@ -287,7 +287,9 @@ impl VhostUserBackend for VsockBackend {
                 }
                 if st.active {
                     if let Some(d) = st.device.as_mut() {
-                        d.queue_notified(q);
+                        // A device that stopped at its per-wakeup budget goes on at
+                        // once: this worker thread serves nothing else.
+                        while d.queue_notified(q) == Served::More {}
                     }
                 }
             } else if device_event == DEVICE_FDS_EVENT {

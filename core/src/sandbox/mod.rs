@@ -189,31 +189,11 @@ impl Sandbox {
     /// testing against the Linux agent where guest user space cannot run.
     pub fn attach_host_agent(path: impl Into<PathBuf>, timeout: Duration) -> Result<Sandbox> {
         let path = path.into();
-        let streams = Arc::new(Streams::default());
-        let s2 = streams.clone();
-        let connector: Connector = Arc::new(move || {
-            if s2.is_stopped() {
-                return Err(streams::stopped_error());
-            }
+        Self::attach(SandboxKind::HostAgent, None, timeout, move |streams| {
             let s = UnixStream::connect(&path)?;
-            s2.track(&s)?;
+            streams.track(&s)?;
             Ok(s)
-        });
-        let sb = Sandbox {
-            kind: SandboxKind::HostAgent,
-            vm: None,
-            connector,
-            pool: Mutex::new(Vec::new()),
-            timeout,
-            limits: AgentLimits::default(),
-            streams,
-            watcher: None,
-            vsock_path: None,
-            runtime_dir: None,
-        };
-        let c = sb.new_client(None).map_err(|e| sb.agent_error("attach", e))?;
-        lock(&sb.pool).push(c);
-        Ok(sb)
+        })
     }
 
     /// Drives the Linux agent of a VM run by another VMM (Firecracker,
@@ -224,14 +204,35 @@ impl Sandbox {
     pub fn attach_vsock(path: impl Into<PathBuf>, timeout: Duration) -> Result<Sandbox> {
         let path = path.into();
         let p2 = path.clone();
-        let connector: Connector = Arc::new(move || crate::agent::connect_hybrid(&p2, DEFAULT_AGENT_PORT, timeout));
+        Self::attach(SandboxKind::Linux, Some(path), timeout, move |streams| connect_tracked(&p2, DEFAULT_AGENT_PORT, timeout, streams))
+    }
+
+    /// A sandbox without a VM of its own, whose agent `connect` reaches; every
+    /// stream it opens is tracked so `kill` can end calls blocked on it.
+    fn attach(
+        kind: SandboxKind,
+        vsock_path: Option<PathBuf>,
+        timeout: Duration,
+        connect: impl Fn(&Streams) -> std::io::Result<UnixStream> + Send + Sync + 'static,
+    ) -> Result<Sandbox> {
+        let streams = Arc::new(Streams::default());
+        let s2 = streams.clone();
+        let connector: Connector = Arc::new(move || {
+            if s2.is_stopped() {
+                return Err(streams::stopped_error());
+            }
+            connect(&s2)
+        });
         let sb = Sandbox {
-            kind: SandboxKind::Linux,
+            kind,
             vm: None,
             connector,
             pool: Mutex::new(Vec::new()),
             timeout,
-            vsock_path: Some(path),
+            limits: AgentLimits::default(),
+            streams,
+            watcher: None,
+            vsock_path,
             runtime_dir: None,
         };
         let c = sb.new_client(None).map_err(|e| sb.agent_error("attach", e))?;

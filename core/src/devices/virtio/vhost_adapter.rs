@@ -70,7 +70,7 @@ impl AsRawFd for DeviceFds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::virtio::device::{ActivateContext, ActivateError, EPOLLIN};
+    use crate::devices::virtio::device::{ActivateContext, ActivateError, Served, EPOLLIN};
     use std::io::Write;
     use std::os::unix::net::UnixStream;
 
@@ -97,7 +97,9 @@ mod tests {
             Ok(())
         }
         fn reset(&mut self) {}
-        fn queue_notified(&mut self, _queue_index: usize) {}
+        fn queue_notified(&mut self, _queue_index: usize) -> Served {
+            Served::Done
+        }
         fn fd_ready(&mut self, fd: RawFd, events: u32) {
             self.ready.push((fd, events));
         }
