@@ -3,7 +3,7 @@
 //! cap, invalid modules, a real wasi-libc program, two sandboxes at once, and the
 //! host's wall-clock timeout for a guest that stops answering. Needs /dev/kvm.
 
-use kvmsandbox::agent::{AgentError, WasmErrorKind};
+use kvmsandbox::agent::WasmErrorKind;
 use kvmsandbox::{Error, Sandbox, WasmOutcome, WasmRequest};
 use std::time::Duration;
 
@@ -164,24 +164,17 @@ fn wall_clock_timeout_stops_a_guest_that_does_not_answer() {
 }
 
 #[test]
-fn a_busy_guest_gives_a_typed_agent_timeout() {
+fn a_busy_guest_still_answers_on_other_connections() {
     let sb = Sandbox::micro().unwrap();
     let sb2 = &sb;
     std::thread::scope(|s| {
         let busy = s.spawn(move || sb2.run_wasm(&req(wat("infinite_loop")), Some(Duration::from_secs(20))));
         std::thread::sleep(Duration::from_millis(500));
-        // The agent is single-threaded and busy: a ping on another connection gets
-        // no answer. Either the host's wait for it runs out (a typed timeout) or
-        // the VMM gives up on the guest's answer to the connection first (a typed
-        // refusal): both within the 10 s agent timeout, never the 20 s run.
+        // A run checks in every few tens of thousands of instructions and
+        // serves the other connections meanwhile (issue 21 item 14).
         let t0 = std::time::Instant::now();
-        let e = sb2.ping().unwrap_err();
-        assert!(
-            matches!(e, Error::Agent(AgentError::Timeout { .. } | AgentError::Io { .. } | AgentError::Disconnected { .. })),
-            "expected a typed agent failure, got {e} after {:?}",
-            t0.elapsed()
-        );
-        assert!(t0.elapsed() < Duration::from_secs(15), "ping took {:?}", t0.elapsed());
+        sb2.ping().unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(10), "ping took {:?}", t0.elapsed());
         sb2.kill();
         let _ = busy.join();
     });

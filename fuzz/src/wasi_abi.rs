@@ -79,19 +79,19 @@ pub fn fuzz(data: &[u8]) {
         let m = mem.as_mut_slice();
         let errno = match f {
             0 => funcs::args_sizes_get(&ctx, m, a[0], a[1]),
-            1 => funcs::args_get(&ctx, m, a[0], a[1]),
+            1 => funcs::args_get(&mut ctx, m, a[0], a[1]),
             2 => funcs::environ_sizes_get(&ctx, m, a[0], a[1]),
-            3 => funcs::environ_get(&ctx, m, a[0], a[1]),
+            3 => funcs::environ_get(&mut ctx, m, a[0], a[1]),
             4 => funcs::fd_write(&mut ctx, m, a[0] % 4, a[1], a[2] % 16, a[3]),
             5 => funcs::fd_write(&mut ctx, m, 1, a[1], a[2], a[3]),
             6 => funcs::fd_read(&mut ctx, m, a[0] % 4, a[1], a[2] % 16, a[3]),
             7 => funcs::fd_read(&mut ctx, m, 0, a[1], a[2], a[3]),
-            8 => funcs::fd_close(a[0] % 5),
-            9 => funcs::fd_fdstat_get(m, a[0] % 5, a[1]),
+            8 => funcs::fd_close(&mut ctx, a[0] % 5),
+            9 => funcs::fd_fdstat_get(&ctx, m, a[0] % 5, a[1]),
             10 => funcs::fd_prestat_get(a[0]),
-            11 => funcs::fd_seek(a[0] % 5, a[1] % 5),
+            11 => funcs::fd_seek(&ctx, a[0] % 5, a[1] % 5),
             12 => funcs::clock_time_get(&mut ctx, m, a[0] % 5, a[1]),
-            13 => funcs::clock_res_get(m, a[0] % 5, a[1]),
+            13 => funcs::clock_res_get(&ctx, m, a[0] % 5, a[1]),
             _ => funcs::random_get(&mut ctx, m, a[0], a[1] % 0x8000),
         };
         if errno == Errno::FAULT {

@@ -51,7 +51,7 @@ fn main(info: &'static BootInfo) -> ! {
     println!("memory: {} MiB", info.mem_size >> 20);
     let heap = heap::init(info.mem_size);
     println!("heap: {} KiB", heap >> 10);
-    wasm::init(info, heap);
+    wasm::init(info);
     let cmd = cmdline::Cmdline::from_boot_info(info);
     interrupts::init(devices::irq_mask(info));
     smp::wait_for_aps(info.num_cpus);

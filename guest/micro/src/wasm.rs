@@ -3,6 +3,11 @@
 //! This module adapts the wire request to the runner and gives it the guest's
 //! clock (boot time from the host + rdtsc at KVM's TSC rate) and a fresh random
 //! seed per run (the host's seed, stirred with a run counter).
+//!
+//! Without a TSC rate (`tsc_khz = 0` in the boot info) the guest has no clock
+//! that advances: runs are told so, and a module that reads a clock ends with
+//! a typed error instead of spinning on a frozen time. The memory cap is taken
+//! from what the heap can really give at the start of each run.
 
 use alloc::format;
 use alloc::string::String;
@@ -16,11 +21,14 @@ use kvmsandbox_wasm_runner as runner;
 pub const AVAILABLE: bool = true;
 
 /// Which output stream a chunk belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutStream {
-    Stdout,
-    Stderr,
-}
+pub use runner::Stream as OutStream;
+/// What a run reports output to and checks in with.
+pub use runner::RunHost;
+
+/// `WasmErrorKind::Other` code: the module read a clock the guest does not have.
+pub const ERROR_NO_CLOCK: u16 = 100;
+/// `WasmErrorKind::Other` code: the run was stopped by Shutdown or a disconnect.
+pub const ERROR_INTERRUPTED: u16 = 101;
 
 /// How a run ended.
 #[allow(dead_code)] // Unsupported is for builds without a runtime
@@ -41,7 +49,6 @@ pub enum WasmOutcome {
 static BOOT_NS: AtomicU64 = AtomicU64::new(0);
 static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
-static HEAP: AtomicU64 = AtomicU64::new(0);
 static RUNS: AtomicU64 = AtomicU64::new(0);
 static mut SEED: [u8; 32] = [0; 32];
 
@@ -51,14 +58,22 @@ fn rdtsc() -> u64 {
 }
 
 /// Records what runs need from the boot info; called once by the BSP.
-pub fn init(info: &BootInfo, heap: usize) {
+pub fn init(info: &BootInfo) {
     BOOT_NS.store(info.boot_time_ns, Ordering::Relaxed);
     let khz = if info.size as usize >= core::mem::size_of::<BootInfo>() { info.tsc_khz } else { 0 };
     TSC_KHZ.store(khz, Ordering::Relaxed);
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
-    HEAP.store(heap as u64, Ordering::Relaxed);
     // SAFETY: written once here, before the agent (the only reader) starts.
     unsafe { SEED = info.random_seed };
+}
+
+/// How finely [`now_ns`] advances: one TSC tick rounded up to a nanosecond,
+/// or `None` when there is no TSC rate (the clock would be frozen).
+fn resolution_ns() -> Option<u64> {
+    match TSC_KHZ.load(Ordering::Relaxed) {
+        0 => None,
+        khz => Some(1_000_000u64.div_ceil(khz).max(1)),
+    }
 }
 
 /// Nanoseconds since the Unix epoch.
@@ -85,7 +100,7 @@ fn next_seed() -> [u8; 32] {
 
 /// Runs `module` as described by `req`, streaming its stdout/stderr through
 /// `output` as it runs.
-pub fn run_wasm(req: &WasmSpec, module: &[u8], output: &mut dyn FnMut(OutStream, &[u8])) -> WasmOutcome {
+pub fn run_wasm(req: &WasmSpec, module: &[u8], host: &mut dyn RunHost) -> WasmOutcome {
     let argv0: &[u8] = b"module.wasm";
     let mut args: Vec<&[u8]> = req.args.iter().map(|a| a.as_bytes()).collect();
     if args.is_empty() {
@@ -93,8 +108,10 @@ pub fn run_wasm(req: &WasmSpec, module: &[u8], output: &mut dyn FnMut(OutStream,
     }
     let env_strings: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let env: Vec<&[u8]> = env_strings.iter().map(|e| e.as_bytes()).collect();
-    // Default memory cap: half the heap, so a module cannot starve the agent.
-    let cap = HEAP.load(Ordering::Relaxed) / 2;
+    // Default memory cap: half of what the heap can give now (a linear memory
+    // grows by reallocation, which briefly needs old and new), so a module
+    // cannot starve the agent.
+    let cap = crate::heap::free_bytes() as u64 / 2;
     let max_memory = Some(req.max_memory_bytes.map_or(cap, |m| m.min(cap)));
     let clock = now_ns;
     let rr = runner::RunRequest {
@@ -106,23 +123,23 @@ pub fn run_wasm(req: &WasmSpec, module: &[u8], output: &mut dyn FnMut(OutStream,
         max_memory_bytes: max_memory,
         random_seed: next_seed(),
         clock: &clock,
+        clock_resolution_ns: resolution_ns(),
     };
-    let mut out = |s: runner::Stream, d: &[u8]| {
-        output(
-            match s {
-                runner::Stream::Stdout => OutStream::Stdout,
-                runner::Stream::Stderr => OutStream::Stderr,
-            },
-            d,
-        )
-    };
-    match runner::run(&rr, &mut out) {
+    match runner::run(&rr, host) {
         Ok(runner::Outcome::Exited(code)) => WasmOutcome::Exit(code),
         Ok(runner::Outcome::Trap(m)) => WasmOutcome::Trap(m),
         Ok(runner::Outcome::OutOfFuel) => WasmOutcome::OutOfFuel,
         Ok(runner::Outcome::MemoryLimit { requested, limit }) => WasmOutcome::Error(
             WasmErrorKind::MemoryLimit,
-            format!("module needs {requested} bytes of linear memory, the limit is {limit}"),
+            format!("module needs {requested} bytes of linear memory and tables, the limit is {limit}"),
+        ),
+        Ok(runner::Outcome::NoClock) => WasmOutcome::Error(
+            WasmErrorKind::Other(ERROR_NO_CLOCK),
+            String::from("the module read a clock and this guest has none (no TSC rate from the host)"),
+        ),
+        Ok(runner::Outcome::Interrupted) => WasmOutcome::Error(
+            WasmErrorKind::Other(ERROR_INTERRUPTED),
+            String::from("the run was interrupted (shutdown or disconnect)"),
         ),
         Err(runner::RunError::InvalidModule(m)) => WasmOutcome::Error(WasmErrorKind::InvalidModule, m),
         Err(runner::RunError::MissingEntry) => {

@@ -23,9 +23,10 @@ fn main() {
             max_memory_bytes: Some(1 << 20),
             random_seed: [0; 32],
             clock: &clock,
+            clock_resolution_ns: Some(1_000),
         };
         let started = Instant::now();
-        let (outcome, stats) = run_with_stats(&req, &mut |_, _| {}).expect("runs");
+        let (outcome, stats) = run_with_stats(&req, &mut |_: _, _: &[u8]| {}).expect("runs");
         let elapsed = started.elapsed();
         assert_eq!(outcome, Outcome::Exited(0));
         let fuel = stats.fuel_consumed.unwrap_or(0);

@@ -57,6 +57,7 @@ pub mod wasi;
 
 pub use error::RunError;
 pub use limits::{MemoryCap, Refusal, MAX_TABLE_ELEMENTS};
-pub use request::{Outcome, RunRequest, RunStats, Stream};
-pub use run::{run, run_with_stats};
+pub use request::{Outcome, RunHost, RunRequest, RunStats, Stream};
+pub use run::{run, run_with_stats, CHECK_IN_FUEL, START_FUEL};
 pub use wasi::abi::{decode_iovecs, AbiError, Errno};
+pub use wasi::ctx::OUTPUT_CHUNK;

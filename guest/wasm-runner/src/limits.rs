@@ -11,15 +11,20 @@
 //!   gave up: `abort` is `unreachable`), the outcome is `MemoryLimit` rather
 //!   than `Trap`; a run that exits normally reports its exit code.
 //!
-//! Tables are capped by element count and instances/tables/memories by number,
-//! so a hostile module cannot make the guest allocate without bound.
+//! Tables count into the same cap: each element costs the host
+//! [`TABLE_ELEMENT_BYTES`], and the elements of all tables together are also
+//! capped at [`MAX_TABLE_ELEMENTS`]. Instances, tables and memories are capped
+//! by number, so a hostile module cannot make the guest allocate without bound.
 
 use wasmi::errors::{MemoryError, TableError};
 use wasmi::ResourceLimiter;
 use wasmi_core::LimiterError;
 
-/// Most table elements a module may have (each is a few bytes of host memory).
+/// Most table elements a module may have, all tables together.
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Host bytes one table element is charged against the memory cap (a
+/// wasmi table slot holds an untyped 64-bit reference).
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
 /// Most instances per store: one module per run.
 const MAX_INSTANCES: usize = 1;
 /// Most tables per module.
@@ -42,6 +47,8 @@ pub struct MemoryCap {
     limit: Option<u64>,
     in_use: u64,
     last_growth: u64,
+    table_elements: u64,
+    last_table_growth: u64,
     refused: Option<Refusal>,
 }
 
@@ -53,6 +60,8 @@ impl MemoryCap {
             limit,
             in_use: 0,
             last_growth: 0,
+            table_elements: 0,
+            last_table_growth: 0,
             refused: None,
         }
     }
@@ -95,15 +104,40 @@ impl ResourceLimiter for MemoryCap {
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
-        let within_max = maximum.is_none_or(|maximum| desired <= maximum);
-        Ok(within_max && desired <= MAX_TABLE_ELEMENTS)
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
+        }
+        let growth = (desired as u64).saturating_sub(current as u64);
+        let elements = self.table_elements.saturating_add(growth);
+        if elements > MAX_TABLE_ELEMENTS as u64 {
+            return Ok(false);
+        }
+        let bytes = growth.saturating_mul(TABLE_ELEMENT_BYTES);
+        let requested = self.in_use.saturating_add(bytes);
+        if let Some(limit) = self.limit {
+            if requested > limit {
+                self.refused.get_or_insert(Refusal { requested, limit });
+                return Ok(false);
+            }
+        }
+        self.in_use = requested;
+        self.table_elements = elements;
+        self.last_table_growth = growth;
+        Ok(true)
     }
 
     fn table_grow_failed(&mut self, _error: &TableError) -> Result<(), LimiterError> {
+        // As for memories: the allocation failed after we counted it.
+        let growth = self.last_table_growth;
+        self.table_elements = self.table_elements.saturating_sub(growth);
+        self.in_use = self
+            .in_use
+            .saturating_sub(growth.saturating_mul(TABLE_ELEMENT_BYTES));
+        self.last_table_growth = 0;
         Ok(())
     }
 
@@ -158,5 +192,32 @@ mod tests {
             cap.table_growing(0, MAX_TABLE_ELEMENTS + 1, None).ok(),
             Some(false)
         );
+    }
+
+    #[test]
+    fn table_elements_are_capped_across_tables() {
+        let mut cap = MemoryCap::new(None);
+        let half = MAX_TABLE_ELEMENTS / 2;
+        assert_eq!(cap.table_growing(0, half, None).ok(), Some(true));
+        assert_eq!(cap.table_growing(0, half, None).ok(), Some(true));
+        // A third table, each within the per-table figure, exceeds the total.
+        assert_eq!(cap.table_growing(0, 1, None).ok(), Some(false));
+        assert_eq!(cap.table_growing(half, half + 1, None).ok(), Some(false));
+    }
+
+    #[test]
+    fn table_elements_count_into_the_memory_cap() {
+        let mut cap = MemoryCap::new(Some(1000));
+        assert_eq!(cap.memory_growing(0, 800, None).ok(), Some(true));
+        assert_eq!(cap.table_growing(0, 25, None).ok(), Some(true)); // 200 bytes
+        assert_eq!(cap.table_growing(25, 26, None).ok(), Some(false));
+        assert_eq!(
+            cap.refused(),
+            Some(Refusal {
+                requested: 1008,
+                limit: 1000
+            })
+        );
+        assert_eq!(cap.memory_growing(800, 801, None).ok(), Some(false));
     }
 }

@@ -9,6 +9,7 @@ use alloc::format;
 use wasmi::TrapCode;
 
 use crate::limits::Refusal;
+use crate::wasi::ctx::Stop;
 use crate::Outcome;
 
 /// How an error raised while running wasm code ends the run. `refused` is
@@ -17,6 +18,11 @@ use crate::Outcome;
 pub fn from_execution(error: &wasmi::Error, refused: Option<Refusal>) -> Outcome {
     if let Some(code) = error.i32_exit_status() {
         return Outcome::Exited(code);
+    }
+    match error.downcast_ref::<Stop>() {
+        Some(Stop::OutOfFuel) => return Outcome::OutOfFuel,
+        Some(Stop::NoClock) => return Outcome::NoClock,
+        None => {}
     }
     if error.as_trap_code() == Some(TrapCode::OutOfFuel) {
         return Outcome::OutOfFuel;
@@ -29,13 +35,17 @@ pub fn from_execution(error: &wasmi::Error, refused: Option<Refusal>) -> Outcome
 
 /// Whether an instantiation error is really the end of a run (the module's
 /// `start` function trapped, exited or ran out of fuel, or the cap refused
-/// its initial memory) rather than a module we cannot instantiate.
+/// its initial memory) rather than a module we cannot instantiate. An exit
+/// is an exit even after a refused `memory.grow`.
 pub fn from_instantiation(error: &wasmi::Error, refused: Option<Refusal>) -> Option<Outcome> {
+    let ended = error.i32_exit_status().is_some()
+        || error.as_trap_code().is_some()
+        || error.downcast_ref::<Stop>().is_some();
+    if ended {
+        return Some(from_execution(error, refused));
+    }
     if let Some(Refusal { requested, limit }) = refused {
         return Some(Outcome::MemoryLimit { requested, limit });
-    }
-    if error.i32_exit_status().is_some() || error.as_trap_code().is_some() {
-        return Some(from_execution(error, None));
     }
     None
 }

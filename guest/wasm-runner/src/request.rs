@@ -23,6 +23,33 @@ pub struct RunRequest<'a> {
     pub random_seed: [u8; 32],
     /// Wall clock: nanoseconds since the Unix epoch.
     pub clock: &'a dyn Fn() -> u64,
+    /// How finely `clock` advances, in nanoseconds (what `clock_res_get`
+    /// reports). `None`: the guest has no clock that advances, so a module
+    /// that reads one ends with [`Outcome::NoClock`] instead of spinning on a
+    /// frozen time.
+    pub clock_resolution_ns: Option<u64>,
+}
+
+/// What a run talks to while it runs: where output goes and whether to go on.
+pub trait RunHost {
+    /// Receives stdout/stderr bytes, coalesced into chunks of at most
+    /// [`OUTPUT_CHUNK`](crate::OUTPUT_CHUNK) bytes (a large single write may
+    /// come as one bigger chunk).
+    fn output(&mut self, stream: Stream, bytes: &[u8]);
+
+    /// Called between slices of execution (every
+    /// [`CHECK_IN_FUEL`](crate::CHECK_IN_FUEL) units of fuel, metered or not);
+    /// `false` stops the run with [`Outcome::Interrupted`]. Lets the embedder
+    /// serve its event loop while a module computes.
+    fn keep_going(&mut self) -> bool {
+        true
+    }
+}
+
+impl<F: FnMut(Stream, &[u8])> RunHost for F {
+    fn output(&mut self, stream: Stream, bytes: &[u8]) {
+        self(stream, bytes)
+    }
 }
 
 /// Which output stream bytes were written to.
@@ -52,6 +79,10 @@ pub enum Outcome {
         /// The cap.
         limit: u64,
     },
+    /// The host's check-in ([`RunHost::keep_going`]) asked to stop.
+    Interrupted,
+    /// The module read a clock and the guest has none that advances.
+    NoClock,
 }
 
 /// Measurements of a run.

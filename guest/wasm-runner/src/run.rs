@@ -4,66 +4,90 @@
 //! Everything (engine, store, linker) is built for the run and dropped at
 //! its end, so a trap or exit in one module leaves nothing behind for the
 //! next: there is no global state in the runner.
+//!
+//! Fuel metering is always on, metered run or not: `_start` runs in slices of
+//! [`CHECK_IN_FUEL`], and between slices the runner flushes output and asks
+//! the host whether to go on ([`RunHost::keep_going`]). That is what lets the
+//! micro guest keep serving its event loop (Shutdown, disconnects) while a
+//! module that never calls out loops for ever. A request's fuel budget is the
+//! store's fuel plus a reserve the runner loads a slice at a time.
 
 use alloc::format;
 use wasmi::errors::{ErrorKind, InstantiationError};
-use wasmi::{Config, Engine, Module, Store};
+use wasmi::{Config, CustomFuelCosts, Engine, Module, Store, TypedResumableCall};
 
 use crate::limits::MemoryCap;
 use crate::outcome;
 use crate::state::StoreData;
 use crate::wasi::ctx::WasiCtx;
 use crate::wasi::link;
-use crate::{Outcome, RunError, RunRequest, RunStats, Stream};
+use crate::{Outcome, RunError, RunHost, RunRequest, RunStats};
 
-/// Runs `req.module`'s `_start`, streaming its stdout/stderr to `output` as
+/// Fuel per slice of `_start` between two check-ins (~0.1-0.2 s in the
+/// micro guest under emulation; far less on real hardware).
+pub const CHECK_IN_FUEL: u64 = 50_000;
+/// Most fuel a module's `start` function (run during instantiation, which
+/// cannot be resumed, so no check-in happens) may use, metered or not.
+pub const START_FUEL: u64 = 5_000_000;
+
+/// Runs `req.module`'s `_start`, streaming its stdout/stderr to `host` as
 /// they are written.
-pub fn run(req: &RunRequest, output: &mut dyn FnMut(Stream, &[u8])) -> Result<Outcome, RunError> {
-    run_with_stats(req, output).map(|(outcome, _)| outcome)
+pub fn run(req: &RunRequest, host: &mut dyn RunHost) -> Result<Outcome, RunError> {
+    run_with_stats(req, host).map(|(outcome, _)| outcome)
 }
 
 /// Like [`run`], also reporting measurements of the run.
 pub fn run_with_stats(
     req: &RunRequest,
-    output: &mut dyn FnMut(Stream, &[u8]),
+    host: &mut dyn RunHost,
 ) -> Result<(Outcome, RunStats), RunError> {
     let mut config = Config::default();
-    config.consume_fuel(req.fuel.is_some());
+    config.consume_fuel(true);
+    // Lazy translation would charge fuel for compiling a function on first
+    // call, and wasmi cannot resume a call that runs out of fuel there: the
+    // run would fail in the middle of a slice. Compiling is bounded by the
+    // module's size (which the guest caps) and happens once per function, so
+    // it is left out of the fuel.
+    config.fuel_cost(CustomFuelCosts {
+        bytes_copied_per_fuel: 64,
+        fuel_per_bytes_translated: 0,
+        fuel_per_bytes_validated: 0,
+    });
     let engine = Engine::new(&config);
     let module = Module::new(&engine, req.module)
         .map_err(|error| RunError::InvalidModule(format!("{error}")))?;
     let linker = link::linker_for(&module).map_err(|error| RunError::Link(format!("{error}")))?;
 
-    let wasi = WasiCtx::new(
+    let mut wasi = WasiCtx::new(
         req.args,
         req.env,
         req.stdin,
         req.clock,
         req.random_seed,
-        output,
+        host,
     );
+    wasi.clock_resolution_ns = req.clock_resolution_ns;
     let data = StoreData {
         wasi,
         cap: MemoryCap::new(req.max_memory_bytes),
+        reserve: req.fuel,
     };
     let mut store = Store::new(&engine, data);
     store.limiter(|data| &mut data.cap);
-    if let Some(fuel) = req.fuel {
-        // Cannot fail: fuel metering is enabled whenever `req.fuel` is set.
-        store
-            .set_fuel(fuel)
-            .map_err(|error| RunError::Instantiate(format!("{error}")))?;
-    }
     let stats = |store: &Store<StoreData>| RunStats {
-        fuel_consumed: req
-            .fuel
-            .and_then(|fuel| store.get_fuel().ok().map(|left| fuel.saturating_sub(left))),
+        fuel_consumed: req.fuel.map(|fuel| {
+            let left = store.get_fuel().unwrap_or(0);
+            let reserve = store.data().reserve.unwrap_or(0);
+            fuel.saturating_sub(left.saturating_add(reserve))
+        }),
     };
 
+    load_fuel(&mut store, START_FUEL)?;
     let instance = match linker.instantiate_and_start(&mut store, &module) {
         Ok(instance) => instance,
         Err(error) => {
             let refused = store.data().cap.refused();
+            store.data_mut().wasi.flush();
             return match outcome::from_instantiation(&error, refused) {
                 Some(outcome) => Ok((outcome, stats(&store))),
                 None if is_link_error(&error) => Err(RunError::Link(format!("{error}"))),
@@ -77,11 +101,71 @@ pub fn run_with_stats(
     let start = start
         .typed::<(), ()>(&store)
         .map_err(|error| RunError::BadEntry(format!("{error}")))?;
-    let outcome = match start.call(&mut store, ()) {
-        Ok(()) => Outcome::Exited(0),
-        Err(error) => outcome::from_execution(&error, store.data().cap.refused()),
+
+    // What is left of the start function's allowance goes back to the budget.
+    unload_fuel(&mut store)?;
+    load_fuel(&mut store, CHECK_IN_FUEL)?;
+    let mut call = start.call_resumable(&mut store, ());
+    let outcome = loop {
+        let refused = store.data().cap.refused();
+        match call {
+            Ok(TypedResumableCall::Finished(())) => break Outcome::Exited(0),
+            Ok(TypedResumableCall::HostTrap(trap)) => {
+                break outcome::from_execution(trap.host_error(), refused)
+            }
+            Err(error) => break outcome::from_execution(&error, refused),
+            Ok(TypedResumableCall::OutOfFuel(paused)) => {
+                let in_store = store.get_fuel().unwrap_or(0);
+                let reserve = store.data().reserve.unwrap_or(u64::MAX);
+                let needed = paused.required_fuel().saturating_sub(in_store);
+                if needed > reserve {
+                    // The remainder cannot pay for the next step: all used.
+                    store.set_fuel(0).map_err(fuel_error)?;
+                    store.data_mut().reserve = Some(0);
+                    break Outcome::OutOfFuel;
+                }
+                let data = store.data_mut();
+                data.wasi.flush();
+                if !data.wasi.host.keep_going() {
+                    break Outcome::Interrupted;
+                }
+                load_fuel(&mut store, CHECK_IN_FUEL.max(needed))?;
+                call = paused.resume(&mut store);
+            }
+        }
     };
+    store.data_mut().wasi.flush();
     Ok((outcome, stats(&store)))
+}
+
+fn fuel_error(error: wasmi::Error) -> RunError {
+    // Only reachable if metering were off, which `run_with_stats` never does.
+    RunError::Instantiate(format!("{error}"))
+}
+
+/// Moves up to `amount` fuel from the reserve into the store.
+fn load_fuel(store: &mut Store<StoreData>, amount: u64) -> Result<(), RunError> {
+    let in_store = store.get_fuel().map_err(fuel_error)?;
+    let moved = match store.data_mut().reserve.as_mut() {
+        Some(reserve) => {
+            let moved = amount.min(*reserve);
+            *reserve -= moved;
+            moved
+        }
+        None => amount,
+    };
+    store
+        .set_fuel(in_store.saturating_add(moved))
+        .map_err(fuel_error)
+}
+
+/// Moves the store's fuel back to the reserve (dropping it when unmetered).
+fn unload_fuel(store: &mut Store<StoreData>) -> Result<(), RunError> {
+    let in_store = store.get_fuel().map_err(fuel_error)?;
+    if let Some(reserve) = store.data_mut().reserve.as_mut() {
+        *reserve = reserve.saturating_add(in_store);
+    }
+    store.set_fuel(0).map_err(fuel_error)
 }
 
 /// Whether wasmi refused an import (an import of ours with the wrong type).

@@ -10,4 +10,7 @@ pub struct StoreData<'a> {
     pub wasi: WasiCtx<'a>,
     /// The limiter wasmi consults when memories and tables grow.
     pub cap: MemoryCap,
+    /// Fuel of the run's budget not yet loaded into the store (the runner
+    /// loads it a slice at a time); `None`: unmetered.
+    pub reserve: Option<u64>,
 }

@@ -2,6 +2,13 @@
 //! a time per connection (replies carry the request id). Replies are sent with
 //! the blocking `send`, which keeps servicing the device while it waits for
 //! credit.
+//!
+//! A module's bytes are held in a buffer reserved fallibly, against what the
+//! heap can give, once its length is announced: a module that does not fit is
+//! an error reply, never an allocation failure (which would abort the guest).
+//! While a module runs, each check-in of the runner serves the agent's other
+//! connections and ends the run if this one went away or the host asked for
+//! Shutdown elsewhere.
 
 use alloc::format;
 use alloc::string::String;
@@ -13,7 +20,7 @@ use kvmsandbox_proto::{ErrorCode, Frame, FrameDecoder, Message, PROTOCOL_VERSION
 use super::{disk, Step};
 use crate::virtio::blk::Blk;
 use crate::virtio::vsock::{ConnId, Vsock, VsockError};
-use crate::wasm::{self, OutStream, WasmOutcome};
+use crate::wasm::{self, OutStream, RunHost, WasmOutcome};
 
 /// Bytes read from the connection per step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -64,8 +71,10 @@ impl Control {
         Control { decoder: FrameDecoder::new(), wasm: None }
     }
 
-    /// Reads what arrived and answers every whole frame.
-    pub fn step(&mut self, vs: &mut Vsock, conn: ConnId, disks: &mut [Blk]) -> Step {
+    /// Reads what arrived and answers every whole frame. `busy`: another
+    /// session is running a module (then this one may not start one);
+    /// `others` serves the other sessions during a run and says whether to go on.
+    pub fn step(&mut self, vs: &mut Vsock, conn: ConnId, disks: &mut [Blk], busy: bool, others: &mut Others) -> Step {
         let mut progress = false;
         if vs.available(conn) > 0 {
             let decoder = &mut self.decoder;
@@ -75,7 +84,7 @@ impl Control {
         }
         loop {
             match self.decoder.next_frame() {
-                Ok(Some(frame)) => match self.handle(vs, conn, disks, frame) {
+                Ok(Some(frame)) => match self.handle(vs, conn, disks, frame, busy, others) {
                     Ok(false) => {}
                     Ok(true) => return Step::Shutdown,
                     Err(_) => {
@@ -100,7 +109,15 @@ impl Control {
     }
 
     /// Answers one frame; `Ok(true)` means shut the guest down.
-    fn handle(&mut self, vs: &mut Vsock, conn: ConnId, disks: &mut [Blk], f: Frame) -> Result<bool, VsockError> {
+    fn handle(
+        &mut self,
+        vs: &mut Vsock,
+        conn: ConnId,
+        disks: &mut [Blk],
+        f: Frame,
+        busy: bool,
+        others: &mut Others,
+    ) -> Result<bool, VsockError> {
         let id = f.request_id;
         let reply = match f.msg {
             Message::Ping { nonce } => Message::Pong { nonce },
@@ -133,29 +150,29 @@ impl Control {
                     Err(e) => disk_error(e),
                 },
             },
-            Message::RunWasm(spec) => {
-                if spec.module_len > MAX_MODULE {
-                    error(ErrorCode::Invalid, format!("module of {} bytes exceeds {MAX_MODULE}", spec.module_len))
-                } else {
-                    let module = Vec::with_capacity(spec.module_len as usize);
+            Message::RunWasm(spec) => match module_buffer(spec.module_len) {
+                Err(message) => error(ErrorCode::Invalid, message),
+                Ok(module) => {
                     self.wasm = Some(PendingWasm { request_id: id, spec, module });
                     return Ok(false);
                 }
-            }
+            },
             Message::Data { data } => match self.wasm.as_mut() {
                 Some(p) if p.request_id == id => {
-                    if (p.module.len() + data.len()) as u64 > p.spec.module_len {
-                        self.wasm = None;
-                        error(ErrorCode::Invalid, String::from("module data exceeds the announced module_len"))
-                    } else {
+                    let fits = (p.module.len() + data.len()) as u64 <= p.spec.module_len;
+                    // Reserved for module_len already: this cannot allocate.
+                    if fits && p.module.try_reserve(data.len()).is_ok() {
                         p.module.extend_from_slice(&data);
                         return Ok(false);
                     }
+                    self.wasm = None;
+                    error(ErrorCode::Invalid, String::from("module data exceeds the announced module_len"))
                 }
                 _ => error(ErrorCode::Invalid, format!("Data for request {id} which is not receiving a module")),
             },
             Message::DataEnd => match self.wasm.take() {
-                Some(p) if p.request_id == id => return run(vs, conn, p).map(|()| false),
+                Some(_) if busy => error(ErrorCode::Invalid, String::from("another module is running")),
+                Some(p) if p.request_id == id => return run(vs, conn, disks, p, others).map(|()| false),
                 other => {
                     self.wasm = other;
                     error(ErrorCode::Invalid, format!("DataEnd for request {id} which is not receiving a module"))
@@ -165,6 +182,27 @@ impl Control {
         };
         send_frame(vs, conn, id, reply)?;
         Ok(false)
+    }
+}
+
+/// Serves the agent's other sessions during a run; `false`: stop the run.
+pub type Others<'a> = dyn FnMut(&mut Vsock, &mut [Blk]) -> bool + 'a;
+
+/// An empty buffer with room for a module of `len` bytes, or why not.
+fn module_buffer(len: u64) -> Result<Vec<u8>, String> {
+    if len > MAX_MODULE {
+        return Err(format!("module of {len} bytes exceeds {MAX_MODULE}"));
+    }
+    // Leave the module as much again to run in (its memory cap is half of
+    // what is free when it starts).
+    let free = crate::heap::free_bytes() as u64;
+    if len > free / 2 {
+        return Err(format!("module of {len} bytes does not fit the guest's free heap of {free} bytes"));
+    }
+    let mut module = Vec::new();
+    match module.try_reserve_exact(len as usize) {
+        Ok(()) => Ok(module),
+        Err(_) => Err(format!("cannot reserve {len} bytes for the module (free heap {free} bytes)")),
     }
 }
 
@@ -183,16 +221,21 @@ fn disk_error(e: crate::virtio::blk::BlkError) -> Message {
     error(code, format!("{e}"))
 }
 
-/// Runs a fully received module, streaming its output as it goes.
-fn run(vs: &mut Vsock, conn: ConnId, p: PendingWasm) -> Result<(), VsockError> {
-    let id = p.request_id;
-    if p.module.len() as u64 != p.spec.module_len {
-        let msg = format!("module has {} bytes, {} announced", p.module.len(), p.spec.module_len);
-        return send_frame(vs, conn, id, error(ErrorCode::Invalid, msg));
-    }
-    let mut failed = None;
-    let mut output = |stream: OutStream, bytes: &[u8]| {
-        if failed.is_some() {
+/// The run's view of its connection: output goes out as frames, and each
+/// check-in serves the other sessions and stops the run if this connection
+/// went away.
+struct RunIo<'a, 'o> {
+    vs: &'a mut Vsock,
+    disks: &'a mut [Blk],
+    conn: ConnId,
+    id: u32,
+    failed: Option<VsockError>,
+    others: &'a mut Others<'o>,
+}
+
+impl RunHost for RunIo<'_, '_> {
+    fn output(&mut self, stream: OutStream, bytes: &[u8]) {
+        if self.failed.is_some() {
             return;
         }
         for chunk in bytes.chunks(kvmsandbox_proto::frame::MAX_CHUNK) {
@@ -201,14 +244,36 @@ fn run(vs: &mut Vsock, conn: ConnId, p: PendingWasm) -> Result<(), VsockError> {
                 OutStream::Stdout => Message::Stdout { data },
                 OutStream::Stderr => Message::Stderr { data },
             };
-            if let Err(e) = send_frame(vs, conn, id, msg) {
-                failed = Some(e);
+            if let Err(e) = send_frame(self.vs, self.conn, self.id, msg) {
+                self.failed = Some(e);
                 return;
             }
         }
-    };
-    let outcome = wasm::run_wasm(&p.spec, &p.module, &mut output);
-    if let Some(e) = failed {
+    }
+
+    fn keep_going(&mut self) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        self.vs.poll();
+        if self.vs.is_closed(self.conn) || self.vs.at_eof(self.conn) {
+            return false;
+        }
+        (self.others)(self.vs, self.disks)
+    }
+}
+
+/// Runs a fully received module, streaming its output as it goes.
+fn run(vs: &mut Vsock, conn: ConnId, disks: &mut [Blk], p: PendingWasm, others: &mut Others) -> Result<(), VsockError> {
+    let id = p.request_id;
+    if p.module.len() as u64 != p.spec.module_len {
+        let msg = format!("module has {} bytes, {} announced", p.module.len(), p.spec.module_len);
+        return send_frame(vs, conn, id, error(ErrorCode::Invalid, msg));
+    }
+    let mut io = RunIo { vs, disks, conn, id, failed: None, others };
+    let outcome = wasm::run_wasm(&p.spec, &p.module, &mut io);
+    drop(p);
+    if let Some(e) = io.failed {
         return Err(e);
     }
     let reply = match outcome {
@@ -218,5 +283,5 @@ fn run(vs: &mut Vsock, conn: ConnId, p: PendingWasm) -> Result<(), VsockError> {
         WasmOutcome::Error(kind, message) => Message::WasmError { kind, message },
         WasmOutcome::Unsupported(message) => error(ErrorCode::Unsupported, message),
     };
-    send_frame(vs, conn, id, reply)
+    send_frame(io.vs, conn, id, reply)
 }

@@ -55,6 +55,13 @@ pub struct Agent {
     sessions: Vec<(ConnId, Session)>,
 }
 
+/// What one pass over the sessions did.
+#[derive(Default)]
+struct Pass {
+    progress: bool,
+    shutdown: bool,
+}
+
 impl Agent {
     /// Listens on every agent port.
     pub fn new(mut vsock: Vsock, disks: Vec<Blk>) -> Self {
@@ -68,48 +75,70 @@ impl Agent {
     pub fn run(&mut self) {
         loop {
             let seen = interrupts::count();
-            let mut progress = self.vsock.poll();
-            while let Some((conn, port)) = self.vsock.accept() {
-                progress = true;
-                let session = match port {
-                    ports::CONTROL => Session::Control(Control::new(&mut self.vsock, conn, self.disks.len())),
-                    ports::ECHO => Session::Echo(Echo::default()),
-                    _ => Session::Sink(Sink::default()),
-                };
-                self.sessions.push((conn, session));
+            let pass = serve(&mut self.vsock, &mut self.disks, &mut self.sessions, false);
+            if pass.shutdown {
+                self.vsock.flush_blocking();
+                let s = self.vsock.stats();
+                crate::println!(
+                    "vsock stats: rx {} packets {} bytes ({} copied), tx {} packets {} bytes; irq lines seen {:#x}",
+                    s.rx_packets, s.rx_bytes, s.rx_copied, s.tx_packets, s.tx_bytes, interrupts::seen_mask()
+                );
+                return;
             }
-            let mut i = 0;
-            while i < self.sessions.len() {
-                let (conn, ref mut s) = self.sessions[i];
-                let step = match s {
-                    Session::Control(c) => c.step(&mut self.vsock, conn, &mut self.disks),
-                    Session::Echo(e) => e.step(&mut self.vsock, conn),
-                    Session::Sink(k) => k.step(&mut self.vsock, conn),
-                };
-                match step {
-                    Step::Idle => i += 1,
-                    Step::Progress => {
-                        progress = true;
-                        i += 1;
-                    }
-                    Step::Done => {
-                        progress = true;
-                        self.sessions.swap_remove(i);
-                    }
-                    Step::Shutdown => {
-                        self.vsock.flush_blocking();
-                        let s = self.vsock.stats();
-                        crate::println!(
-                            "vsock stats: rx {} packets {} bytes ({} copied), tx {} packets {} bytes; irq lines seen {:#x}",
-                            s.rx_packets, s.rx_bytes, s.rx_copied, s.tx_packets, s.tx_bytes, interrupts::seen_mask()
-                        );
-                        return;
-                    }
-                }
-            }
-            if !progress {
+            if !pass.progress {
                 interrupts::idle_since(seen);
             }
         }
     }
+}
+
+/// One pass: accept new connections and step every session once. A control
+/// session that runs a module calls back into `serve` for all the others
+/// (with `busy` set, so none of them starts a second run) at every check-in of
+/// the run: the guest keeps answering pings, echoes and Shutdown meanwhile.
+fn serve(vs: &mut Vsock, disks: &mut [Blk], sessions: &mut Vec<(ConnId, Session)>, busy: bool) -> Pass {
+    let mut pass = Pass { progress: vs.poll(), shutdown: false };
+    while let Some((conn, port)) = vs.accept() {
+        pass.progress = true;
+        let session = match port {
+            ports::CONTROL => Session::Control(Control::new(vs, conn, disks.len())),
+            ports::ECHO => Session::Echo(Echo::default()),
+            _ => Session::Sink(Sink::default()),
+        };
+        sessions.push((conn, session));
+    }
+    let mut i = 0;
+    while i < sessions.len() && !pass.shutdown {
+        // Taken out while it steps, so a run can serve the others.
+        let (conn, mut session) = sessions.remove(i);
+        let step = match &mut session {
+            Session::Control(c) => {
+                let mut stop = false;
+                let mut others = |vs: &mut Vsock, disks: &mut [Blk]| {
+                    let nested = serve(vs, disks, sessions, true);
+                    stop |= nested.shutdown;
+                    !nested.shutdown
+                };
+                let step = c.step(vs, conn, disks, busy, &mut others);
+                if stop {
+                    pass.shutdown = true;
+                }
+                step
+            }
+            Session::Echo(e) => e.step(vs, conn),
+            Session::Sink(k) => k.step(vs, conn),
+        };
+        match step {
+            Step::Idle | Step::Progress => {
+                pass.progress |= step == Step::Progress;
+                // A nested pass may have dropped sessions before this one.
+                i = i.min(sessions.len());
+                sessions.insert(i, (conn, session));
+                i += 1;
+            }
+            Step::Done => pass.progress = true,
+            Step::Shutdown => pass.shutdown = true,
+        }
+    }
+    pass
 }

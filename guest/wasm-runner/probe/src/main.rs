@@ -148,6 +148,7 @@ fn run(module: &[u8], fuel: Option<u64>) -> (Outcome, alloc::vec::Vec<u8>, u64) 
         max_memory_bytes: Some(16 << 20),
         random_seed: [0; 32],
         clock: &clock,
+        clock_resolution_ns: Some(1_000),
     };
     let mut out = alloc::vec::Vec::new();
     let mut output = |_: Stream, bytes: &[u8]| out.extend_from_slice(bytes);

@@ -11,7 +11,7 @@ use core::ops::Range;
 
 /// A WASI errno value (`wasi_snapshot_preview1::errno`, a u16 on the wire, an
 /// i32 as a host function result).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Errno(pub u16);
 
 impl Errno {
@@ -27,6 +27,8 @@ impl Errno {
     pub const IO: Errno = Errno(29);
     /// Function not supported by this runner.
     pub const NOSYS: Errno = Errno(52);
+    /// Not supported (e.g. a clock the guest does not have).
+    pub const NOTSUP: Errno = Errno(58);
     /// Value too large for its data type.
     pub const OVERFLOW: Errno = Errno(61);
     /// Invalid seek (stdio is not seekable).
@@ -133,28 +135,62 @@ pub fn write_u64(mem: &mut [u8], ptr: u32, value: u64) -> Result<(), AbiError> {
     Ok(())
 }
 
-/// Decodes `len` iovec records at `ptr` into `(buf, buf_len)` pairs.
+/// A validated iovec array: every buffer lies inside memory and the lengths
+/// add up to at most `u32::MAX`. Iterating decodes the records again from the
+/// module's memory, so validation allocates nothing however many records the
+/// module claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iovecs<'m> {
+    records: &'m [u8],
+    /// Sum of the buffer lengths.
+    pub total: u32,
+}
+
+impl Iovecs<'_> {
+    /// Number of records.
+    pub fn count(&self) -> usize {
+        self.records.len() / IOVEC_SIZE as usize
+    }
+
+    /// The `(buf, buf_len)` pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.records.chunks_exact(IOVEC_SIZE as usize).map(record)
+    }
+}
+
+fn record(bytes: &[u8]) -> (u32, u32) {
+    let buf = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    (buf, len)
+}
+
+/// Checks `len` iovec records at `ptr` without copying them out.
 ///
-/// Every buffer is checked to lie inside memory too, so callers can index
-/// with the result directly, and an operation either sees all its buffers or
-/// fails before any side effect. The lengths must add up to at most
-/// `u32::MAX` (the byte count is returned to the module as a u32).
-pub fn decode_iovecs(mem: &[u8], ptr: u32, len: u32) -> Result<Vec<(u32, u32)>, AbiError> {
+/// Every buffer is checked to lie inside memory too, so an operation either
+/// sees all its buffers or fails before any side effect. The lengths must add
+/// up to at most `u32::MAX` (the byte count is returned to the module as a
+/// u32).
+pub fn check_iovecs(mem: &[u8], ptr: u32, len: u32) -> Result<Iovecs<'_>, AbiError> {
     let array_len = u64::from(len) * u64::from(IOVEC_SIZE);
-    let array = &mem[check_range(mem.len(), ptr, array_len)?];
-    let mut iovecs = Vec::with_capacity(len as usize);
+    let records = &mem[check_range(mem.len(), ptr, array_len)?];
     let mut total: u64 = 0;
-    for record in array.chunks_exact(IOVEC_SIZE as usize) {
-        let buf = u32::from_le_bytes([record[0], record[1], record[2], record[3]]);
-        let buf_len = u32::from_le_bytes([record[4], record[5], record[6], record[7]]);
+    for (buf, buf_len) in records.chunks_exact(IOVEC_SIZE as usize).map(record) {
         check_range(mem.len(), buf, u64::from(buf_len))?;
         total += u64::from(buf_len);
         if total > u64::from(u32::MAX) {
             return Err(AbiError::TotalTooLarge { total });
         }
-        iovecs.push((buf, buf_len));
     }
-    Ok(iovecs)
+    // The loop returned if `total` exceeded u32::MAX.
+    let total = total as u32;
+    Ok(Iovecs { records, total })
+}
+
+/// Decodes `len` iovec records at `ptr` into `(buf, buf_len)` pairs (for
+/// tests and tools; the host functions use [`check_iovecs`], which does not
+/// allocate).
+pub fn decode_iovecs(mem: &[u8], ptr: u32, len: u32) -> Result<Vec<(u32, u32)>, AbiError> {
+    Ok(check_iovecs(mem, ptr, len)?.iter().collect())
 }
 
 /// Count and total byte size (each string plus its NUL) of an argv/environ

@@ -8,7 +8,7 @@
 //! directories, so libc's startup scan of `fd_prestat_get` stops at fd 3.
 
 use super::abi::{self, AbiError, Errno};
-use super::ctx::WasiCtx;
+use super::ctx::{Stop, WasiCtx};
 use crate::Stream;
 
 /// `clockid::realtime`.
@@ -21,8 +21,6 @@ const CLOCK_PROCESS_CPUTIME: u32 = 2;
 const CLOCK_THREAD_CPUTIME: u32 = 3;
 /// `whence` values are 0..=2; anything else is EINVAL even on stdio.
 const WHENCE_MAX: u32 = 2;
-/// Resolution we claim for every clock: 1 µs.
-const CLOCK_RESOLUTION_NS: u64 = 1_000;
 
 fn errno_of(result: Result<(), AbiError>) -> Errno {
     match result {
@@ -45,8 +43,9 @@ pub fn args_sizes_get(ctx: &WasiCtx, mem: &mut [u8], argc: u32, buf_size: u32) -
 }
 
 /// `args_get(argv: **u8, argv_buf: *u8)`.
-pub fn args_get(ctx: &WasiCtx, mem: &mut [u8], argv: u32, argv_buf: u32) -> Errno {
-    errno_of(abi::write_string_table(mem, argv, argv_buf, ctx.args))
+pub fn args_get(ctx: &mut WasiCtx, mem: &mut [u8], argv: u32, argv_buf: u32) -> Errno {
+    let items = ctx.args;
+    write_table(ctx, mem, argv, argv_buf, items)
 }
 
 /// `environ_sizes_get(count: *u32, buf_size: *u32)`.
@@ -55,8 +54,18 @@ pub fn environ_sizes_get(ctx: &WasiCtx, mem: &mut [u8], count: u32, buf_size: u3
 }
 
 /// `environ_get(environ: **u8, environ_buf: *u8)`.
-pub fn environ_get(ctx: &WasiCtx, mem: &mut [u8], environ: u32, environ_buf: u32) -> Errno {
-    errno_of(abi::write_string_table(mem, environ, environ_buf, ctx.env))
+pub fn environ_get(ctx: &mut WasiCtx, mem: &mut [u8], environ: u32, environ_buf: u32) -> Errno {
+    let items = ctx.env;
+    write_table(ctx, mem, environ, environ_buf, items)
+}
+
+/// Writes an argv/environ table after paying for its bytes.
+fn write_table(ctx: &mut WasiCtx, mem: &mut [u8], ptrs: u32, buf: u32, items: &[&[u8]]) -> Errno {
+    let bytes: u64 = items.iter().map(|item| item.len() as u64 + 5).sum();
+    if !ctx.charge(bytes_fuel(bytes)) {
+        return Errno::SUCCESS; // the run stops; the errno is never seen
+    }
+    errno_of(abi::write_string_table(mem, ptrs, buf, items))
 }
 
 fn table_sizes(
@@ -72,9 +81,25 @@ fn table_sizes(
     abi::write_u32(mem, size_ptr, size)
 }
 
+/// Fuel charged per iovec record a host function walks.
+pub const IOVEC_FUEL: u64 = 2;
+/// Bytes a host function may move per unit of fuel (output, stdin, random
+/// bytes, argument tables): about what a wasm copy loop would pay.
+pub const BYTES_PER_FUEL: u64 = 8;
+
+/// Fuel for moving `bytes` bytes.
+pub fn bytes_fuel(bytes: u64) -> u64 {
+    bytes.div_ceil(BYTES_PER_FUEL)
+}
+
+/// Whether `fd` is one of stdio and still open.
+fn is_open(ctx: &WasiCtx, fd: u32) -> bool {
+    fd <= 2 && !ctx.closed[fd as usize]
+}
+
 /// `fd_write(fd, iovs: *ciovec, iovs_len, nwritten: *u32)`: stdout and
-/// stderr only; each buffer is handed to the output callback as it is
-/// written, nothing is buffered here.
+/// stderr only. Pays for the records and the bytes before any output; the
+/// bytes are coalesced into bounded chunks by [`WasiCtx::emit`].
 pub fn fd_write(
     ctx: &mut WasiCtx,
     mem: &mut [u8],
@@ -83,27 +108,31 @@ pub fn fd_write(
     iovs_len: u32,
     nwritten: u32,
 ) -> Errno {
-    let Some(stream) = stream_of(fd) else {
-        return Errno::BADF;
+    let stream = match stream_of(fd) {
+        Some(stream) if is_open(ctx, fd) => stream,
+        _ => return Errno::BADF,
     };
-    let iovecs = match abi::decode_iovecs(mem, iovs, iovs_len) {
+    if !ctx.charge(u64::from(iovs_len).saturating_mul(IOVEC_FUEL)) {
+        return Errno::SUCCESS; // the run stops; the errno is never seen
+    }
+    let iovecs = match abi::check_iovecs(mem, iovs, iovs_len) {
         Ok(iovecs) => iovecs,
         Err(error) => return error.errno(),
     };
     if let Err(error) = abi::check_range(mem.len(), nwritten, 4) {
         return error.errno();
     }
-    let mut total: u32 = 0;
-    for (buf, len) in iovecs {
+    if !ctx.charge(bytes_fuel(u64::from(iovecs.total))) {
+        return Errno::SUCCESS;
+    }
+    for (buf, len) in iovecs.iter() {
+        // check_iovecs checked every buffer against this memory.
         match abi::slice(mem, buf, len) {
-            Ok(bytes) if !bytes.is_empty() => (ctx.output)(stream, bytes),
-            Ok(_) => {}
+            Ok(bytes) => ctx.emit(stream, bytes),
             Err(error) => return error.errno(),
         }
-        // decode_iovecs checked that the lengths add up to at most u32::MAX.
-        total = total.saturating_add(len);
     }
-    errno_of(abi::write_u32(mem, nwritten, total))
+    errno_of(abi::write_u32(mem, nwritten, iovecs.total))
 }
 
 /// `fd_read(fd, iovs: *iovec, iovs_len, nread: *u32)`: stdin only, filled
@@ -116,22 +145,39 @@ pub fn fd_read(
     iovs_len: u32,
     nread: u32,
 ) -> Errno {
-    if fd != 0 {
+    if fd != 0 || !is_open(ctx, fd) {
         return Errno::BADF;
     }
-    let iovecs = match abi::decode_iovecs(mem, iovs, iovs_len) {
+    if !ctx.charge(u64::from(iovs_len).saturating_mul(IOVEC_FUEL)) {
+        return Errno::SUCCESS;
+    }
+    let iovecs = match abi::check_iovecs(mem, iovs, iovs_len) {
         Ok(iovecs) => iovecs,
         Err(error) => return error.errno(),
     };
     if let Err(error) = abi::check_range(mem.len(), nread, 4) {
         return error.errno();
     }
+    let remaining = ctx.stdin.len().saturating_sub(ctx.stdin_pos);
+    let will_read = remaining.min(iovecs.total as usize);
+    if !ctx.charge(bytes_fuel(will_read as u64)) {
+        return Errno::SUCCESS;
+    }
+    // Only the (bounded) record slice is borrowed from memory; collect the
+    // pairs lazily by re-reading each record before writing its buffer.
+    let records: usize = iovecs.count();
     let mut total: u32 = 0;
-    for (buf, len) in iovecs {
+    for index in 0..records {
         let remaining = ctx.stdin.get(ctx.stdin_pos..).unwrap_or(&[]);
         if remaining.is_empty() {
             break;
         }
+        // The array was checked: index * 8 + 8 lies inside it.
+        let at = iovs + (index as u32) * abi::IOVEC_SIZE;
+        let (buf, len) = match (abi::read_u32(mem, at), abi::read_u32(mem, at + 4)) {
+            (Ok(buf), Ok(len)) => (buf, len),
+            (Err(error), _) | (_, Err(error)) => return error.errno(),
+        };
         let dest = match abi::slice_mut(mem, buf, len) {
             Ok(dest) => dest,
             Err(error) => return error.errno(),
@@ -145,21 +191,25 @@ pub fn fd_read(
     errno_of(abi::write_u32(mem, nread, total))
 }
 
-/// `fd_close(fd)`: closing stdio is accepted and changes nothing.
-pub fn fd_close(fd: u32) -> Errno {
-    if fd <= 2 {
-        Errno::SUCCESS
-    } else {
-        Errno::BADF
+/// `fd_close(fd)`: stdio may be closed, as POSIX and wasmtime allow; the
+/// descriptor is then gone (`EBADF` for every later use, closing included).
+pub fn fd_close(ctx: &mut WasiCtx, fd: u32) -> Errno {
+    if !is_open(ctx, fd) {
+        return Errno::BADF;
     }
+    if fd == 1 || fd == 2 {
+        ctx.flush();
+    }
+    ctx.closed[fd as usize] = true;
+    Errno::SUCCESS
 }
 
 /// `fd_fdstat_get(fd, stat: *fdstat)`: stdio are character devices.
-pub fn fd_fdstat_get(mem: &mut [u8], fd: u32, stat: u32) -> Errno {
+pub fn fd_fdstat_get(ctx: &WasiCtx, mem: &mut [u8], fd: u32, stat: u32) -> Errno {
     let rights = match fd {
+        _ if !is_open(ctx, fd) => return Errno::BADF,
         0 => abi::RIGHT_FD_READ,
-        1 | 2 => abi::RIGHT_FD_WRITE,
-        _ => return Errno::BADF,
+        _ => abi::RIGHT_FD_WRITE,
     };
     errno_of(abi::write_fdstat_char_device(mem, stat, rights))
 }
@@ -170,8 +220,8 @@ pub fn fd_prestat_get(_fd: u32) -> Errno {
 }
 
 /// `fd_seek(fd, offset, whence, newoffset: *u64)`: stdio is not seekable.
-pub fn fd_seek(fd: u32, whence: u32) -> Errno {
-    if fd > 2 {
+pub fn fd_seek(ctx: &WasiCtx, fd: u32, whence: u32) -> Errno {
+    if !is_open(ctx, fd) {
         Errno::BADF
     } else if whence > WHENCE_MAX {
         Errno::INVAL
@@ -180,8 +230,17 @@ pub fn fd_seek(fd: u32, whence: u32) -> Errno {
     }
 }
 
-/// `clock_time_get(id, precision, time: *u64)`.
+/// `clock_time_get(id, precision, time: *u64)`. Without a working clock the
+/// run stops ([`Stop::NoClock`]): a frozen time would make deadline loops
+/// spin until the fuel runs out, or for ever.
 pub fn clock_time_get(ctx: &mut WasiCtx, mem: &mut [u8], id: u32, time: u32) -> Errno {
+    if id > CLOCK_THREAD_CPUTIME {
+        return Errno::INVAL;
+    }
+    if ctx.clock_resolution_ns.is_none() {
+        ctx.stop = Some(Stop::NoClock);
+        return Errno::NOTSUP;
+    }
     let now = (ctx.clock)();
     let value = match id {
         CLOCK_REALTIME => now,
@@ -195,19 +254,25 @@ pub fn clock_time_get(ctx: &mut WasiCtx, mem: &mut [u8], id: u32, time: u32) -> 
     errno_of(abi::write_u64(mem, time, value))
 }
 
-/// `clock_res_get(id, resolution: *u64)`.
-pub fn clock_res_get(mem: &mut [u8], id: u32, resolution: u32) -> Errno {
+/// `clock_res_get(id, resolution: *u64)`: the resolution the embedder gave,
+/// or `ENOTSUP` when there is no working clock (never a made-up figure).
+pub fn clock_res_get(ctx: &WasiCtx, mem: &mut [u8], id: u32, resolution: u32) -> Errno {
     if id > CLOCK_THREAD_CPUTIME {
         return Errno::INVAL;
     }
-    errno_of(abi::write_u64(mem, resolution, CLOCK_RESOLUTION_NS))
+    match ctx.clock_resolution_ns {
+        Some(ns) => errno_of(abi::write_u64(mem, resolution, ns.max(1))),
+        None => Errno::NOTSUP,
+    }
 }
 
-/// `random_get(buf, len)`.
+/// `random_get(buf, len)`: pays for the bytes before generating them.
 pub fn random_get(ctx: &mut WasiCtx, mem: &mut [u8], buf: u32, len: u32) -> Errno {
     match abi::slice_mut(mem, buf, len) {
         Ok(dest) => {
-            ctx.rng.fill(dest);
+            if ctx.charge(bytes_fuel(u64::from(len))) {
+                ctx.rng.fill(dest);
+            }
             Errno::SUCCESS
         }
         Err(error) => error.errno(),
@@ -227,7 +292,9 @@ mod tests {
             let args: [&[u8]; 2] = [b"prog", b"x"];
             let env: [&[u8]; 1] = [b"A=B"];
             let mut ctx = WasiCtx::new(&args, &env, stdin, &clock, [1; 32], &mut sink);
-            f(&mut ctx)
+            let result = f(&mut ctx);
+            ctx.flush();
+            result
         };
         (result, out)
     }
@@ -238,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn fd_write_streams_each_iovec() {
+    fn fd_write_coalesces_iovecs() {
         let mut mem = alloc::vec![0u8; 128];
         mem[64..69].copy_from_slice(b"hello");
         mem[80..81].copy_from_slice(b"!");
@@ -246,13 +313,7 @@ mod tests {
         put_iovec(&mut mem, 8, 80, 1);
         let (errno, out) = with_ctx(b"", |ctx| fd_write(ctx, &mut mem, 2, 0, 2, 100));
         assert_eq!(errno, Errno::SUCCESS);
-        assert_eq!(
-            out,
-            [
-                (Stream::Stderr, b"hello".to_vec()),
-                (Stream::Stderr, b"!".to_vec())
-            ]
-        );
+        assert_eq!(out, [(Stream::Stderr, b"hello!".to_vec())]);
         assert_eq!(abi::read_u32(&mem, 100), Ok(6));
     }
 
@@ -313,16 +374,144 @@ mod tests {
     #[test]
     fn stdio_metadata() {
         let mut mem = alloc::vec![0u8; 64];
-        assert_eq!(fd_fdstat_get(&mut mem, 1, 0), Errno::SUCCESS);
-        assert_eq!(mem[0], abi::FILETYPE_CHARACTER_DEVICE);
-        assert_eq!(fd_fdstat_get(&mut mem, 3, 0), Errno::BADF);
-        assert_eq!(fd_fdstat_get(&mut mem, 0, 60), Errno::FAULT);
-        assert_eq!(fd_prestat_get(3), Errno::BADF);
-        assert_eq!(fd_seek(1, 0), Errno::SPIPE);
-        assert_eq!(fd_seek(1, 9), Errno::INVAL);
-        assert_eq!(fd_seek(7, 0), Errno::BADF);
-        assert_eq!(fd_close(2), Errno::SUCCESS);
-        assert_eq!(fd_close(5), Errno::BADF);
+        with_ctx(b"", |ctx| {
+            assert_eq!(fd_fdstat_get(ctx, &mut mem, 1, 0), Errno::SUCCESS);
+            assert_eq!(mem[0], abi::FILETYPE_CHARACTER_DEVICE);
+            assert_eq!(fd_fdstat_get(ctx, &mut mem, 3, 0), Errno::BADF);
+            assert_eq!(fd_fdstat_get(ctx, &mut mem, 0, 60), Errno::FAULT);
+            assert_eq!(fd_prestat_get(3), Errno::BADF);
+            assert_eq!(fd_seek(ctx, 1, 0), Errno::SPIPE);
+            assert_eq!(fd_seek(ctx, 1, 9), Errno::INVAL);
+            assert_eq!(fd_seek(ctx, 7, 0), Errno::BADF);
+            assert_eq!(fd_close(ctx, 5), Errno::BADF);
+        });
+    }
+
+    /// WASI's fd_close is POSIX close: closing stdio succeeds (wasmtime
+    /// allows it too) and the descriptor is then gone.
+    #[test]
+    fn closed_stdio_is_gone() {
+        let mut mem = alloc::vec![0u8; 64];
+        mem[32..34].copy_from_slice(b"hi");
+        put_iovec(&mut mem, 0, 32, 2);
+        let (errnos, out) = with_ctx(b"input", |ctx| {
+            [
+                fd_write(ctx, &mut mem, 2, 0, 1, 16),
+                fd_close(ctx, 2),
+                fd_write(ctx, &mut mem, 2, 0, 1, 16),
+                fd_fdstat_get(ctx, &mut mem, 2, 40),
+                fd_seek(ctx, 2, 0),
+                fd_close(ctx, 2),
+                fd_close(ctx, 0),
+                fd_read(ctx, &mut mem, 0, 0, 1, 16),
+                fd_write(ctx, &mut mem, 1, 0, 1, 16),
+            ]
+        });
+        use Errno as E;
+        assert_eq!(
+            errnos,
+            [
+                E::SUCCESS,
+                E::SUCCESS,
+                E::BADF,
+                E::BADF,
+                E::BADF,
+                E::BADF,
+                E::SUCCESS,
+                E::BADF,
+                E::SUCCESS
+            ]
+        );
+        assert_eq!(
+            out,
+            [
+                (Stream::Stderr, b"hi".to_vec()),
+                (Stream::Stdout, b"hi".to_vec())
+            ]
+        );
+    }
+
+    /// A module may claim millions of iovecs: validation allocates nothing,
+    /// the records are paid for first, and a count the fuel cannot pay for
+    /// stops the call before any work.
+    #[test]
+    fn huge_iovec_counts_are_paid_for_not_collected() {
+        // 1 Mi records of one byte each, all pointing at the same byte.
+        let count: u32 = 1 << 20;
+        let mut mem = alloc::vec![0u8; count as usize * 8 + 64];
+        let byte_at = count * 8;
+        mem[byte_at as usize] = b'z';
+        for index in 0..count as usize {
+            put_iovec(&mut mem, index * 8, byte_at, 1);
+        }
+        let nwritten = byte_at + 8;
+        let (errno, out) = with_ctx(b"", |ctx| {
+            let errno = fd_write(ctx, &mut mem, 1, 0, count, nwritten);
+            assert_eq!(
+                ctx.fuel_used,
+                u64::from(count) * IOVEC_FUEL + bytes_fuel(u64::from(count))
+            );
+            errno
+        });
+        assert_eq!(errno, Errno::SUCCESS);
+        assert_eq!(abi::read_u32(&mem, nwritten), Ok(count));
+        // Coalesced: 1 MiB of output in bounded chunks, not a million frames.
+        assert_eq!(out.len(), count as usize / crate::OUTPUT_CHUNK);
+        assert!(out
+            .iter()
+            .all(|(_, chunk)| chunk.len() == crate::OUTPUT_CHUNK));
+
+        let (stop, out) = with_ctx(b"", |ctx| {
+            ctx.fuel_available = u64::from(count); // less than the records cost
+            fd_write(ctx, &mut mem, 1, 0, count, nwritten);
+            ctx.stop
+        });
+        assert_eq!((stop, out.len()), (Some(Stop::OutOfFuel), 0));
+    }
+
+    #[test]
+    fn output_and_random_bytes_cost_fuel() {
+        let mut mem = alloc::vec![0u8; 4096];
+        put_iovec(&mut mem, 0, 64, 1000);
+        let (used, out) = with_ctx(b"", |ctx| {
+            assert_eq!(fd_write(ctx, &mut mem, 1, 0, 1, 8), Errno::SUCCESS);
+            let after_write = ctx.fuel_used;
+            assert_eq!(random_get(ctx, &mut mem, 1024, 2048), Errno::SUCCESS);
+            (after_write, ctx.fuel_used - after_write)
+        });
+        assert_eq!(used.0, IOVEC_FUEL + 125);
+        assert_eq!(out.len(), 1);
+        assert_eq!(used.1, 256);
+        // Not enough fuel: no bytes are generated.
+        let mut mem = alloc::vec![0u8; 4096];
+        let (stop, _) = with_ctx(b"", |ctx| {
+            ctx.fuel_available = 100;
+            random_get(ctx, &mut mem, 0, 4096);
+            ctx.stop
+        });
+        assert_eq!(stop, Some(Stop::OutOfFuel));
+        assert!(mem.iter().all(|byte| *byte == 0));
+    }
+
+    /// With no working clock, reading one stops the run and clock_res_get
+    /// admits it instead of claiming a resolution.
+    #[test]
+    fn frozen_clock_is_not_offered() {
+        let mut mem = alloc::vec![0u8; 64];
+        let (result, _) = with_ctx(b"", |ctx| {
+            ctx.clock_resolution_ns = None;
+            let res = clock_res_get(ctx, &mut mem, CLOCK_MONOTONIC, 0);
+            let time = clock_time_get(ctx, &mut mem, CLOCK_MONOTONIC, 8);
+            (res, time, ctx.stop)
+        });
+        assert_eq!(result, (Errno::NOTSUP, Errno::NOTSUP, Some(Stop::NoClock)));
+        assert!(mem.iter().all(|byte| *byte == 0));
+        let (result, _) = with_ctx(b"", |ctx| {
+            ctx.clock_resolution_ns = Some(37);
+            (clock_res_get(ctx, &mut mem, CLOCK_MONOTONIC, 0), ctx.stop)
+        });
+        assert_eq!(result, (Errno::SUCCESS, None));
+        assert_eq!(abi::read_u32(&mem, 0), Ok(37));
     }
 
     #[test]
@@ -341,8 +530,39 @@ mod tests {
             (Errno::SUCCESS, Errno::INVAL, Errno::SUCCESS, Errno::FAULT)
         );
         assert_eq!(&mem[0..8], &5_000u64.to_le_bytes());
-        assert!(mem[16..48].iter().any(|byte| *byte != 0));
-        assert_eq!(clock_res_get(&mut mem, 1, 56), Errno::SUCCESS);
-        assert_eq!(clock_res_get(&mut mem, 1, 60), Errno::FAULT);
+        with_ctx(b"", |ctx| {
+            assert_eq!(clock_res_get(ctx, &mut mem, 1, 56), Errno::SUCCESS);
+            assert_eq!(clock_res_get(ctx, &mut mem, 1, 60), Errno::FAULT);
+        });
+    }
+
+    /// random_get's bytes look uniform and two calls differ: a stuck or
+    /// zeroed generator, or one that restarts its stream, fails this.
+    #[test]
+    fn random_bytes_are_spread_and_do_not_repeat() {
+        let mut mem = alloc::vec![0u8; 2 * 65536];
+        with_ctx(b"", |ctx| {
+            assert_eq!(random_get(ctx, &mut mem, 0, 65536), Errno::SUCCESS);
+            assert_eq!(random_get(ctx, &mut mem, 65536, 65536), Errno::SUCCESS);
+        });
+        let (first, second) = mem.split_at(65536);
+        assert_ne!(first, second);
+        let mut counts = [0u32; 256];
+        for byte in first {
+            counts[usize::from(*byte)] += 1;
+        }
+        // 256 per value expected; a chi-square over 255 degrees of freedom
+        // beyond 400 would be a 1e-8 event for a uniform source.
+        let chi2: f64 = counts
+            .iter()
+            .map(|&c| (f64::from(c) - 256.0).powi(2) / 256.0)
+            .sum();
+        assert!(chi2 < 400.0, "byte distribution skewed: chi2 = {chi2}");
+        // Bits are balanced too.
+        let ones: u32 = first.iter().map(|byte| byte.count_ones()).sum();
+        assert!(
+            (255_000..269_000).contains(&ones),
+            "{ones} one bits of 524288"
+        );
     }
 }

@@ -50,18 +50,51 @@ pub enum LinkError {
     },
 }
 
+/// Fuel every host call costs, on top of what it charges for bytes moved.
+pub const HOST_CALL_FUEL: u64 = 16;
+
 /// Runs `f` on the module's exported `memory` (or an empty one if it exports
-/// none, so every pointer is then out of bounds: EFAULT) and the run's state.
-fn with_mem<'a, R>(
+/// none, so every pointer is then out of bounds: EFAULT) and the run's state,
+/// after charging [`HOST_CALL_FUEL`]. What `f` charges is taken from the
+/// store's fuel, then from the run's reserve; a call that wants more than both
+/// hold, or that asks to stop, ends the run with a [`Stop`] host error.
+fn with_mem<'a, R: Default>(
     caller: &mut Caller<'_, StoreData<'a>>,
     f: impl FnOnce(&mut WasiCtx<'a>, &mut [u8]) -> R,
-) -> R {
-    match caller.get_export("memory").and_then(Extern::into_memory) {
-        Some(memory) => {
-            let (mem, data) = memory.data_and_store_mut(caller);
-            f(&mut data.wasi, mem)
+) -> Result<R, Error> {
+    // Metering is always on (`run.rs`), so this does not fail.
+    let in_store = caller.get_fuel().unwrap_or(u64::MAX);
+    let data = caller.data_mut();
+    let available = data
+        .reserve
+        .map_or(u64::MAX, |reserve| reserve.saturating_add(in_store));
+    data.wasi.fuel_available = available;
+    data.wasi.fuel_used = 0;
+    data.wasi.stop = None;
+    let result = if data.wasi.charge(HOST_CALL_FUEL) {
+        match caller.get_export("memory").and_then(Extern::into_memory) {
+            Some(memory) => {
+                let (mem, data) = memory.data_and_store_mut(&mut *caller);
+                f(&mut data.wasi, mem)
+            }
+            None => f(&mut caller.data_mut().wasi, &mut []),
         }
-        None => f(&mut caller.data_mut().wasi, &mut []),
+    } else {
+        R::default()
+    };
+    let data = caller.data_mut();
+    let used = data.wasi.fuel_used;
+    let stop = data.wasi.stop.take();
+    let from_store = used.min(in_store);
+    if let Some(reserve) = data.reserve.as_mut() {
+        *reserve = reserve.saturating_sub(used - from_store);
+    }
+    if in_store != u64::MAX {
+        caller.set_fuel(in_store - from_store)?;
+    }
+    match stop {
+        Some(stop) => Err(Error::host(stop)),
+        None => Ok(result),
     }
 }
 
@@ -72,8 +105,8 @@ fn u(value: i32) -> u32 {
     value as u32
 }
 
-fn ok(errno: Errno) -> Result<i32, Error> {
-    Ok(errno.to_i32())
+fn ok(errno: Result<Errno, Error>) -> Result<i32, Error> {
+    errno.map(Errno::to_i32)
 }
 
 /// Defines the WASI function `name` in `linker`, or an ENOSYS stub of type
@@ -127,27 +160,29 @@ fn define<'a>(
                 }))
             },
         ),
-        "fd_close" => linker.func_wrap(m, name, |_: Ctx<'_, 'a>, fd: i32| {
-            ok(funcs::fd_close(u(fd)))
+        "fd_close" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32| {
+            ok(with_mem(&mut c, |ctx, _| funcs::fd_close(ctx, u(fd))))
         }),
         "fd_fdstat_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32, stat: i32| {
-            ok(with_mem(&mut c, |_, mem| {
-                funcs::fd_fdstat_get(mem, u(fd), u(stat))
+            ok(with_mem(&mut c, |ctx, mem| {
+                funcs::fd_fdstat_get(ctx, mem, u(fd), u(stat))
             }))
         }),
-        "fd_prestat_get" => linker.func_wrap(m, name, |_: Ctx<'_, 'a>, fd: i32, _out: i32| {
-            ok(funcs::fd_prestat_get(u(fd)))
+        "fd_prestat_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32, _out: i32| {
+            ok(with_mem(&mut c, |_, _| funcs::fd_prestat_get(u(fd))))
         }),
         "fd_prestat_dir_name" => {
-            linker.func_wrap(m, name, |_: Ctx<'_, 'a>, fd: i32, _p: i32, _l: i32| {
-                ok(funcs::fd_prestat_get(u(fd)))
+            linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32, _p: i32, _l: i32| {
+                ok(with_mem(&mut c, |_, _| funcs::fd_prestat_get(u(fd))))
             })
         }
         "fd_seek" => linker.func_wrap(
             m,
             name,
-            |_: Ctx<'_, 'a>, fd: i32, _off: i64, whence: i32, _out: i32| {
-                ok(funcs::fd_seek(u(fd), u(whence)))
+            |mut c: Ctx<'_, 'a>, fd: i32, _off: i64, whence: i32, _out: i32| {
+                ok(with_mem(&mut c, |ctx, _| {
+                    funcs::fd_seek(ctx, u(fd), u(whence))
+                }))
             },
         ),
         "clock_time_get" => linker.func_wrap(
@@ -160,8 +195,8 @@ fn define<'a>(
             },
         ),
         "clock_res_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, id: i32, out: i32| {
-            ok(with_mem(&mut c, |_, mem| {
-                funcs::clock_res_get(mem, u(id), u(out))
+            ok(with_mem(&mut c, |ctx, mem| {
+                funcs::clock_res_get(ctx, mem, u(id), u(out))
             }))
         }),
         "random_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, buf: i32, len: i32| {
@@ -169,7 +204,9 @@ fn define<'a>(
                 funcs::random_get(ctx, mem, u(buf), u(len))
             }))
         }),
-        "sched_yield" => linker.func_wrap(m, name, |_: Ctx<'_, 'a>| ok(Errno::SUCCESS)),
+        "sched_yield" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>| {
+            ok(with_mem(&mut c, |_, _| Errno::SUCCESS))
+        }),
         // A host trap carrying the exit code; `outcome.rs` turns it into Exited.
         "proc_exit" => {
             linker.func_wrap(m, name, |_: Ctx<'_, 'a>, code: i32| -> Result<(), Error> {
@@ -182,9 +219,8 @@ fn define<'a>(
                 m,
                 name,
                 ty,
-                move |_: Ctx<'_, 'a>, _params: &[Val], results: &mut [Val]| {
-                    enosys_results(&result_types, results);
-                    Ok(())
+                move |mut c: Ctx<'_, 'a>, _params: &[Val], results: &mut [Val]| {
+                    with_mem(&mut c, |_, _| enosys_results(&result_types, results))
                 },
             )
         }

@@ -58,6 +58,7 @@ pub fn run_bytes(module: &[u8], inputs: Inputs) -> Ran {
         max_memory_bytes: inputs.max_memory_bytes,
         random_seed: [42; 32],
         clock: &clock,
+        clock_resolution_ns: Some(1_000),
     };
     let (mut stdout, mut stderr, mut writes) = (Vec::new(), Vec::new(), 0);
     let mut output = |stream: Stream, bytes: &[u8]| {
