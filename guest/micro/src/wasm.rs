@@ -125,7 +125,9 @@ pub fn run_wasm(req: &WasmSpec, module: &[u8], host: &mut dyn RunHost) -> WasmOu
         clock: &clock,
         clock_resolution_ns: resolution_ns(),
     };
-    match runner::run(&rr, host) {
+    let result = runner::run(&rr, host);
+    crate::stack::report();
+    match result {
         Ok(runner::Outcome::Exited(code)) => WasmOutcome::Exit(code),
         Ok(runner::Outcome::Trap(m)) => WasmOutcome::Trap(m),
         Ok(runner::Outcome::OutOfFuel) => WasmOutcome::OutOfFuel,
