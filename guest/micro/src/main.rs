@@ -21,7 +21,8 @@
 //! | `hostile-<name>` | attack the VMM, then serve as the agent (see `hostile.rs`) |
 //!
 //! `stack=report` (with any mode) paints the stack at boot and prints its
-//! high-water mark after every WASM run (see `stack.rs`).
+//! high-water mark after every WASM run (see `stack.rs`); `clock=calibrate`
+//! ignores the host's TSC rate and measures it against the PIT (see `pit.rs`).
 #![no_std]
 #![no_main]
 
@@ -39,6 +40,7 @@ mod interrupts;
 mod io;
 mod panic;
 mod pic;
+mod pit;
 mod pvh;
 mod selftest;
 mod serial;
@@ -63,7 +65,7 @@ fn main(info: &'static BootInfo) -> ! {
     println!("memory: {} MiB", info.mem_size >> 20);
     let heap = heap::init(info.mem_size);
     println!("heap: {} KiB", heap >> 10);
-    wasm::init(info);
+    wasm::init(info, cmd.get("clock") == Some("calibrate"));
     interrupts::init(devices::irq_mask(info));
     smp::wait_for_aps(info.num_cpus);
     println!("cpus online: {}", smp::online());
