@@ -3,7 +3,8 @@
 //! frozen. Channel 2 counts down a known number of 1.193182 MHz ticks in mode 0
 //! (its output, read back in port 0x61 bit 5, rises at zero) while we watch the
 //! TSC. The VMM gives every VM KVM's in-kernel PIT, so this costs no host
-//! exits to user space; it takes [`CALIBRATION_MS`] of boot time.
+//! exits to user space; it takes [`CALIBRATION_MS`] of boot time, more when
+//! the vCPU is descheduled at either end of a count and it is repeated.
 
 use core::fmt;
 
@@ -11,8 +12,8 @@ use crate::io::{inb, outb};
 
 /// PIT input clock (Hz).
 const PIT_HZ: u64 = 1_193_182;
-/// How long the calibration counts.
-pub const CALIBRATION_MS: u64 = 20;
+/// How long one count lasts (the longest the 16-bit counter allows).
+pub const CALIBRATION_MS: u64 = 50;
 /// Channel 2 reload value for [`CALIBRATION_MS`] (fits 16 bits).
 const LATCH: u64 = PIT_HZ * CALIBRATION_MS / 1000;
 const CHANNEL2: u16 = 0x42;
@@ -23,11 +24,11 @@ const PORT_61: u16 = 0x61;
 const OUT2: u8 = 1 << 5;
 /// Channel 2, low then high byte, mode 0 (interrupt on terminal count), binary.
 const MODE0_CHANNEL2: u8 = 0xb0;
-/// Most TSC ticks we wait for the count to end (a 20 ms count at 100 GHz):
+/// Most TSC ticks we wait for the count to end (a 50 ms count at 40 GHz):
 /// without a PIT the output never rises.
 const MAX_WAIT_TICKS: u64 = 2_000_000_000;
 /// Counts tried before giving up on a certain one (each takes [`CALIBRATION_MS`]).
-const ATTEMPTS: usize = 5;
+const ATTEMPTS: usize = 8;
 /// Plausible TSC rates (kHz): 100 MHz to 20 GHz.
 const PLAUSIBLE_KHZ: core::ops::RangeInclusive<u64> = 100_000..=20_000_000;
 
@@ -41,7 +42,7 @@ pub enum CalibrationError {
     NoTerminalCount { ticks: u64 },
     /// The measured rate is not a real TSC's.
     Implausible { khz: u64 },
-    /// Every count was disturbed by more than 5 % (the vCPU was descheduled).
+    /// Every count was disturbed by more than 10 % (the vCPU was descheduled).
     Uncertain { khz: u64, percent: u64 },
 }
 
@@ -119,7 +120,9 @@ pub fn calibrate_tsc() -> Result<u64, CalibrationError> {
     if !PLAUSIBLE_KHZ.contains(&khz) {
         return Err(CalibrationError::Implausible { khz });
     }
-    if uncertainty.saturating_mul(20) > ticks {
+    // Both ends are midpoints of their windows: the rate is off by at most
+    // half the uncertainty.
+    if uncertainty.saturating_mul(10) > ticks {
         return Err(CalibrationError::Uncertain { khz, percent: uncertainty * 100 / ticks.max(1) });
     }
     Ok(khz)

@@ -59,25 +59,21 @@ static PAINTED: AtomicBool = AtomicBool::new(false);
 
 /// Address of the guard page.
 pub fn guard() -> u64 {
-    // SAFETY: only the address of the linker symbol is taken.
-    unsafe { addr_of!(stack_guard) as u64 }
+    addr_of!(stack_guard) as u64
 }
 
 fn bottom() -> u64 {
-    // SAFETY: as for `guard`.
-    unsafe { addr_of!(stack_bottom) as u64 }
+    addr_of!(stack_bottom) as u64
 }
 
 /// Top of the BSP stack (the boot code loads it into rsp).
 pub fn top() -> u64 {
-    // SAFETY: as for `guard`.
-    unsafe { addr_of!(stack_top) as u64 }
+    addr_of!(stack_top) as u64
 }
 
 /// Top of the IST stack for #PF and #DF.
 pub fn ist() -> u64 {
-    // SAFETY: as for `guard`.
-    unsafe { addr_of!(ist_top) as u64 }
+    addr_of!(ist_top) as u64
 }
 
 /// Whether `addr` (a faulting address or a stack pointer) lies in the guard page
