@@ -60,6 +60,7 @@ lint: deps
 test-rust:
 	KVMSANDBOX_KERNEL_DIR=$$(cat build/kernel-dir) $(CARGO) test --workspace
 	cd guest/wasm-runner && $(CARGO) test
+	cd guest/micro/host-tests && $(CARGO) test
 	$(CARGO) bench -p kvmsandbox-benches --no-run
 
 # The C library: header drift is checked by `cargo test` (ffi/tests/header.rs).

@@ -134,10 +134,10 @@ impl Vm {
         vm.set_tss_address(0xfffb_d000).map_err(ioctl("KVM_SET_TSS_ADDR"))?;
         vm.set_identity_map_address(0xfffb_c000).map_err(ioctl("KVM_SET_IDENTITY_MAP_ADDR"))?;
         vm.create_irq_chip().map_err(ioctl("KVM_CREATE_IRQCHIP"))?;
-        if is_linux {
-            let pit = kvm_bindings::kvm_pit_config { flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
-            vm.create_pit2(pit).map_err(ioctl("KVM_CREATE_PIT2"))?;
-        }
+        // Linux calibrates its clocks against the PIT; so does the micro guest
+        // when KVM reports no TSC rate (guest/micro/src/pit.rs).
+        let pit = kvm_bindings::kvm_pit_config { flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
+        vm.create_pit2(pit).map_err(ioctl("KVM_CREATE_PIT2"))?;
         state.mark(|t| &mut t.vm_created);
 
         let mem = memory::create(cfg.mem_bytes())?;

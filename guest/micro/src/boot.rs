@@ -1,6 +1,7 @@
 //! Entry point: the VMM enters here on every vCPU (contract in
 //! `kvmsandbox_proto::bootinfo`): rdi = boot info, rsi = vCPU index, rsp = a boot
-//! stack. We realign the stack, then branch to the BSP or AP path in Rust.
+//! stack. The BSP moves to its own guarded stack (`stack.rs`), the APs keep the
+//! VMM's; then we branch to the BSP or AP path in Rust.
 
 use kvmsandbox_proto::bootinfo::{BootInfo, BOOT_MAGIC, BOOT_VERSION};
 
@@ -8,6 +9,10 @@ core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
     ".global _start",
     "_start:",
+    "test rsi, rsi",
+    "jnz 1f",
+    "lea rsp, [rip + stack_top]",
+    "1:",
     "and rsp, -16",
     "xor rbp, rbp",
     "call {entry}",

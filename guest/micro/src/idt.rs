@@ -107,6 +107,8 @@ struct Gate {
 }
 
 const EMPTY: Gate = Gate { offset_lo: 0, selector: 0, ist: 0, attr: 0, offset_mid: 0, offset_hi: 0, reserved: 0 };
+/// #DF and #PF run on IST 1 (`tss.rs`): they must work on an exhausted stack.
+const IST_VECTORS: [usize; 2] = [8, 14];
 /// Present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
 const INTERRUPT_GATE: u8 = 0x8e;
 
@@ -122,7 +124,7 @@ struct Pointer {
 }
 
 /// Fills the IDT with the stubs and loads it on this CPU. Call once, on the BSP,
-/// with interrupts off.
+/// with interrupts off, after `tss::init` (the gates of [`IST_VECTORS`] use IST 1).
 pub fn init() {
     let cs: u16;
     // SAFETY: reading CS has no side effects.
@@ -132,11 +134,11 @@ pub fn init() {
     unsafe {
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
         let table = &*core::ptr::addr_of!(isr_table);
-        for (gate, &addr) in idt.0.iter_mut().zip(table.iter()) {
+        for (vector, (gate, &addr)) in idt.0.iter_mut().zip(table.iter()).enumerate() {
             *gate = Gate {
                 offset_lo: addr as u16,
                 selector: cs,
-                ist: 0,
+                ist: if IST_VECTORS.contains(&vector) { 1 } else { 0 },
                 attr: INTERRUPT_GATE,
                 offset_mid: (addr >> 16) as u16,
                 offset_hi: (addr >> 32) as u32,

@@ -1,7 +1,8 @@
 //! Interrupt dispatch and the idle primitive.
 //!
 //! CPU exceptions are fatal: the vector, error code and RIP go to serial and the VM
-//! stops with `EXIT_PANIC`, so a guest bug is a report, not a triple fault.
+//! stops with `EXIT_PANIC`, so a guest bug is a report, not a triple fault. A
+//! fault in the stack's guard page is reported as a stack overflow.
 //! PIC interrupts are EOI'd and recorded twice: a per-line bitmask the owning
 //! driver consumes (to ack its virtio InterruptStatus only when needed) and a
 //! global counter that waiters compare against a snapshot, so no waiter can
@@ -54,6 +55,24 @@ fn exception(frame: &Frame) -> ! {
     unsafe { core::arch::asm!("mov {0}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
     crate::serial::force_unlock();
     let name = EXCEPTION_NAMES.get(frame.vector as usize).copied().unwrap_or("?");
+    // #PF and #DF arrive on their own stack (IST), so an overflow gets here.
+    let overflow = match frame.vector {
+        14 => crate::stack::is_overflow(cr2),
+        8 => crate::stack::is_overflow(frame.rsp),
+        _ => false,
+    };
+    if overflow {
+        crate::println!(
+            "PANIC: stack overflow: the {} KiB stack ran into its guard page at {:#x} ({} at rip {:#x}, rsp {:#x}, cr2 {:#x})",
+            crate::stack::STACK_SIZE >> 10,
+            crate::stack::guard(),
+            name,
+            frame.rip,
+            frame.rsp,
+            cr2
+        );
+        crate::io::exit(EXIT_PANIC)
+    }
     crate::println!(
         "PANIC: CPU exception {} ({}) error code {:#x} at rip {:#x} (rsp {:#x}, cr2 {:#x})",
         frame.vector, name, frame.error, frame.rip, frame.rsp, cr2

@@ -12,12 +12,17 @@
 //! | `hang` / `spin` | never ready (halted / busy) |
 //! | `early-panic` / `panic` | panic before / after the marker |
 //! | `ud` | `ud2` before the marker: the exception handler reports #UD |
+//! | `stack-overflow` | recurse before the marker: the guard page stops it, reported as a panic |
 //! | `fault` | after the marker, write outside the identity map: #PF report |
 //! | `stay` | marker, then halt until killed |
 //! | `blk-selftest` | pattern write/read on disk 0, checksum line, exit 0/1 |
 //! | `vsock-connect port=<p>` | connect out to host port `p`, print the reply |
 //! | `bench` | time the data-path primitives (see `bench.rs`) |
 //! | `hostile-<name>` | attack the VMM, then serve as the agent (see `hostile.rs`) |
+//!
+//! `stack=report` (with any mode) paints the stack at boot and prints its
+//! high-water mark after every WASM run (see `stack.rs`); `clock=calibrate`
+//! ignores the host's TSC rate and measures it against the PIT (see `pit.rs`).
 #![no_std]
 #![no_main]
 
@@ -35,10 +40,13 @@ mod interrupts;
 mod io;
 mod panic;
 mod pic;
+mod pit;
 mod pvh;
 mod selftest;
 mod serial;
 mod smp;
+mod stack;
+mod tss;
 mod virtio;
 mod wasm;
 
@@ -47,12 +55,17 @@ use kvmsandbox_proto::bootinfo::{BootInfo, READY_MARKER};
 /// Rust entry for the bootstrap processor, called by `boot.rs` once the boot info
 /// has been validated.
 fn main(info: &'static BootInfo) -> ! {
+    let cmd = cmdline::Cmdline::from_boot_info(info);
+    if cmd.get("stack") == Some("report") {
+        stack::paint();
+    }
+    tss::init(stack::ist());
+    stack::protect();
     println!("kvmsandbox micro guest {} starting", env!("CARGO_PKG_VERSION"));
     println!("memory: {} MiB", info.mem_size >> 20);
     let heap = heap::init(info.mem_size);
     println!("heap: {} KiB", heap >> 10);
-    wasm::init(info);
-    let cmd = cmdline::Cmdline::from_boot_info(info);
+    wasm::init(info, cmd.get("clock") == Some("calibrate"));
     interrupts::init(devices::irq_mask(info));
     smp::wait_for_aps(info.num_cpus);
     println!("cpus online: {}", smp::online());
@@ -64,6 +77,7 @@ fn main(info: &'static BootInfo) -> ! {
         Some("spin") => io::spin_forever(),
         Some("early-panic") => panic!("early panic requested on the command line"),
         Some("ud") => interrupts::raise_ud(),
+        Some("stack-overflow") => stack::overflow(),
         Some(m) if m.starts_with("hostile-") => hostile::run(m, info),
         _ => {}
     }
