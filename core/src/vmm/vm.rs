@@ -135,9 +135,14 @@ impl Vm {
         vm.set_identity_map_address(0xfffb_c000).map_err(ioctl("KVM_SET_IDENTITY_MAP_ADDR"))?;
         vm.create_irq_chip().map_err(ioctl("KVM_CREATE_IRQCHIP"))?;
         // Linux calibrates its clocks against the PIT; so does the micro guest
-        // when KVM reports no TSC rate (guest/micro/src/pit.rs).
-        let pit = kvm_bindings::kvm_pit_config { flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
-        vm.create_pit2(pit).map_err(ioctl("KVM_CREATE_PIT2"))?;
+        // when KVM cannot tell it the TSC rate (guest/micro/src/pit.rs), or when
+        // asked to (`clock=calibrate`). Otherwise a micro VM goes without: each
+        // in-kernel PIT costs a kernel worker thread.
+        let micro_calibrates = cfg.cmdline.split_whitespace().any(|w| w == "clock=calibrate") || !kvm.check_extension(kvm_ioctls::Cap::GetTscKhz);
+        if is_linux || micro_calibrates {
+            let pit = kvm_bindings::kvm_pit_config { flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
+            vm.create_pit2(pit).map_err(ioctl("KVM_CREATE_PIT2"))?;
+        }
         state.mark(|t| &mut t.vm_created);
 
         let mem = memory::create(cfg.mem_bytes())?;
