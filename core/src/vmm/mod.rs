@@ -13,6 +13,7 @@ pub mod layout;
 pub mod memory;
 pub mod regs;
 pub mod run_state;
+pub mod snapshot;
 pub mod timings;
 pub mod vcpu;
 pub mod vm;

@@ -14,6 +14,12 @@ use super::layout::{self, BOOT_STACKS_TOP, BOOT_STACK_SIZE};
 use super::memory::{self, GuestMemory};
 use super::run_state::{RunState, StopReason};
 use super::timings::BootTimings;
+use super::snapshot::clock::ClockState;
+use super::snapshot::irqchip::IrqchipState;
+use super::snapshot::memory::{self as image, MemorySnapshot};
+use super::snapshot::pit::PitState;
+use super::snapshot::vcpu::{self as vcpu_state, VcpuCaps, VcpuState};
+use super::snapshot::{SnapshotError, VmSnapshot, VM_SNAPSHOT_VERSION};
 use super::vcpu::{ResetMeaning, Vcpu};
 use super::{cpuid, kick, kvm, regs};
 use crate::config::{Guest, VmConfig, MICRO_GUEST_ELF};
@@ -38,6 +44,8 @@ pub const LINUX_DEFAULT_MARKER: &str = "Run /init as init process";
 /// How long stopping waits for kicked vCPU threads to leave (one kick suffices;
 /// this only bounds a thread stuck in a device handler).
 const VCPU_EXIT_BOUND: Duration = Duration::from_secs(10);
+/// How long a snapshot or restore waits for the vCPUs to park or run their jobs.
+const PAUSE_BOUND: Duration = Duration::from_secs(10);
 /// How long stopping waits for the console callback to return.
 const CONSOLE_FINISH_BOUND: Duration = Duration::from_secs(5);
 
@@ -88,6 +96,11 @@ pub struct Vm {
     devices: Vec<Arc<Mutex<crate::devices::virtio::MmioTransport>>>,
     host: HostKind,
     marker: String,
+    /// The memory image RAM is mapped from (after a snapshot or restore); its lock
+    /// also serializes snapshots and restores.
+    image: Mutex<Option<Arc<MemorySnapshot>>>,
+    has_pit: bool,
+    vcpu_count: usize,
     // Dropped after the threads are joined (field order matters for Drop).
     _mem: GuestMemory,
     _vm: VmFd,
@@ -133,6 +146,13 @@ impl Vm {
         let vm = kvm.create_vm().map_err(ioctl("KVM_CREATE_VM"))?;
         vm.set_tss_address(0xfffb_d000).map_err(ioctl("KVM_SET_TSS_ADDR"))?;
         vm.set_identity_map_address(0xfffb_c000).map_err(ioctl("KVM_SET_IDENTITY_MAP_ADDR"))?;
+        state.mark(|t| &mut t.vm_created);
+
+        // Memory slots before the irqchip: KVM accepts either order, and on PVM
+        // the first slot set after KVM_CREATE_IRQCHIP costs 4-11 ms instead of
+        // ~0.06 ms (docs/snapshots.md).
+        let mem = memory::create(cfg.mem_bytes())?;
+        memory::register(&vm, &mem)?;
         vm.create_irq_chip().map_err(ioctl("KVM_CREATE_IRQCHIP"))?;
         // Linux calibrates its clocks against the PIT; so does the micro guest
         // when KVM cannot tell it the TSC rate (guest/micro/src/pit.rs), or when
@@ -143,10 +163,6 @@ impl Vm {
             let pit = kvm_bindings::kvm_pit_config { flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
             vm.create_pit2(pit).map_err(ioctl("KVM_CREATE_PIT2"))?;
         }
-        state.mark(|t| &mut t.vm_created);
-
-        let mem = memory::create(cfg.mem_bytes())?;
-        memory::register(&vm, &mem)?;
         state.mark(|t| &mut t.memory_mapped);
 
         let (pio, mut mmio) = Self::legacydevices(&vm, &state)?;
@@ -203,6 +219,9 @@ impl Vm {
             devices: placed.transports,
             host,
             marker,
+            image: Mutex::new(None),
+            has_pit: is_linux,
+            vcpu_count: usize::from(vcpus),
             _mem: mem,
             _vm: vm,
             _kvm: kvm,
@@ -454,6 +473,78 @@ impl Vm {
         self.host
     }
 
+    /// Guest RAM, for tools and tests that read or write guest memory from the
+    /// host (writes race with the running guest unless it is paused).
+    pub fn guest_memory(&self) -> &GuestMemory {
+        &self._mem
+    }
+
+    /// Pauses the vCPUs at a safe point (between two guest entries, the last
+    /// exit completed) until the returned guard drops. One pause at a time:
+    /// another caller waits. Refused while a virtio device is activated.
+    pub fn pause(&self) -> std::result::Result<Paused<'_>, SnapshotError> {
+        let image = crate::devices::bus::lock(&self.image);
+        if self.state.stopping() {
+            return Err(SnapshotError::Stopped);
+        }
+        self.state.request_pause();
+        let paused = Paused { vm: self, image };
+        if !self.state.wait_parked(self.vcpu_count, PAUSE_BOUND) {
+            if self.state.stopping() {
+                return Err(SnapshotError::Stopped);
+            }
+            let parked = self.state.lock().parked;
+            return Err(SnapshotError::VcpuUnresponsive { index: parked, what: "pause", after: PAUSE_BOUND });
+        }
+        let active = self.devices.iter().filter(|t| crate::devices::bus::lock(t).is_activated()).count();
+        if active > 0 {
+            return Err(SnapshotError::DevicesActive { count: active });
+        }
+        Ok(paused)
+    }
+
+    /// Takes a snapshot and lets the VM run on (see [`Paused::snapshot`]).
+    pub fn snapshot(&self) -> std::result::Result<VmSnapshot, SnapshotError> {
+        self.pause()?.snapshot()
+    }
+
+    /// Puts the VM back to `snap` in place and lets it run on (see [`Paused::restore`]).
+    pub fn restore(&self, snap: &VmSnapshot) -> std::result::Result<(), SnapshotError> {
+        self.pause()?.restore(snap)
+    }
+
+    /// Runs `job` on every parked vCPU's own thread; returns the results by index.
+    fn on_each_vcpu<R: Send + 'static>(
+        &self,
+        what: &'static str,
+        job: impl Fn(u8, &kvm_ioctls::VcpuFd) -> R + Send + Sync + 'static,
+    ) -> std::result::Result<Vec<R>, SnapshotError> {
+        let job = Arc::new(job);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..self.vcpu_count as u8 {
+            let (job, tx) = (job.clone(), tx.clone());
+            self.state.give_job(i, Box::new(move |fd| drop(tx.send((i, job(i, fd))))));
+        }
+        drop(tx);
+        let mut out: Vec<Option<R>> = (0..self.vcpu_count).map(|_| None).collect();
+        let deadline = Instant::now() + PAUSE_BOUND;
+        while out.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((i, r)) => out[usize::from(i)] = Some(r),
+                Err(_) => {
+                    let index = out.iter().position(Option::is_none).unwrap_or(0);
+                    return Err(SnapshotError::VcpuUnresponsive { index, what, after: PAUSE_BOUND });
+                }
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    fn ram_bytes(&self) -> u64 {
+        vm_memory::GuestMemoryBackend::iter(&self._mem).map(vm_memory::GuestMemoryRegion::len).sum()
+    }
+
     /// Shared run state (for the Sandbox layer).
     pub(crate) fn state(&self) -> &Arc<RunState> {
         &self.state
@@ -468,6 +559,88 @@ struct Launch {
     reset: ResetMeaning,
     policy: SeccompPolicy,
     callback: Option<LineCallback>,
+}
+
+/// The VM's vCPUs are parked until this drops; snapshots and restores happen here.
+pub struct Paused<'a> {
+    vm: &'a Vm,
+    /// The memory image RAM is mapped from; the lock is the one-pause-at-a-time rule.
+    image: std::sync::MutexGuard<'a, Option<Arc<MemorySnapshot>>>,
+}
+
+impl Paused<'_> {
+    /// Captures the VM. The first snapshot copies RAM into a sealed image and
+    /// re-maps RAM copy-on-write from it (docs/snapshots.md); later ones copy
+    /// again (RAM then holds the guest's changes on top of the older image).
+    pub fn snapshot(mut self) -> std::result::Result<VmSnapshot, SnapshotError> {
+        let vm = self.vm;
+        let memory = Arc::new(MemorySnapshot::capture(&vm._mem)?);
+        memory.map_over(&vm._mem)?;
+        *self.image = Some(memory.clone());
+        let irqchip = IrqchipState::capture(&vm._vm)?;
+        let pit = if vm.has_pit { Some(PitState::capture(&vm._vm)?) } else { None };
+        let clock = ClockState::capture(&vm._vm)?;
+        let caps = VcpuCaps::of(&vm._vm);
+        let listed = vcpu_state::listed_msrs(&vm._kvm)?;
+        let vcpus = vm
+            .on_each_vcpu("capture its state", move |i, fd| VcpuState::capture(fd, i, caps, vcpu_state::msr_indices(&listed, fd)))?
+            .into_iter()
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(VmSnapshot { version: VM_SNAPSHOT_VERSION, memory, vcpus, irqchip, pit, clock })
+    }
+
+    /// Puts the VM back to `snap` in place (same VM, same threads): RAM pages
+    /// written since are dropped, vCPU, irqchip, PIT and clock state set; the
+    /// clock and TSC keep running forward (docs/snapshots.md). A snapshot of
+    /// another shape is refused with the VM untouched; a failure after the VM was
+    /// changed stops it ([`SnapshotError::RestoreFailed`]) rather than let a
+    /// half-restored guest run. The VM stays paused until the guard drops.
+    pub fn restore(&mut self, snap: &VmSnapshot) -> std::result::Result<(), SnapshotError> {
+        let vm = self.vm;
+        if snap.version != VM_SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version { found: snap.version });
+        }
+        if snap.vcpus.len() != vm.vcpu_count {
+            return Err(SnapshotError::VcpuCount { snapshot: snap.vcpus.len(), vm: vm.vcpu_count });
+        }
+        if snap.pit.is_some() != vm.has_pit {
+            return Err(SnapshotError::PitMismatch { snapshot: snap.pit.is_some(), vm: vm.has_pit });
+        }
+        if snap.memory.size() != vm.ram_bytes() {
+            return Err(image::MemorySnapshotError::SizeMismatch { image: snap.memory.size(), ram: vm.ram_bytes() }.into());
+        }
+        self.apply(snap).map_err(|e| {
+            vm.state.request_stop(StopReason::VcpuError(format!("restore failed: {e}")));
+            SnapshotError::RestoreFailed(Box::new(e))
+        })
+    }
+
+    fn apply(&mut self, snap: &VmSnapshot) -> std::result::Result<(), SnapshotError> {
+        let vm = self.vm;
+        match self.image.as_ref() {
+            Some(cur) if Arc::ptr_eq(cur, &snap.memory) => image::revert(&vm._mem)?,
+            _ => {
+                snap.memory.map_over(&vm._mem)?;
+                *self.image = Some(snap.memory.clone());
+            }
+        }
+        snap.clock.apply(&vm._vm)?;
+        snap.irqchip.apply(&vm._vm)?;
+        if let Some(p) = &snap.pit {
+            p.apply(&vm._vm)?;
+        }
+        let states = Arc::new(snap.vcpus.clone());
+        for r in vm.on_each_vcpu("apply its state", move |i, fd| states[usize::from(i)].apply(fd, i))? {
+            r?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.vm.state.resume();
+    }
 }
 
 impl Drop for Vm {

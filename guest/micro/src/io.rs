@@ -38,6 +38,22 @@ pub fn halt_forever() -> ! {
     }
 }
 
+/// Counts up forever in a RAM word whose (identity-mapped) address it prints
+/// first, and prints the count now and then: the host's snapshot tests read and
+/// rewind it through guest memory.
+pub fn count_forever() -> ! {
+    static COUNTER: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    crate::println!("counter at {:#x}", &COUNTER as *const _ as usize);
+    loop {
+        // A plain load and store: the emulator on PVM hosts need not do `lock xadd`.
+        let n = COUNTER.load(core::sync::atomic::Ordering::Relaxed) + 1;
+        COUNTER.store(n, core::sync::atomic::Ordering::Relaxed);
+        if n % (1 << 18) == 0 {
+            crate::println!("count {n}");
+        }
+    }
+}
+
 /// Busy loop without ever reporting ready (a test mode: the host must time out).
 pub fn spin_forever() -> ! {
     loop {

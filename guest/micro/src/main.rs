@@ -15,6 +15,7 @@
 //! | `stack-overflow` | recurse before the marker: the guard page stops it, reported as a panic |
 //! | `fault` | after the marker, write outside the identity map: #PF report |
 //! | `stay` | marker, then halt until killed |
+//! | `count` | marker, then count up in RAM forever (its address printed first) |
 //! | `blk-selftest` | pattern write/read on disk 0, checksum line, exit 0/1 |
 //! | `vsock-connect port=<p>` | connect out to host port `p`, print the reply |
 //! | `bench` | time the data-path primitives (see `bench.rs`) |
@@ -92,6 +93,7 @@ fn main(info: &'static BootInfo) -> ! {
         Some("panic") => panic!("panic requested on the command line"),
         Some("fault") => io::fault(),
         Some("stay") => io::halt_forever(),
+        Some("count") => io::count_forever(),
         Some("blk-selftest") => io::exit(selftest::blk(&mut devs.disks)),
         Some("vsock-connect") => io::exit(selftest::vsock_connect(devs.vsock.as_mut(), cmd.get("port"))),
         Some("bench") => {
