@@ -124,7 +124,7 @@ fn a_snapshot_of_another_shape_is_refused_and_the_vm_runs_on() {
         Err(SnapshotError::VcpuCount { snapshot: 1, vm: 2 }) => {}
         r => panic!("expected VcpuCount, got {r:?}"),
     }
-    let big = Vm::start(VmConfig::micro().memory_mib(64).cmdline("test=count")).unwrap();
+    let big = Vm::start(VmConfig::micro().memory_mib(96).cmdline("test=count")).unwrap();
     match big.restore(&other) {
         Err(SnapshotError::Memory(e)) => assert!(e.to_string().contains("bytes of RAM"), "{e}"),
         r => panic!("expected a memory size mismatch, got {r:?}"),
