@@ -59,6 +59,8 @@ fn runtime_dirs() -> usize {
 }
 
 fn usage() -> Usage {
+    // Dropped VMs close their KVM objects in the background (vmm/reaper.rs).
+    assert!(kvmsandbox::vmm::reaper::wait_idle(Duration::from_secs(10)), "background VM closes did not finish");
     Usage {
         fds: std::fs::read_dir("/proc/self/fd").unwrap().count(),
         threads: status_field("Threads:") as usize,

@@ -32,6 +32,7 @@ use crate::seccomp::{self, SeccompPolicy, ThreadKind, TrapRecord};
 use crate::error::{describe, Error, Result};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use kvmsandbox_proto::bootinfo::{self, EXIT_PANIC};
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -101,9 +102,20 @@ pub struct Vm {
     image: Mutex<Option<Arc<MemorySnapshot>>>,
     has_pit: bool,
     vcpu_count: usize,
-    // Dropped after the threads are joined (field order matters for Drop).
-    _mem: GuestMemory,
+    /// Set once `start` succeeded: from then on `drop` closes the KVM objects
+    /// in the background (reaper.rs); a failed start closes them before it returns.
+    close_in_background: bool,
+    // Taken in Drop after the threads are joined, never used afterwards.
+    _mem: ManuallyDrop<GuestMemory>,
+    _vm: ManuallyDrop<VmFd>,
+    _kvm: ManuallyDrop<Kvm>,
+}
+
+/// What closing a VM drops, in this order: the VM fd first (KVM tears the VM
+/// down and stops using guest RAM), then RAM, then the /dev/kvm fd.
+struct KvmObjects {
     _vm: VmFd,
+    _mem: GuestMemory,
     _kvm: Kvm,
 }
 
@@ -222,9 +234,10 @@ impl Vm {
             image: Mutex::new(None),
             has_pit: is_linux,
             vcpu_count: usize::from(vcpus),
-            _mem: mem,
-            _vm: vm,
-            _kvm: kvm,
+            close_in_background: false,
+            _mem: ManuallyDrop::new(mem),
+            _vm: ManuallyDrop::new(vm),
+            _kvm: ManuallyDrop::new(kvm),
         };
         // From here on an error drops `vm_handle`, which stops and joins every
         // thread started so far.
@@ -232,6 +245,8 @@ impl Vm {
         vm_handle.launch(launch, &fail)?;
         fail.check("wait-ready")?;
         vm_handle.wait_ready(cfg.start_timeout)?;
+        let mut vm_handle = vm_handle;
+        vm_handle.close_in_background = true;
         Ok(vm_handle)
     }
 
@@ -542,7 +557,7 @@ impl Vm {
     }
 
     fn ram_bytes(&self) -> u64 {
-        vm_memory::GuestMemoryBackend::iter(&self._mem).map(vm_memory::GuestMemoryRegion::len).sum()
+        vm_memory::GuestMemoryBackend::iter(&*self._mem).map(vm_memory::GuestMemoryRegion::len).sum()
     }
 
     /// Shared run state (for the Sandbox layer).
@@ -643,8 +658,28 @@ impl Drop for Paused<'_> {
     }
 }
 
+impl Vm {
+    /// Stops the VM and closes everything it holds before returning (dropping
+    /// it closes the KVM objects in the background instead).
+    pub fn close(mut self) {
+        self.close_in_background = false;
+    }
+}
+
 impl Drop for Vm {
     fn drop(&mut self) {
         self.kill();
+        // SAFETY: each field is taken exactly once, here, and `self` is not used
+        // afterwards (the other fields hold no reference into these).
+        let objects = unsafe {
+            KvmObjects {
+                _vm: ManuallyDrop::take(&mut self._vm),
+                _mem: ManuallyDrop::take(&mut self._mem),
+                _kvm: ManuallyDrop::take(&mut self._kvm),
+            }
+        };
+        if self.close_in_background {
+            super::reaper::close(objects);
+        }
     }
 }
