@@ -21,14 +21,26 @@ fn percentiles(name: &str, mut v: Vec<Duration>) {
     }
     v.sort();
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
-    eprintln!("[{name}] {} samples: p50 {:.3} ms, p99 {:.3} ms", v.len(), at(0.5), at(0.99));
+    eprintln!(
+        "[{name}] {} samples: p50 {:.3} ms, p99 {:.3} ms",
+        v.len(),
+        at(0.5),
+        at(0.99)
+    );
 }
 
 fn reset_in_place(c: &mut Criterion) {
     let mut g = c.benchmark_group("snapshot");
-    g.sample_size(50).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    let vm = Vm::start(VmConfig::micro().memory_mib(64).cmdline("test=stay")).expect("micro guest boots");
-    announce("snapshot/reset_in_place", vm.host_kind(), "micro (test=stay, 64 MiB)");
+    g.sample_size(50)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    let vm = Vm::start(VmConfig::micro().memory_mib(64).cmdline("test=stay"))
+        .expect("micro guest boots");
+    announce(
+        "snapshot/reset_in_place",
+        vm.host_kind(),
+        "micro (test=stay, 64 MiB)",
+    );
     let snap = vm.snapshot().expect("snapshot");
     let mem = vm.guest_memory();
     for pages in [1u64, 64, 1024] {
@@ -38,7 +50,8 @@ fn reset_in_place(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for i in 0..iters {
                     for p in 0..pages {
-                        mem.write_obj(i + 1, GuestAddress(DIRTY_BASE + p * 4096)).expect("guest RAM");
+                        mem.write_obj(i + 1, GuestAddress(DIRTY_BASE + p * 4096))
+                            .expect("guest RAM");
                     }
                     let t0 = Instant::now();
                     vm.restore(&snap).expect("restore");
@@ -49,7 +62,10 @@ fn reset_in_place(c: &mut Criterion) {
                 total
             })
         });
-        percentiles(&format!("snapshot/reset_in_place_{pages}_dirty_pages"), samples);
+        percentiles(
+            &format!("snapshot/reset_in_place_{pages}_dirty_pages"),
+            samples,
+        );
     }
 
     let mut samples = Vec::new();
@@ -58,7 +74,8 @@ fn reset_in_place(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let vm = Vm::start(VmConfig::micro().memory_mib(64).cmdline("test=stay")).expect("micro guest boots");
+                let vm = Vm::start(VmConfig::micro().memory_mib(64).cmdline("test=stay"))
+                    .expect("micro guest boots");
                 let t0 = Instant::now();
                 let s = vm.snapshot().expect("snapshot");
                 let d = t0.elapsed();
@@ -75,7 +92,9 @@ fn reset_in_place(c: &mut Criterion) {
 
 fn teardown(c: &mut Criterion) {
     let mut g = c.benchmark_group("vm");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(6));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
     let mut ready = Vec::new();
     let mut drops = Vec::new();
     g.bench_function("create_to_ready_marker", |b| {
@@ -83,7 +102,8 @@ fn teardown(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let t0 = Instant::now();
-                let vm = Vm::start(VmConfig::micro().cmdline("test=stay")).expect("micro guest boots");
+                let vm =
+                    Vm::start(VmConfig::micro().cmdline("test=stay")).expect("micro guest boots");
                 let d = t0.elapsed();
                 ready.push(d);
                 total += d;

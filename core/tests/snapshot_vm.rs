@@ -24,7 +24,10 @@ fn counting_vm(vcpus: u32) -> (Vm, u64) {
         if let Some(hex) = out.lines().find_map(|l| l.strip_prefix("counter at 0x")) {
             return (vm, u64::from_str_radix(hex.trim(), 16).unwrap());
         }
-        assert!(Instant::now() < deadline, "no counter address printed: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "no counter address printed: {out}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -41,7 +44,11 @@ fn wait_counter_above(vm: &Vm, addr: u64, above: u64) -> u64 {
         if c > above {
             return c;
         }
-        assert!(Instant::now() < deadline, "counter stuck at {c} (waiting for > {above}); console: {}", vm.console_output());
+        assert!(
+            Instant::now() < deadline,
+            "counter stuck at {c} (waiting for > {above}); console: {}",
+            vm.console_output()
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -57,10 +64,17 @@ fn memory_written_before_a_snapshot_is_back_after_restore_and_memory_written_aft
         mem.write_obj(0x5555 + round, kept).unwrap();
         mem.write_slice(&[0xab; 8192], scratch).unwrap();
         vm.restore(&snap).unwrap();
-        assert_eq!(mem.read_obj::<u64>(kept).unwrap(), 0x1111_2222_3333_4444, "round {round}");
+        assert_eq!(
+            mem.read_obj::<u64>(kept).unwrap(),
+            0x1111_2222_3333_4444,
+            "round {round}"
+        );
         let mut back = [0xffu8; 8192];
         mem.read_slice(&mut back, scratch).unwrap();
-        assert!(back.iter().all(|&b| b == 0), "round {round}: memory written after the snapshot survived");
+        assert!(
+            back.iter().all(|&b| b == 0),
+            "round {round}: memory written after the snapshot survived"
+        );
     }
     assert!(vm.is_running());
 }
@@ -74,14 +88,21 @@ fn a_counting_guest_rewinds_to_the_snapshot_and_counts_on() {
         wait_counter_above(&vm, addr, 1000);
         let snap = vm.snapshot().unwrap();
         let mut at_snap = [0u8; 8];
-        snap.memory.file().read_exact_at(&mut at_snap, addr).unwrap();
+        snap.memory
+            .file()
+            .read_exact_at(&mut at_snap, addr)
+            .unwrap();
         let at_snap = u64::from_le_bytes(at_snap);
         assert!(at_snap > 1000);
         for _ in 0..5 {
             let later = wait_counter_above(&vm, addr, at_snap + 5000);
             let mut paused = vm.pause().unwrap();
             paused.restore(&snap).unwrap();
-            assert_eq!(counter(&vm, addr), at_snap, "{vcpus} vCPU(s): counter not rewound (was {later})");
+            assert_eq!(
+                counter(&vm, addr),
+                at_snap,
+                "{vcpus} vCPU(s): counter not rewound (was {later})"
+            );
             drop(paused);
             wait_counter_above(&vm, addr, at_snap + 1000);
         }
@@ -89,7 +110,11 @@ fn a_counting_guest_rewinds_to_the_snapshot_and_counts_on() {
         let lines_before = vm.console_output().matches("count ").count();
         let deadline = Instant::now() + PROGRESS_BOUND * 3;
         while vm.console_output().matches("count ").count() == lines_before {
-            assert!(Instant::now() < deadline && vm.is_running(), "no console output after restores: {}", vm.console_output());
+            assert!(
+                Instant::now() < deadline && vm.is_running(),
+                "no console output after restores: {}",
+                vm.console_output()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(vm.is_running());

@@ -73,10 +73,26 @@ pub(super) const VCPU_IOCTLS: &[Value] = &[
         "pending exceptions/interrupts (diagnostics)"
     ),
     val!(KVM_GET_FPU, KVM_GET_FPU, "snapshot: read the x87/SSE state"),
-    val!(KVM_SET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, "restore: pending exceptions/interrupts"),
-    val!(KVM_GET_DEBUGREGS, KVM_GET_DEBUGREGS, "snapshot: read the debug registers"),
-    val!(KVM_SET_DEBUGREGS, KVM_SET_DEBUGREGS, "restore: the debug registers"),
-    val!(KVM_GET_XSAVE, KVM_GET_XSAVE, "snapshot: read the XSAVE area"),
+    val!(
+        KVM_SET_VCPU_EVENTS,
+        KVM_SET_VCPU_EVENTS,
+        "restore: pending exceptions/interrupts"
+    ),
+    val!(
+        KVM_GET_DEBUGREGS,
+        KVM_GET_DEBUGREGS,
+        "snapshot: read the debug registers"
+    ),
+    val!(
+        KVM_SET_DEBUGREGS,
+        KVM_SET_DEBUGREGS,
+        "restore: the debug registers"
+    ),
+    val!(
+        KVM_GET_XSAVE,
+        KVM_GET_XSAVE,
+        "snapshot: read the XSAVE area"
+    ),
     val!(KVM_SET_XSAVE, KVM_SET_XSAVE, "restore: the XSAVE area"),
     val!(KVM_GET_XCRS, KVM_GET_XCRS, "snapshot: read XCR0"),
     val!(KVM_SET_XCRS, KVM_SET_XCRS, "restore: XCR0"),

@@ -33,10 +33,12 @@ pub fn close<T: Send + 'static>(parts: T) {
     }
     // The closure owns `parts`; if the spawn fails the closure (and so `parts`)
     // is dropped here by the failed builder, and we undo the count.
-    let spawned = std::thread::Builder::new().name("kvmsb-reaper".into()).spawn(move || {
-        drop(parts);
-        finish();
-    });
+    let spawned = std::thread::Builder::new()
+        .name("kvmsb-reaper".into())
+        .spawn(move || {
+            drop(parts);
+            finish();
+        });
     match spawned {
         Ok(h) => {
             let mut threads = crate::devices::bus::lock(&THREADS);
@@ -49,7 +51,10 @@ pub fn close<T: Send + 'static>(parts: T) {
     }
 }
 
-fn take_where(v: &mut Vec<JoinHandle<()>>, pred: impl Fn(&JoinHandle<()>) -> bool) -> Vec<JoinHandle<()>> {
+fn take_where(
+    v: &mut Vec<JoinHandle<()>>,
+    pred: impl Fn(&JoinHandle<()>) -> bool,
+) -> Vec<JoinHandle<()>> {
     let (take, keep) = std::mem::take(v).into_iter().partition(|h| pred(h));
     *v = keep;
     take
@@ -70,7 +75,10 @@ pub fn wait_idle(timeout: Duration) -> bool {
         if now >= deadline {
             return false;
         }
-        n = DONE.wait_timeout(n, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        n = DONE
+            .wait_timeout(n, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
     }
     drop(n);
     // Every close has finished its work; its thread is ending: join it.

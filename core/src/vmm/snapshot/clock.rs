@@ -41,23 +41,39 @@ pub struct ClockState {
 
 /// Reads `vm`'s kvmclock.
 pub fn now(vm: &VmFd) -> Result<u64, ClockError> {
-    vm.get_clock().map(|c: kvm_clock_data| c.clock).map_err(|source| ClockError::Ioctl { what: "KVM_GET_CLOCK", source })
+    vm.get_clock()
+        .map(|c: kvm_clock_data| c.clock)
+        .map_err(|source| ClockError::Ioctl {
+            what: "KVM_GET_CLOCK",
+            source,
+        })
 }
 
 impl ClockState {
     /// Reads `vm`'s clock.
     pub fn capture(vm: &VmFd) -> Result<ClockState, ClockError> {
-        Ok(ClockState { version: CLOCK_STATE_VERSION, clock_ns: now(vm)? })
+        Ok(ClockState {
+            version: CLOCK_STATE_VERSION,
+            clock_ns: now(vm)?,
+        })
     }
 
     /// Sets `vm`'s clock to max(its current value, this state's).
     pub fn apply(&self, vm: &VmFd) -> Result<(), ClockError> {
         if self.version != CLOCK_STATE_VERSION {
-            return Err(ClockError::Version { found: self.version });
+            return Err(ClockError::Version {
+                found: self.version,
+            });
         }
         if self.clock_ns > now(vm)? {
-            let c = kvm_clock_data { clock: self.clock_ns, ..Default::default() };
-            vm.set_clock(&c).map_err(|source| ClockError::Ioctl { what: "KVM_SET_CLOCK", source })?;
+            let c = kvm_clock_data {
+                clock: self.clock_ns,
+                ..Default::default()
+            };
+            vm.set_clock(&c).map_err(|source| ClockError::Ioctl {
+                what: "KVM_SET_CLOCK",
+                source,
+            })?;
         }
         Ok(())
     }
@@ -74,7 +90,11 @@ mod tests {
     fn applying_sets_the_clock_to_the_later_of_both() {
         let a = test_vm::new(false);
         let ahead = 5_000_000_000_000u64;
-        a.vm.set_clock(&kvm_bindings::kvm_clock_data { clock: ahead, ..Default::default() }).unwrap();
+        a.vm.set_clock(&kvm_bindings::kvm_clock_data {
+            clock: ahead,
+            ..Default::default()
+        })
+        .unwrap();
         let snap = ClockState::capture(&a.vm).unwrap();
         assert!(snap.clock_ns >= ahead);
 
@@ -83,7 +103,10 @@ mod tests {
         snap.apply(&b.vm).unwrap();
         assert!(now(&b.vm).unwrap() >= snap.clock_ns);
 
-        let old = ClockState { version: CLOCK_STATE_VERSION, clock_ns: 1 };
+        let old = ClockState {
+            version: CLOCK_STATE_VERSION,
+            clock_ns: 1,
+        };
         let before = now(&a.vm).unwrap();
         old.apply(&a.vm).unwrap();
         assert!(now(&a.vm).unwrap() >= before);

@@ -2,7 +2,9 @@
 //! KVM_GET_IRQCHIP returns them. The LAPICs are per vCPU (vcpu.rs).
 
 use super::raw::Pod;
-use kvm_bindings::{kvm_irqchip, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE};
+use kvm_bindings::{
+    kvm_irqchip, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
+};
 use kvm_ioctls::VmFd;
 
 /// Layout version of [`IrqchipState`].
@@ -53,13 +55,23 @@ impl PartialEq for IrqchipState {
 
 impl std::fmt::Debug for IrqchipState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IrqchipState").field("version", &self.version).finish_non_exhaustive()
+        f.debug_struct("IrqchipState")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
 fn get(vm: &VmFd, chip: u32) -> Result<kvm_irqchip, IrqchipError> {
-    let mut c = kvm_irqchip { chip_id: chip, ..Default::default() };
-    vm.get_irqchip(&mut c).map_err(|source| IrqchipError::Ioctl { what: "KVM_GET_IRQCHIP", chip, source })?;
+    let mut c = kvm_irqchip {
+        chip_id: chip,
+        ..Default::default()
+    };
+    vm.get_irqchip(&mut c)
+        .map_err(|source| IrqchipError::Ioctl {
+            what: "KVM_GET_IRQCHIP",
+            chip,
+            source,
+        })?;
     Ok(c)
 }
 
@@ -77,10 +89,16 @@ impl IrqchipState {
     /// Writes the three chips into `vm`.
     pub fn apply(&self, vm: &VmFd) -> Result<(), IrqchipError> {
         if self.version != IRQCHIP_STATE_VERSION {
-            return Err(IrqchipError::Version { found: self.version });
+            return Err(IrqchipError::Version {
+                found: self.version,
+            });
         }
         for c in [&self.pic_master, &self.pic_slave, &self.ioapic] {
-            vm.set_irqchip(c).map_err(|source| IrqchipError::Ioctl { what: "KVM_SET_IRQCHIP", chip: c.chip_id, source })?;
+            vm.set_irqchip(c).map_err(|source| IrqchipError::Ioctl {
+                what: "KVM_SET_IRQCHIP",
+                chip: c.chip_id,
+                source,
+            })?;
         }
         Ok(())
     }

@@ -108,13 +108,19 @@ impl MemorySnapshot {
     pub fn capture(mem: &GuestMemory) -> Result<MemorySnapshot, MemorySnapshotError> {
         let size = ram_size(mem);
         // SAFETY: memfd_create with a NUL-terminated name and flags; returns a new fd or -1.
-        let fd = unsafe { libc::memfd_create(c"kvmsandbox-ram".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+        let fd = unsafe {
+            libc::memfd_create(
+                c"kvmsandbox-ram".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         if fd < 0 {
             return Err(host("memfd_create")(std::io::Error::last_os_error()));
         }
         // SAFETY: `fd` is a fresh descriptor nobody else owns.
         let file = unsafe { File::from_raw_fd(fd) };
-        file.set_len(size).map_err(host("ftruncate of the memory image"))?;
+        file.set_len(size)
+            .map_err(host("ftruncate of the memory image"))?;
         let mut buf = vec![0u8; CHUNK];
         let mut image_off = 0u64;
         for region in mem.iter() {
@@ -122,23 +128,34 @@ impl MemorySnapshot {
             let mut off = 0u64;
             while off < len {
                 let n = (len - off).min(CHUNK as u64) as usize;
-                let slice = region.get_slice(MemoryRegionAddress(off), n).map_err(|e| MemorySnapshotError::Read {
-                    offset: off,
-                    source: vm_memory::GuestMemoryError::from(e),
+                let slice = region.get_slice(MemoryRegionAddress(off), n).map_err(|e| {
+                    MemorySnapshotError::Read {
+                        offset: off,
+                        source: e,
+                    }
                 })?;
                 slice.copy_to(&mut buf[..n]);
                 for (s, e) in nonzero_runs(&buf[..n]) {
                     let at = image_off + off + s as u64;
-                    file.write_all_at(&buf[s..e], at).map_err(|source| MemorySnapshotError::Write { offset: at, len: e - s, source })?;
+                    file.write_all_at(&buf[s..e], at).map_err(|source| {
+                        MemorySnapshotError::Write {
+                            offset: at,
+                            len: e - s,
+                            source,
+                        }
+                    })?;
                 }
                 off += n as u64;
             }
             image_off += len;
         }
-        let seals = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        let seals =
+            libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
         // SAFETY: fcntl on a descriptor we own; F_ADD_SEALS takes an int.
         if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-            return Err(host("sealing the memory image")(std::io::Error::last_os_error()));
+            return Err(host("sealing the memory image")(
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(MemorySnapshot { file, size })
     }
@@ -158,7 +175,10 @@ impl MemorySnapshot {
     pub fn map_over(&self, mem: &GuestMemory) -> Result<(), MemorySnapshotError> {
         let ram = ram_size(mem);
         if ram != self.size {
-            return Err(MemorySnapshotError::SizeMismatch { image: self.size, ram });
+            return Err(MemorySnapshotError::SizeMismatch {
+                image: self.size,
+                ram,
+            });
         }
         let mut image_off = 0u64;
         for region in mem.iter() {
@@ -179,7 +199,11 @@ impl MemorySnapshot {
                 )
             };
             if p == libc::MAP_FAILED || p.cast::<u8>() != addr {
-                return Err(MemorySnapshotError::Map { addr: addr as u64, size, source: std::io::Error::last_os_error() });
+                return Err(MemorySnapshotError::Map {
+                    addr: addr as u64,
+                    size,
+                    source: std::io::Error::last_os_error(),
+                });
             }
             image_off += size;
         }
@@ -193,8 +217,17 @@ pub fn revert(mem: &GuestMemory) -> Result<(), MemorySnapshotError> {
     for region in mem.iter() {
         // SAFETY: the range is exactly one region vm-memory mapped; DONTNEED on a
         // private file mapping discards private copies and nothing else.
-        if unsafe { libc::madvise(region.as_ptr().cast(), region.len() as usize, libc::MADV_DONTNEED) } != 0 {
-            return Err(host("madvise(MADV_DONTNEED) of guest RAM")(std::io::Error::last_os_error()));
+        if unsafe {
+            libc::madvise(
+                region.as_ptr().cast(),
+                region.len() as usize,
+                libc::MADV_DONTNEED,
+            )
+        } != 0
+        {
+            return Err(host("madvise(MADV_DONTNEED) of guest RAM")(
+                std::io::Error::last_os_error(),
+            ));
         }
     }
     Ok(())
@@ -215,7 +248,10 @@ mod tests {
         b[PAGE] = 1;
         b[2 * PAGE + 7] = 2;
         b[4 * PAGE + 9] = 3;
-        assert_eq!(nonzero_runs(&b), vec![(PAGE, 3 * PAGE), (4 * PAGE, 5 * PAGE)]);
+        assert_eq!(
+            nonzero_runs(&b),
+            vec![(PAGE, 3 * PAGE), (4 * PAGE, 5 * PAGE)]
+        );
     }
 
     /// Written before the snapshot: there after a revert; written after: gone.
@@ -227,7 +263,8 @@ mod tests {
         snap.map_over(&mem).unwrap();
         assert_eq!(mem.read_obj::<u64>(GuestAddress(0x1000)).unwrap(), 0x1111);
         for round in 0..3u64 {
-            mem.write_obj(0x2222_u64 + round, GuestAddress(0x1000)).unwrap();
+            mem.write_obj(0x2222_u64 + round, GuestAddress(0x1000))
+                .unwrap();
             mem.write_obj(0x3333_u64, GuestAddress(0x20_0000)).unwrap();
             revert(&mem).unwrap();
             assert_eq!(mem.read_obj::<u64>(GuestAddress(0x1000)).unwrap(), 0x1111);
@@ -253,7 +290,9 @@ mod tests {
     fn an_image_of_another_size_is_refused() {
         let snap = MemorySnapshot::capture(&ram(1)).unwrap();
         match snap.map_over(&ram(2)) {
-            Err(MemorySnapshotError::SizeMismatch { image, ram }) => assert_eq!((image, ram), (1 << 20, 2 << 20)),
+            Err(MemorySnapshotError::SizeMismatch { image, ram }) => {
+                assert_eq!((image, ram), (1 << 20, 2 << 20))
+            }
             other => panic!("expected SizeMismatch, got {other:?}"),
         }
     }

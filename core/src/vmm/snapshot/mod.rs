@@ -29,7 +29,9 @@ pub enum SnapshotError {
     #[error("the VM is not running")]
     Stopped,
     /// A virtio device is in use; its state is not part of a snapshot yet.
-    #[error("{count} virtio device(s) are activated; snapshots of device state are not supported yet")]
+    #[error(
+        "{count} virtio device(s) are activated; snapshots of device state are not supported yet"
+    )]
     DevicesActive {
         /// Activated devices.
         count: usize,
@@ -126,13 +128,21 @@ pub(crate) mod test_vm {
         memory::register(&vm, &mem).unwrap();
         vm.create_irq_chip().unwrap();
         if pit {
-            vm.create_pit2(kvm_bindings::kvm_pit_config::default()).unwrap();
+            vm.create_pit2(kvm_bindings::kvm_pit_config::default())
+                .unwrap();
         }
         let vcpu = vm.create_vcpu(0).unwrap();
-        let mut id = kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES).unwrap();
+        let mut id = kvm
+            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+            .unwrap();
         cpuid::filter(&mut id, 0, 1, HostKind::detect());
         vcpu.set_cpuid2(&id).unwrap();
         regs::setup_lapic(&vcpu).unwrap();
-        TestVm { vcpu, vm, kvm, _mem: mem }
+        TestVm {
+            vcpu,
+            vm,
+            kvm,
+            _mem: mem,
+        }
     }
 }

@@ -39,17 +39,28 @@ pub struct PitState {
 impl PitState {
     /// Reads `vm`'s PIT.
     pub fn capture(vm: &VmFd) -> Result<PitState, PitError> {
-        let pit = vm.get_pit2().map_err(|source| PitError::Ioctl { what: "KVM_GET_PIT2", source })?;
-        Ok(PitState { version: PIT_STATE_VERSION, pit })
+        let pit = vm.get_pit2().map_err(|source| PitError::Ioctl {
+            what: "KVM_GET_PIT2",
+            source,
+        })?;
+        Ok(PitState {
+            version: PIT_STATE_VERSION,
+            pit,
+        })
     }
 
     /// Writes it into `vm`. KVM restarts each channel's count from now (it keeps
     /// no host time across a set), so `count_load_time` is not carried over.
     pub fn apply(&self, vm: &VmFd) -> Result<(), PitError> {
         if self.version != PIT_STATE_VERSION {
-            return Err(PitError::Version { found: self.version });
+            return Err(PitError::Version {
+                found: self.version,
+            });
         }
-        vm.set_pit2(&self.pit).map_err(|source| PitError::Ioctl { what: "KVM_SET_PIT2", source })
+        vm.set_pit2(&self.pit).map_err(|source| PitError::Ioctl {
+            what: "KVM_SET_PIT2",
+            source,
+        })
     }
 
     /// Equal except for the host times KVM sets anew on every apply.
@@ -65,7 +76,10 @@ impl PitState {
 
 impl std::fmt::Debug for PitState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PitState").field("version", &self.version).field("flags", &self.pit.flags).finish_non_exhaustive()
+        f.debug_struct("PitState")
+            .field("version", &self.version)
+            .field("flags", &self.pit.flags)
+            .finish_non_exhaustive()
     }
 }
 

@@ -12,7 +12,12 @@ pub unsafe trait Pod: Copy {
     fn bytes(&self) -> &[u8] {
         // SAFETY: per the trait's contract every byte of `Self` is initialised
         // (no padding), and the slice borrows `self` for its lifetime.
-        unsafe { std::slice::from_raw_parts((self as *const Self).cast::<u8>(), std::mem::size_of::<Self>()) }
+        unsafe {
+            std::slice::from_raw_parts(
+                (self as *const Self).cast::<u8>(),
+                std::mem::size_of::<Self>(),
+            )
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 
 use super::raw::Pod;
 use kvm_bindings::{
-    kvm_debugregs, kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, Msrs,
+    kvm_debugregs, kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs,
+    kvm_vcpu_events, kvm_xcrs, kvm_xsave, Msrs,
 };
 use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 use std::sync::OnceLock;
@@ -126,12 +127,21 @@ impl VcpuState {
             ("sregs", self.sregs == o.sregs),
             ("fpu", self.fpu == o.fpu),
             ("xsave", self.xsave == o.xsave),
-            ("xcrs", self.xcrs.as_ref().map(Pod::bytes) == o.xcrs.as_ref().map(Pod::bytes)),
-            ("debugregs", self.debugregs.as_ref().map(Pod::bytes) == o.debugregs.as_ref().map(Pod::bytes)),
+            (
+                "xcrs",
+                self.xcrs.as_ref().map(Pod::bytes) == o.xcrs.as_ref().map(Pod::bytes),
+            ),
+            (
+                "debugregs",
+                self.debugregs.as_ref().map(Pod::bytes) == o.debugregs.as_ref().map(Pod::bytes),
+            ),
             ("lapic", self.lapic.bytes() == o.lapic.bytes()),
             ("msrs", msrs(self) == msrs(o)),
             ("mp_state", self.mp_state == o.mp_state),
-            ("events", self.events.as_ref().map(Pod::bytes) == o.events.as_ref().map(Pod::bytes)),
+            (
+                "events",
+                self.events.as_ref().map(Pod::bytes) == o.events.as_ref().map(Pod::bytes),
+            ),
         ]
         .into_iter()
         .find(|(_, same)| !same)
@@ -143,7 +153,11 @@ impl VcpuState {
 pub fn listed_msrs(kvm: &Kvm) -> Result<Vec<u32>, VcpuStateError> {
     kvm.get_msr_index_list()
         .map(|l| l.as_slice().to_vec())
-        .map_err(|source| VcpuStateError::Ioctl { index: 0, what: "KVM_GET_MSR_INDEX_LIST", source })
+        .map_err(|source| VcpuStateError::Ioctl {
+            index: 0,
+            what: "KVM_GET_MSR_INDEX_LIST",
+            source,
+        })
 }
 
 /// Of the `listed` MSRs, those KVM lets us read, probed once per process on `fd`.
@@ -154,9 +168,12 @@ pub fn msr_indices(listed: &[u32], fd: &VcpuFd) -> &'static [u32] {
             .iter()
             .copied()
             .filter(|&index| {
-                Msrs::from_entries(&[kvm_msr_entry { index, ..Default::default() }])
-                    .ok()
-                    .and_then(|mut one| fd.get_msrs(&mut one).ok())
+                Msrs::from_entries(&[kvm_msr_entry {
+                    index,
+                    ..Default::default()
+                }])
+                .ok()
+                .and_then(|mut one| fd.get_msrs(&mut one).ok())
                     == Some(1)
             })
             .collect()
@@ -165,20 +182,47 @@ pub fn msr_indices(listed: &[u32], fd: &VcpuFd) -> &'static [u32] {
 
 impl VcpuState {
     /// Reads vCPU `index`'s state (the vCPU must not be running).
-    pub fn capture(fd: &VcpuFd, index: u8, caps: VcpuCaps, msr_list: &[u32]) -> Result<VcpuState, VcpuStateError> {
-        let e = |what| move |source| VcpuStateError::Ioctl { index, what, source };
+    pub fn capture(
+        fd: &VcpuFd,
+        index: u8,
+        caps: VcpuCaps,
+        msr_list: &[u32],
+    ) -> Result<VcpuState, VcpuStateError> {
+        let e = |what| {
+            move |source| VcpuStateError::Ioctl {
+                index,
+                what,
+                source,
+            }
+        };
         Ok(VcpuState {
             version: VCPU_STATE_VERSION,
             regs: fd.get_regs().map_err(e("KVM_GET_REGS"))?,
             sregs: fd.get_sregs().map_err(e("KVM_GET_SREGS"))?,
             fpu: fd.get_fpu().map_err(e("KVM_GET_FPU"))?,
-            xsave: caps.xsave.then(|| fd.get_xsave().map(|x| x.region.to_vec())).transpose().map_err(e("KVM_GET_XSAVE"))?,
-            xcrs: caps.xcrs.then(|| fd.get_xcrs()).transpose().map_err(e("KVM_GET_XCRS"))?,
-            debugregs: caps.debugregs.then(|| fd.get_debug_regs()).transpose().map_err(e("KVM_GET_DEBUGREGS"))?,
+            xsave: caps
+                .xsave
+                .then(|| fd.get_xsave().map(|x| x.region.to_vec()))
+                .transpose()
+                .map_err(e("KVM_GET_XSAVE"))?,
+            xcrs: caps
+                .xcrs
+                .then(|| fd.get_xcrs())
+                .transpose()
+                .map_err(e("KVM_GET_XCRS"))?,
+            debugregs: caps
+                .debugregs
+                .then(|| fd.get_debug_regs())
+                .transpose()
+                .map_err(e("KVM_GET_DEBUGREGS"))?,
             lapic: fd.get_lapic().map_err(e("KVM_GET_LAPIC"))?,
             msrs: read_msrs(fd, index, msr_list)?,
             mp_state: fd.get_mp_state().map_err(e("KVM_GET_MP_STATE"))?,
-            events: caps.events.then(|| fd.get_vcpu_events()).transpose().map_err(e("KVM_GET_VCPU_EVENTS"))?,
+            events: caps
+                .events
+                .then(|| fd.get_vcpu_events())
+                .transpose()
+                .map_err(e("KVM_GET_VCPU_EVENTS"))?,
         })
     }
 
@@ -186,10 +230,19 @@ impl VcpuState {
     /// LAPIC before the MSRs (TSC deadline), pending events last.
     pub fn apply(&self, fd: &VcpuFd, index: u8) -> Result<(), VcpuStateError> {
         if self.version != VCPU_STATE_VERSION {
-            return Err(VcpuStateError::Version { found: self.version });
+            return Err(VcpuStateError::Version {
+                found: self.version,
+            });
         }
-        let e = |what| move |source| VcpuStateError::Ioctl { index, what, source };
-        fd.set_mp_state(self.mp_state).map_err(e("KVM_SET_MP_STATE"))?;
+        let e = |what| {
+            move |source| VcpuStateError::Ioctl {
+                index,
+                what,
+                source,
+            }
+        };
+        fd.set_mp_state(self.mp_state)
+            .map_err(e("KVM_SET_MP_STATE"))?;
         fd.set_regs(&self.regs).map_err(e("KVM_SET_REGS"))?;
         fd.set_sregs(&self.sregs).map_err(e("KVM_SET_SREGS"))?;
         match &self.xsave {
@@ -210,8 +263,16 @@ impl VcpuState {
             fd.set_debug_regs(d).map_err(e("KVM_SET_DEBUGREGS"))?;
         }
         fd.set_lapic(&self.lapic).map_err(e("KVM_SET_LAPIC"))?;
-        let now = read_msrs(fd, index, &[MSR_IA32_TSC])?.first().map(|m| m.data).unwrap_or(0);
-        let msrs: Vec<kvm_msr_entry> = self.msrs.iter().filter(|m| m.index != MSR_IA32_TSC || m.data > now).copied().collect();
+        let now = read_msrs(fd, index, &[MSR_IA32_TSC])?
+            .first()
+            .map(|m| m.data)
+            .unwrap_or(0);
+        let msrs: Vec<kvm_msr_entry> = self
+            .msrs
+            .iter()
+            .filter(|m| m.index != MSR_IA32_TSC || m.data > now)
+            .copied()
+            .collect();
         write_msrs(fd, index, &msrs)?;
         if let Some(ev) = &self.events {
             fd.set_vcpu_events(ev).map_err(e("KVM_SET_VCPU_EVENTS"))?;
@@ -223,11 +284,29 @@ impl VcpuState {
 fn read_msrs(fd: &VcpuFd, index: u8, list: &[u32]) -> Result<Vec<kvm_msr_entry>, VcpuStateError> {
     let mut out = Vec::with_capacity(list.len());
     for chunk in list.chunks(MSRS_PER_CALL) {
-        let entries: Vec<kvm_msr_entry> = chunk.iter().map(|&i| kvm_msr_entry { index: i, ..Default::default() }).collect();
+        let entries: Vec<kvm_msr_entry> = chunk
+            .iter()
+            .map(|&i| kvm_msr_entry {
+                index: i,
+                ..Default::default()
+            })
+            .collect();
         let mut msrs = msrs_of(&entries, index, "KVM_GET_MSRS")?;
-        let done = fd.get_msrs(&mut msrs).map_err(|source| VcpuStateError::Ioctl { index, what: "KVM_GET_MSRS", source })?;
+        let done = fd
+            .get_msrs(&mut msrs)
+            .map_err(|source| VcpuStateError::Ioctl {
+                index,
+                what: "KVM_GET_MSRS",
+                source,
+            })?;
         if done < chunk.len() {
-            return Err(VcpuStateError::Msr { index, what: "KVM_GET_MSRS", msr: chunk[done], done, total: chunk.len() });
+            return Err(VcpuStateError::Msr {
+                index,
+                what: "KVM_GET_MSRS",
+                msr: chunk[done],
+                done,
+                total: chunk.len(),
+            });
         }
         out.extend_from_slice(msrs.as_slice());
     }
@@ -237,17 +316,37 @@ fn read_msrs(fd: &VcpuFd, index: u8, list: &[u32]) -> Result<Vec<kvm_msr_entry>,
 fn write_msrs(fd: &VcpuFd, index: u8, entries: &[kvm_msr_entry]) -> Result<(), VcpuStateError> {
     for chunk in entries.chunks(MSRS_PER_CALL) {
         let msrs = msrs_of(chunk, index, "KVM_SET_MSRS")?;
-        let done = fd.set_msrs(&msrs).map_err(|source| VcpuStateError::Ioctl { index, what: "KVM_SET_MSRS", source })?;
+        let done = fd.set_msrs(&msrs).map_err(|source| VcpuStateError::Ioctl {
+            index,
+            what: "KVM_SET_MSRS",
+            source,
+        })?;
         if done < chunk.len() {
-            return Err(VcpuStateError::Msr { index, what: "KVM_SET_MSRS", msr: chunk[done].index, done, total: chunk.len() });
+            return Err(VcpuStateError::Msr {
+                index,
+                what: "KVM_SET_MSRS",
+                msr: chunk[done].index,
+                done,
+                total: chunk.len(),
+            });
         }
     }
     Ok(())
 }
 
-fn msrs_of(entries: &[kvm_msr_entry], index: u8, what: &'static str) -> Result<Msrs, VcpuStateError> {
+fn msrs_of(
+    entries: &[kvm_msr_entry],
+    index: u8,
+    what: &'static str,
+) -> Result<Msrs, VcpuStateError> {
     // Chunks never exceed MSRS_PER_CALL, far below the wrapper's limit; still no panic.
-    Msrs::from_entries(entries).map_err(|_| VcpuStateError::Msr { index, what, msr: 0, done: 0, total: entries.len() })
+    Msrs::from_entries(entries).map_err(|_| VcpuStateError::Msr {
+        index,
+        what,
+        msr: 0,
+        done: 0,
+        total: entries.len(),
+    })
 }
 
 #[cfg(test)]
@@ -257,11 +356,21 @@ mod tests {
 
     fn capture(t: &test_vm::TestVm) -> VcpuState {
         let listed = listed_msrs(&t.kvm).unwrap();
-        VcpuState::capture(&t.vcpu, 0, VcpuCaps::of(&t.vm), msr_indices(&listed, &t.vcpu)).unwrap()
+        VcpuState::capture(
+            &t.vcpu,
+            0,
+            VcpuCaps::of(&t.vm),
+            msr_indices(&listed, &t.vcpu),
+        )
+        .unwrap()
     }
 
     fn tsc(s: &VcpuState) -> u64 {
-        s.msrs.iter().find(|m| m.index == MSR_IA32_TSC).map(|m| m.data).unwrap()
+        s.msrs
+            .iter()
+            .find(|m| m.index == MSR_IA32_TSC)
+            .map(|m| m.data)
+            .unwrap()
     }
 
     fn without_tsc(s: &VcpuState) -> VcpuState {
@@ -287,7 +396,7 @@ mod tests {
             let mut x = a.vcpu.get_xsave().unwrap();
             x.region[52] = 0x42; // xmm3, bytes 208..224 of the FXSAVE area
             x.region[128] |= 0b10; // XSTATE_BV: SSE state in use
-            // SAFETY: the caps say KVM's XSAVE state fits `kvm_xsave`.
+                                   // SAFETY: the caps say KVM's XSAVE state fits `kvm_xsave`.
             unsafe { a.vcpu.set_xsave(&x) }.unwrap();
         } else {
             let mut fpu = a.vcpu.get_fpu().unwrap();
@@ -303,8 +412,16 @@ mod tests {
         assert_ne!(capture(&b).regs, first.regs);
         first.apply(&b.vcpu, 0).unwrap();
         let second = capture(&b);
-        assert_eq!(without_tsc(&second).first_difference(&without_tsc(&first)), None);
-        assert!(tsc(&second) >= tsc(&first), "TSC went backwards: {} < {}", tsc(&second), tsc(&first));
+        assert_eq!(
+            without_tsc(&second).first_difference(&without_tsc(&first)),
+            None
+        );
+        assert!(
+            tsc(&second) >= tsc(&first),
+            "TSC went backwards: {} < {}",
+            tsc(&second),
+            tsc(&first)
+        );
     }
 
     /// Applying a state whose TSC is behind the vCPU's own leaves the TSC alone.
@@ -312,7 +429,10 @@ mod tests {
     fn applying_never_moves_the_tsc_backwards() {
         let a = test_vm::new(false);
         let mut old = capture(&a);
-        old.msrs.iter_mut().filter(|m| m.index == MSR_IA32_TSC).for_each(|m| m.data = 1);
+        old.msrs
+            .iter_mut()
+            .filter(|m| m.index == MSR_IA32_TSC)
+            .for_each(|m| m.data = 1);
         let before = tsc(&capture(&a));
         old.apply(&a.vcpu, 0).unwrap();
         assert!(tsc(&capture(&a)) >= before);
@@ -323,6 +443,9 @@ mod tests {
         let a = test_vm::new(false);
         let mut s = capture(&a);
         s.version += 1;
-        assert!(matches!(s.apply(&a.vcpu, 0), Err(VcpuStateError::Version { .. })));
+        assert!(matches!(
+            s.apply(&a.vcpu, 0),
+            Err(VcpuStateError::Version { .. })
+        ));
     }
 }
