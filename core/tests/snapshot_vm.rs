@@ -182,3 +182,29 @@ fn a_vm_with_an_active_device_is_refused() {
     drop(vm);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Snapshots and restores from several threads at once on one VM are
+/// serialized: every one succeeds and each restore gives its snapshot's memory.
+#[test]
+fn concurrent_snapshots_and_restores_are_serialized() {
+    let vm = Vm::start(VmConfig::micro().vcpus(2).cmdline("test=count")).unwrap();
+    let at = GuestAddress(0x180_0000);
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let vm = &vm;
+            s.spawn(move || {
+                for i in 0..20u64 {
+                    let mut paused = vm.pause().unwrap();
+                    let mark = (t << 32) | i;
+                    vm.guest_memory().write_obj(mark, at).unwrap();
+                    let snap = paused.snapshot().unwrap();
+                    vm.guest_memory().write_obj(!mark, at).unwrap();
+                    paused.restore(&snap).unwrap();
+                    assert_eq!(vm.guest_memory().read_obj::<u64>(at).unwrap(), mark);
+                    drop(paused);
+                }
+            });
+        }
+    });
+    assert!(vm.is_running(), "{}", vm.console_output());
+}

@@ -520,7 +520,8 @@ impl Vm {
 
     /// Takes a snapshot and lets the VM run on (see [`Paused::snapshot`]).
     pub fn snapshot(&self) -> std::result::Result<VmSnapshot, SnapshotError> {
-        self.pause()?.snapshot()
+        let mut paused = self.pause()?;
+        paused.snapshot()
     }
 
     /// Puts the VM back to `snap` in place and lets it run on (see [`Paused::restore`]).
@@ -587,7 +588,7 @@ impl Paused<'_> {
     /// Captures the VM. The first snapshot copies RAM into a sealed image and
     /// re-maps RAM copy-on-write from it (docs/snapshots.md); later ones copy
     /// again (RAM then holds the guest's changes on top of the older image).
-    pub fn snapshot(mut self) -> std::result::Result<VmSnapshot, SnapshotError> {
+    pub fn snapshot(&mut self) -> std::result::Result<VmSnapshot, SnapshotError> {
         let vm = self.vm;
         let memory = Arc::new(MemorySnapshot::capture(&vm._mem)?);
         memory.map_over(&vm._mem)?;
