@@ -187,13 +187,13 @@ fn a_vm_with_an_active_device_is_refused() {
 /// serialized: every one succeeds and each restore gives its snapshot's memory.
 #[test]
 fn concurrent_snapshots_and_restores_are_serialized() {
-    let vm = Vm::start(VmConfig::micro().vcpus(2).cmdline("test=count")).unwrap();
-    let at = GuestAddress(0x180_0000);
+    let vm = Vm::start(VmConfig::micro().vcpus(2).memory_mib(16).cmdline("test=count")).unwrap();
+    let at = GuestAddress(0xc0_0000);
     std::thread::scope(|s| {
         for t in 0..4u64 {
             let vm = &vm;
             s.spawn(move || {
-                for i in 0..20u64 {
+                for i in 0..5u64 {
                     let mut paused = vm.pause().unwrap();
                     let mark = (t << 32) | i;
                     vm.guest_memory().write_obj(mark, at).unwrap();
