@@ -187,7 +187,13 @@ fn a_vm_with_an_active_device_is_refused() {
 /// serialized: every one succeeds and each restore gives its snapshot's memory.
 #[test]
 fn concurrent_snapshots_and_restores_are_serialized() {
-    let vm = Vm::start(VmConfig::micro().vcpus(2).memory_mib(16).cmdline("test=count")).unwrap();
+    let vm = Vm::start(
+        VmConfig::micro()
+            .vcpus(2)
+            .memory_mib(16)
+            .cmdline("test=count"),
+    )
+    .unwrap();
     let at = GuestAddress(0xc0_0000);
     std::thread::scope(|s| {
         for t in 0..4u64 {
@@ -207,4 +213,45 @@ fn concurrent_snapshots_and_restores_are_serialized() {
         }
     });
     assert!(vm.is_running(), "{}", vm.console_output());
+}
+
+/// A micro VM that calibrates its clock against the in-kernel PIT has one: its
+/// PIT state is captured and restored with the rest, and the guest counts on.
+#[test]
+fn a_vm_with_a_pit_restores_too() {
+    let vm = Vm::start(VmConfig::micro().cmdline("clock=calibrate test=count")).unwrap();
+    let deadline = Instant::now() + PROGRESS_BOUND;
+    let addr = loop {
+        let out = vm.console_output();
+        if let Some(hex) = out.lines().find_map(|l| l.strip_prefix("counter at 0x")) {
+            break u64::from_str_radix(hex.trim(), 16).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no counter address printed: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let snap = vm.snapshot().unwrap();
+    assert!(snap.pit.is_some(), "a calibrating micro VM has a PIT");
+    let mut at_snap = [0u8; 8];
+    snap.memory
+        .file()
+        .read_exact_at(&mut at_snap, addr)
+        .unwrap();
+    let at_snap = u64::from_le_bytes(at_snap);
+    wait_counter_above(&vm, addr, at_snap + 1000);
+    let mut paused = vm.pause().unwrap();
+    paused.restore(&snap).unwrap();
+    assert_eq!(counter(&vm, addr), at_snap);
+    drop(paused);
+    wait_counter_above(&vm, addr, at_snap + 1000);
+    let (plain, _) = counting_vm(1);
+    match plain.restore(&snap) {
+        Err(SnapshotError::PitMismatch {
+            snapshot: true,
+            vm: false,
+        }) => {}
+        r => panic!("expected PitMismatch, got {r:?}"),
+    }
 }

@@ -171,7 +171,8 @@ impl Vm {
         // asked to (`clock=calibrate`). Otherwise a micro VM goes without: each
         // in-kernel PIT costs a kernel worker thread.
         let micro_calibrates = cfg.cmdline.split_whitespace().any(|w| w == "clock=calibrate") || !kvm.check_extension(kvm_ioctls::Cap::GetTscKhz);
-        if is_linux || micro_calibrates {
+        let has_pit = is_linux || micro_calibrates;
+        if has_pit {
             let pit = kvm_bindings::kvm_pit_config { flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
             vm.create_pit2(pit).map_err(ioctl("KVM_CREATE_PIT2"))?;
         }
@@ -232,7 +233,7 @@ impl Vm {
             host,
             marker,
             image: Mutex::new(None),
-            has_pit: is_linux,
+            has_pit,
             vcpu_count: usize::from(vcpus),
             close_in_background: false,
             _mem: ManuallyDrop::new(mem),
