@@ -5,8 +5,10 @@
 //! active device are typed errors. The guest's `test=count` mode counts in a RAM
 //! word the host reads through guest memory. Needs /dev/kvm.
 
+mod common;
+
 use kvmsandbox::vmm::snapshot::SnapshotError;
-use kvmsandbox::{Vm, VmConfig};
+use kvmsandbox::{Vm, VmConfig, VmExit};
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 use vm_memory::{Bytes, GuestAddress};
@@ -254,4 +256,58 @@ fn a_vm_with_a_pit_restores_too() {
         }) => {}
         r => panic!("expected PitMismatch, got {r:?}"),
     }
+}
+
+/// Guest that reads the serial line status register (port 0x3fd, 0x60 when idle)
+/// in a loop and exits with 0x100 | the value if it ever reads anything else:
+/// nearly every instruction it runs is an I/O exit to the VMM.
+fn port_reading_guest() -> std::path::PathBuf {
+    let code = [
+        0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
+        0xb0, b'R', 0xee, // mov al, 'R'; out dx, al
+        0xb0, b'\n', 0xee, // mov al, '\n'; out dx, al
+        0x66, 0xba, 0xfd, 0x03, // mov dx, 0x3fd
+        0x31, 0xc0, // loop: xor eax, eax
+        0xec, // in al, dx
+        0x3c, 0x60, // cmp al, 0x60
+        0x74, 0xf9, // je loop
+        0x66, 0xba, 0x01, 0x05, // mov dx, 0x501
+        0x0d, 0x00, 0x01, 0x00, 0x00, // or eax, 0x100
+        0xef, // out dx, eax
+        0xf4, // hlt
+    ];
+    common::temp_file("port-reader.elf", &common::tiny_elf(&code))
+}
+
+/// A vCPU parked right after an I/O exit has an unfinished instruction inside
+/// KVM (the `in` result is written, and the instruction skipped, only at the next
+/// KVM_RUN). Pausing finishes it first; otherwise the next KVM_RUN would finish
+/// it on top of the restored registers (skipping into the middle of an
+/// instruction). Snapshots and restores at random points of a guest that is
+/// almost always in such an exit must leave it reading 0x60 forever.
+#[test]
+fn restores_between_io_exits_leave_the_guest_intact() {
+    let cfg = VmConfig::micro()
+        .micro_image(port_reading_guest())
+        .memory_mib(16)
+        .ready_marker("R")
+        .start_timeout(Duration::from_secs(20));
+    let vm = Vm::start(cfg).unwrap();
+    for s in 0..15u64 {
+        std::thread::sleep(Duration::from_micros(100 * s));
+        let snap = vm.snapshot().unwrap();
+        for r in 0..40u64 {
+            std::thread::sleep(Duration::from_micros(50 * (r % 7)));
+            vm.restore(&snap)
+                .unwrap_or_else(|e| panic!("snapshot {s}, restore {r}: {e}"));
+        }
+    }
+    assert_eq!(
+        vm.wait_timeout(Some(Duration::from_millis(300))).unwrap(),
+        None,
+        "{}",
+        vm.console_output()
+    );
+    vm.kill();
+    assert_eq!(vm.wait().unwrap(), VmExit::Killed);
 }
