@@ -180,6 +180,16 @@ fn a_vm_with_an_active_device_is_refused() {
         Err(SnapshotError::DevicesActive { count: 1 }) => {}
         r => panic!("expected DevicesActive, got {:?}", r.map(|_| ())),
     }
+    let other = Vm::start(VmConfig::micro().cmdline("test=stay"))
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    match vm.restore(&other) {
+        Err(SnapshotError::DevicesActive { count: 1 }) => {}
+        r => panic!("expected DevicesActive, got {r:?}"),
+    }
+    // Pausing alone is fine: the device thread keeps running meanwhile.
+    drop(vm.pause().unwrap());
     assert!(vm.is_running());
     drop(vm);
     let _ = std::fs::remove_dir_all(&dir);

@@ -497,7 +497,7 @@ impl Vm {
 
     /// Pauses the vCPUs at a safe point (between two guest entries, the last
     /// exit completed) until the returned guard drops. One pause at a time:
-    /// another caller waits. Refused while a virtio device is activated.
+    /// another caller waits. Device threads keep running.
     pub fn pause(&self) -> std::result::Result<Paused<'_>, SnapshotError> {
         let image = crate::devices::bus::lock(&self.image);
         if self.state.stopping() {
@@ -512,11 +512,16 @@ impl Vm {
             let parked = self.state.lock().parked;
             return Err(SnapshotError::VcpuUnresponsive { index: parked, what: "pause", after: PAUSE_BOUND });
         }
+        Ok(paused)
+    }
+
+    /// Device state is not part of a snapshot yet: refuse while a device is in use.
+    fn refuse_active_devices(&self) -> std::result::Result<(), SnapshotError> {
         let active = self.devices.iter().filter(|t| crate::devices::bus::lock(t).is_activated()).count();
         if active > 0 {
             return Err(SnapshotError::DevicesActive { count: active });
         }
-        Ok(paused)
+        Ok(())
     }
 
     /// Takes a snapshot and lets the VM run on (see [`Paused::snapshot`]).
@@ -589,8 +594,10 @@ impl Paused<'_> {
     /// Captures the VM. The first snapshot copies RAM into a sealed image and
     /// re-maps RAM copy-on-write from it (docs/snapshots.md); later ones copy
     /// again (RAM then holds the guest's changes on top of the older image).
+    /// Refused while a virtio device is activated.
     pub fn snapshot(&mut self) -> std::result::Result<VmSnapshot, SnapshotError> {
         let vm = self.vm;
+        vm.refuse_active_devices()?;
         let memory = Arc::new(MemorySnapshot::capture(&vm._mem)?);
         memory.map_over(&vm._mem)?;
         *self.image = Some(memory.clone());
@@ -612,8 +619,10 @@ impl Paused<'_> {
     /// another shape is refused with the VM untouched; a failure after the VM was
     /// changed stops it ([`SnapshotError::RestoreFailed`]) rather than let a
     /// half-restored guest run. The VM stays paused until the guard drops.
+    /// Refused while a virtio device is activated.
     pub fn restore(&mut self, snap: &VmSnapshot) -> std::result::Result<(), SnapshotError> {
         let vm = self.vm;
+        vm.refuse_active_devices()?;
         if snap.version != VM_SNAPSHOT_VERSION {
             return Err(SnapshotError::Version { found: snap.version });
         }
