@@ -48,7 +48,8 @@ fn wait_counter_above(vm: &Vm, addr: u64, above: u64) -> u64 {
         }
         assert!(
             Instant::now() < deadline,
-            "counter stuck at {c} (waiting for > {above}); console: {}",
+            "counter stuck at {c} (waiting for > {above}; VM running: {}); console: {}",
+            vm.is_running(),
             vm.console_output()
         );
         std::thread::sleep(Duration::from_millis(2));
@@ -175,7 +176,13 @@ fn a_vm_with_an_active_device_is_refused() {
     let dir = std::env::temp_dir().join(format!("kvmsb-snap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let vm = Vm::start(VmConfig::micro().vsock(dir.join("v.sock"))).unwrap();
-    assert!(vm.virtio_devices().iter().any(|&(_, active)| active));
+    // The device event loop activates the device shortly after the guest's
+    // DRIVER_OK write, which may come after the ready marker.
+    let deadline = Instant::now() + PROGRESS_BOUND;
+    while !vm.virtio_devices().iter().any(|&(_, active)| active) {
+        assert!(Instant::now() < deadline, "the guest never activated its vsock device");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     match vm.snapshot() {
         Err(SnapshotError::DevicesActive { count: 1 }) => {}
         r => panic!("expected DevicesActive, got {:?}", r.map(|_| ())),
@@ -245,6 +252,8 @@ fn a_vm_with_a_pit_restores_too() {
         std::thread::sleep(Duration::from_millis(5));
     };
     let snap = vm.snapshot().unwrap();
+    let lines_at_snapshot = vm.console_output().matches("count ").count();
+    eprintln!("snapshot taken with {lines_at_snapshot} count line(s) printed");
     assert!(snap.pit.is_some(), "a calibrating micro VM has a PIT");
     let mut at_snap = [0u8; 8];
     snap.memory

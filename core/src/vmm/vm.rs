@@ -515,8 +515,13 @@ impl Vm {
         Ok(paused)
     }
 
-    /// Device state is not part of a snapshot yet: refuse while a device is in use.
-    fn refuse_active_devices(&self) -> std::result::Result<(), SnapshotError> {
+    /// What snapshots and restores need: KVM follows host mapping changes
+    /// (KVM_CAP_SYNC_MMU), and no device is in use (device state is not part of a
+    /// snapshot yet).
+    fn check_snapshot_ready(&self) -> std::result::Result<(), SnapshotError> {
+        if !self._vm.check_extension(kvm_ioctls::Cap::SyncMmu) {
+            return Err(SnapshotError::NoSyncMmu);
+        }
         let active = self.devices.iter().filter(|t| crate::devices::bus::lock(t).is_activated()).count();
         if active > 0 {
             return Err(SnapshotError::DevicesActive { count: active });
@@ -597,7 +602,7 @@ impl Paused<'_> {
     /// Refused while a virtio device is activated.
     pub fn snapshot(&mut self) -> std::result::Result<VmSnapshot, SnapshotError> {
         let vm = self.vm;
-        vm.refuse_active_devices()?;
+        vm.check_snapshot_ready()?;
         let memory = Arc::new(MemorySnapshot::capture(&vm._mem)?);
         memory.map_over(&vm._mem)?;
         *self.image = Some(memory.clone());
@@ -622,7 +627,7 @@ impl Paused<'_> {
     /// Refused while a virtio device is activated.
     pub fn restore(&mut self, snap: &VmSnapshot) -> std::result::Result<(), SnapshotError> {
         let vm = self.vm;
-        vm.refuse_active_devices()?;
+        vm.check_snapshot_ready()?;
         if snap.version != VM_SNAPSHOT_VERSION {
             return Err(SnapshotError::Version { found: snap.version });
         }

@@ -28,6 +28,10 @@ pub enum SnapshotError {
     /// The VM has stopped (or stopped while pausing).
     #[error("the VM is not running")]
     Stopped,
+    /// KVM does not follow changes of the host mapping behind guest memory
+    /// (no KVM_CAP_SYNC_MMU), which reverting memory relies on.
+    #[error("this KVM lacks KVM_CAP_SYNC_MMU: guest memory cannot be reverted in place")]
+    NoSyncMmu,
     /// A virtio device is in use; its state is not part of a snapshot yet.
     #[error(
         "{count} virtio device(s) are activated; snapshots of device state are not supported yet"
