@@ -22,17 +22,26 @@ fn kernel_dir() -> PathBuf {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn agent_binary() -> PathBuf {
     if let Ok(p) = std::env::var("KVMSANDBOX_AGENT") {
         return PathBuf::from(p);
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"));
     let p = target.join("debug/kvmsandbox-agent");
     if !p.exists() {
-        let st = Command::new(env!("CARGO")).args(["build", "-p", "kvmsandbox-agent"]).current_dir(root()).status().unwrap();
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-p", "kvmsandbox-agent"])
+            .current_dir(root())
+            .status()
+            .unwrap();
         assert!(st.success());
     }
     p
@@ -40,7 +49,11 @@ fn agent_binary() -> PathBuf {
 
 fn initramfs() -> PathBuf {
     let out = common::temp_file("initrd.cpio", b"");
-    let st = Command::new(root().join("guest/kernel/mkinitramfs.sh")).arg(&out).arg(agent_binary()).status().unwrap();
+    let st = Command::new(root().join("guest/kernel/mkinitramfs.sh"))
+        .arg(&out)
+        .arg(agent_binary())
+        .status()
+        .unwrap();
     assert!(st.success(), "mkinitramfs.sh failed");
     out
 }
@@ -70,17 +83,42 @@ fn initramfs_boot_reaches_init_with_two_cpus_memory_disk_vsock_and_cmdline() {
     // "Memory: 242928K/261752K available": the total is the RAM we gave minus holes.
     let total_k: u64 = log
         .lines()
-        .find_map(|l| l.split("Memory: ").nth(1)?.split('/').nth(1)?.split('K').next()?.parse().ok())
+        .find_map(|l| {
+            l.split("Memory: ")
+                .nth(1)?
+                .split('/')
+                .nth(1)?
+                .split('K')
+                .next()?
+                .parse()
+                .ok()
+        })
         .expect("no Memory: line");
-    assert!((250 * 1024..=256 * 1024).contains(&total_k), "guest saw {total_k} KiB of 256 MiB");
+    assert!(
+        (250 * 1024..=256 * 1024).contains(&total_k),
+        "guest saw {total_k} KiB of 256 MiB"
+    );
     // Our extras reach the kernel: it logs the command line, and the unknown word.
-    let cmdline_line = log.lines().find(|l| l.contains("Kernel command line:")).expect("no command line log");
+    let cmdline_line = log
+        .lines()
+        .find(|l| l.contains("Kernel command line:"))
+        .expect("no command line log");
     assert!(cmdline_line.contains("kvmsbprobe=4242"), "{cmdline_line}");
-    assert!(cmdline_line.contains("virtio_mmio.device=4K@0xd0000000:5"), "{cmdline_line}");
+    assert!(
+        cmdline_line.contains("virtio_mmio.device=4K@0xd0000000:5"),
+        "{cmdline_line}"
+    );
     // virtio-blk found with the right size; both virtio drivers activated their device.
     assert!(log.contains("[vda] 2048 512-byte logical blocks"), "{log}");
-    assert!(log.contains("NET: Registered PF_VSOCK protocol family"), "{log}");
-    assert_eq!(vm.virtio_devices(), vec![(2, true), (19, true)], "block and vsock drivers probed");
+    assert!(
+        log.contains("NET: Registered PF_VSOCK protocol family"),
+        "{log}"
+    );
+    assert_eq!(
+        vm.virtio_devices(),
+        vec![(2, true), (19, true)],
+        "block and vsock drivers probed"
+    );
     let t = vm.timings();
     eprintln!("linux boot to Run /init: {:?}", t.ready.unwrap());
 }
@@ -111,8 +149,17 @@ fn ext4_root_on_virtio_blk_mounts_and_stays_clean() {
     assert!(log.contains("EXT4-fs (vda): mounted filesystem"), "{log}");
     assert!(log.contains("Run /init as init process"), "{log}");
     drop(vm);
-    let out = Command::new("e2fsck").arg("-fn").arg(&img).output().unwrap();
-    assert!(out.status.success(), "e2fsck: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "e2fsck: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&img);
 }
@@ -125,7 +172,10 @@ fn kernel_panic_is_a_typed_error_with_the_panic_line() {
     match Vm::start(cfg) {
         Err(Error::GuestPanic { message, .. }) => {
             assert!(message.contains("Kernel panic - not syncing"), "{message}");
-            assert!(message.contains("VFS") || message.contains("root"), "{message}");
+            assert!(
+                message.contains("VFS") || message.contains("root"),
+                "{message}"
+            );
         }
         other => panic!("expected GuestPanic, got {:?}", other.err()),
     }
@@ -133,16 +183,46 @@ fn kernel_panic_is_a_typed_error_with_the_panic_line() {
 
 #[test]
 fn bad_linux_inputs_are_typed_errors() {
-    let e = Vm::start(VmConfig::linux("/nonexistent/vmlinux")).err().unwrap();
-    assert!(matches!(e, Error::Config(ConfigError::FileNotFound { .. })), "{e}");
+    let e = Vm::start(VmConfig::linux("/nonexistent/vmlinux"))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::Config(ConfigError::FileNotFound { .. })),
+        "{e}"
+    );
     let text = common::temp_file("not-a-kernel", b"#!/bin/sh\necho I am not a kernel\n");
     let e = Vm::start(VmConfig::linux(&text)).err().unwrap();
-    assert!(matches!(e, Error::LinuxBoot(LinuxBootError::NotAKernel { .. })), "{e}");
-    let e = Vm::start(VmConfig::linux(kernel_dir().join("vmlinux")).initrd("/nonexistent/initrd")).err().unwrap();
-    assert!(matches!(e, Error::Config(ConfigError::FileNotFound { what: "initrd", .. })), "{e}");
+    assert!(
+        matches!(e, Error::LinuxBoot(LinuxBootError::NotAKernel { .. })),
+        "{e}"
+    );
+    let e = Vm::start(VmConfig::linux(kernel_dir().join("vmlinux")).initrd("/nonexistent/initrd"))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            e,
+            Error::Config(ConfigError::FileNotFound { what: "initrd", .. })
+        ),
+        "{e}"
+    );
     // An initrd bigger than the guest's RAM (sparse, so it costs nothing on disk).
     let big = common::temp_file("huge-initrd", b"");
-    std::fs::File::options().write(true).open(&big).unwrap().set_len(100 << 20).unwrap();
-    let e = Vm::start(VmConfig::linux(kernel_dir().join("vmlinux")).initrd(&big).memory_mib(64)).err().unwrap();
-    assert!(matches!(e, Error::LinuxBoot(LinuxBootError::InitrdTooLarge { .. })), "{e}");
+    std::fs::File::options()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(100 << 20)
+        .unwrap();
+    let e = Vm::start(
+        VmConfig::linux(kernel_dir().join("vmlinux"))
+            .initrd(&big)
+            .memory_mib(64),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(e, Error::LinuxBoot(LinuxBootError::InitrdTooLarge { .. })),
+        "{e}"
+    );
 }

@@ -36,7 +36,11 @@ pub fn fuzz(data: &[u8]) {
 
     if let Ok(pkt) = parse_tx(&m, descs.iter().copied()) {
         assert_eq!(pkt.hdr.type_, TYPE_STREAM, "parsed a non-stream packet");
-        assert_eq!(Some(pkt.op), Op::from_u16(pkt.hdr.op), "op does not match the header");
+        assert_eq!(
+            Some(pkt.op),
+            Op::from_u16(pkt.hdr.op),
+            "op does not match the header"
+        );
         assert!(
             pkt.hdr.len <= MAX_PKT_DATA,
             "accepted len {} > max",
