@@ -402,7 +402,10 @@ fn indirect_descriptors_are_refused_not_followed() {
         Descriptor::new(STATUS, 1, F_WRITE, 0),
     ]);
     dropped(&submit(&mut dev, &mem, &[d(HDR, 16, 0), t]));
-    assert!(disk.bytes() == before, "disk written through an indirect table");
+    assert!(
+        disk.bytes() == before,
+        "disk written through an indirect table"
+    );
 
     // The whole request in the table (the head itself is indirect).
     header(&mem, VIRTIO_BLK_T_IN, 0);

@@ -29,7 +29,9 @@ fn desc(addr: u64, len: u32, flags: u16, next: u16) -> RawDescriptor {
 /// An indirect table at `at` holding `entries`, and the descriptor naming it.
 fn indirect_table(g: &Guest, at: u64, entries: &[RawDescriptor]) -> RawDescriptor {
     for (k, e) in entries.iter().enumerate() {
-        g.mem.write_obj(*e, GuestAddress(at + 16 * k as u64)).unwrap();
+        g.mem
+            .write_obj(*e, GuestAddress(at + 16 * k as u64))
+            .unwrap();
     }
     desc(at, 16 * entries.len() as u32, INDIRECT, 0)
 }
@@ -53,11 +55,7 @@ impl Guest {
             .map(|(k, d)| {
                 let d = Descriptor::from(*d);
                 let last = k + 1 == descs.len();
-                let flags = if last {
-                    d.flags()
-                } else {
-                    d.flags() | NEXT
-                };
+                let flags = if last { d.flags() } else { d.flags() | NEXT };
                 desc(d.addr().0, d.len(), flags, start + k as u16 + 1)
             })
             .collect();
@@ -167,10 +165,7 @@ fn unusable_rx_buffers_cost_no_stream_data_and_keep_credit_exact() {
         vec![desc(RX_BUFS, 4096, 0, 0)],
         // A good first buffer, then one outside memory: nothing may be written to
         // the first part and the packet lost with the second.
-        vec![
-            desc(poisoned, 64, WRITE, 0),
-            desc(OUTSIDE, 4096, WRITE, 0),
-        ],
+        vec![desc(poisoned, 64, WRITE, 0), desc(OUTSIDE, 4096, WRITE, 0)],
         vec![indirect_table(&g, TABLE, &[desc(poisoned, 4096, WRITE, 0)])],
     ];
     let mut heads = Vec::new();
@@ -181,9 +176,14 @@ fn unusable_rx_buffers_cost_no_stream_data_and_keep_credit_exact() {
     g.pump();
     let used = g.used_rx();
     let want: Vec<(u32, u32)> = heads.iter().map(|&h| (u32::from(h), 0)).collect();
-    assert_eq!(used, want, "every unusable buffer comes back empty, in order");
+    assert_eq!(
+        used, want,
+        "every unusable buffer comes back empty, in order"
+    );
     let mut written = [0u8; 4096];
-    g.mem.read_slice(&mut written, GuestAddress(poisoned)).unwrap();
+    g.mem
+        .read_slice(&mut written, GuestAddress(poisoned))
+        .unwrap();
     assert!(
         written.iter().all(|&b| b == POISON),
         "nothing written through a refused chain"
@@ -238,7 +238,10 @@ fn undeliverable_rx_packet_resets_only_its_connection() {
 
     g.post_rx(1);
     let p = g.expect_pkt();
-    assert_eq!((p.op, p.hdr.src_port, p.hdr.dst_port), (Op::Rst, local, 1234));
+    assert_eq!(
+        (p.op, p.hdr.src_port, p.hdr.dst_port),
+        (Op::Rst, local, 1234)
+    );
     assert_closed(&mut host);
     assert_eq!(g.dev.muxer().connection_count(), 1);
 
@@ -265,7 +268,9 @@ fn tx_payload_outside_memory_resets_its_connection() {
     ] {
         let (mut host, local) = g.host_connect(1234);
         let h = hdr(Op::Rw, 1234, local, 5);
-        g.mem.write_slice(&h.to_bytes(), GuestAddress(HDR_AT)).unwrap();
+        g.mem
+            .write_slice(&h.to_bytes(), GuestAddress(HDR_AT))
+            .unwrap();
         g.add_chain(TXQ, &[desc(HDR_AT, packet::HDR_SIZE as u32, 0, 0), payload]);
         let p = g.expect_pkt();
         assert_eq!(
@@ -295,7 +300,10 @@ fn tx_chain_with_indirect_descriptor_is_not_followed() {
 
     // Header direct, payload only through an indirect table.
     g.mem
-        .write_slice(&hdr(Op::Rw, 1234, local, 5).to_bytes(), GuestAddress(HDR_AT))
+        .write_slice(
+            &hdr(Op::Rw, 1234, local, 5).to_bytes(),
+            GuestAddress(HDR_AT),
+        )
         .unwrap();
     g.mem.write_slice(b"hello", GuestAddress(TARGET)).unwrap();
     let table = indirect_table(&g, TABLE, &[desc(TARGET, 5, 0, 0)]);
@@ -303,9 +311,16 @@ fn tx_chain_with_indirect_descriptor_is_not_followed() {
     // The whole packet (a REQUEST to a live listener) only in an indirect table.
     let request = TARGET + 0x1000;
     g.mem
-        .write_slice(&hdr(Op::Request, 6000, 52, 0).to_bytes(), GuestAddress(request))
+        .write_slice(
+            &hdr(Op::Request, 6000, 52, 0).to_bytes(),
+            GuestAddress(request),
+        )
         .unwrap();
-    let table = indirect_table(&g, TABLE + 0x1000, &[desc(request, packet::HDR_SIZE as u32, 0, 0)]);
+    let table = indirect_table(
+        &g,
+        TABLE + 0x1000,
+        &[desc(request, packet::HDR_SIZE as u32, 0, 0)],
+    );
     g.add_chain(TXQ, &[table]);
 
     g.pump();
