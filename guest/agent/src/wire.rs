@@ -4,7 +4,9 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use kvmsandbox_proto::{ErrorCode, Frame, FrameDecoder, Message};
 
@@ -78,6 +80,40 @@ impl Reader {
                 return Ok(None);
             }
             self.dec.feed(&self.buf[..n]);
+        }
+    }
+}
+
+impl Reader {
+    /// Waits until the peer closes the connection (whatever it still sends is
+    /// dropped) or `deadline` passes; true if it closed.
+    pub fn wait_hangup(&mut self, deadline: Instant) -> bool {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+            // SAFETY: one valid pollfd that outlives the call.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return false;
+            }
+            if rc <= 0 {
+                continue;
+            }
+            match self.file.read(&mut self.buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A reset connection is a hung-up one.
+                Err(_) => return true,
+            }
         }
     }
 }

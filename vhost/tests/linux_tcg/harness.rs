@@ -230,6 +230,19 @@ impl TcgVm {
         self.console().contains(marker)
     }
 
+    /// Waits for QEMU to exit by itself; its status, or `None` if it still runs
+    /// after `timeout`.
+    // Each test file compiles its own copy of the harness; not all of them use this.
+    #[allow(dead_code)]
+    pub fn wait_qemu_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.qemu.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+
     /// Stops QEMU and the backend now and waits for both.
     pub fn stop(&mut self) {
         for c in [&mut self.qemu, &mut self.backend] {
