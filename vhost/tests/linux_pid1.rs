@@ -563,3 +563,35 @@ fn agent_pid1_duties_on_the_real_guest() {
         failures.join("\n")
     );
 }
+
+/// A PID 1 that cannot start (here: the root disk named on the command line does
+/// not exist) says why on the console and ends the VM at once; it used to halt,
+/// leaving the host to wait for a ready line that never comes.
+#[test]
+fn a_failed_pid1_start_ends_the_vm_with_its_reason() {
+    let inputs = Inputs::from_env();
+    let mut vm = TcgVm::boot_until(
+        &inputs,
+        &BootOptions {
+            disks: Vec::new(),
+            append: "reboot=t kvmsandbox.root=/dev/vdz".into(),
+        },
+        "kvmsandbox-agent: switch_root to /dev/vdz",
+    );
+    let t = Instant::now();
+    let exited = vm.wait_qemu_exit(SLOW);
+    assert!(
+        exited.is_some(),
+        "QEMU still runs {SLOW:?} after the agent failed\n{}",
+        vm.diagnostics()
+    );
+    eprintln!("QEMU gone {:.2?} after the agent's error line", t.elapsed());
+    let console = vm.console();
+    assert!(
+        console.contains("reboot: Restarting system"),
+        "{}",
+        vm.diagnostics()
+    );
+    assert!(!console.contains("Kernel panic"), "{}", vm.diagnostics());
+    assert!(!console.contains(harness::READY), "{}", vm.diagnostics());
+}
