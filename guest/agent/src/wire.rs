@@ -130,3 +130,38 @@ pub fn code_of(e: &io::Error) -> ErrorCode {
         _ => ErrorCode::Io,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    fn pair() -> (Reader, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        (Reader::new(File::from(OwnedFd::from(a))), b)
+    }
+
+    #[test]
+    fn hangup_is_seen_after_whatever_the_peer_still_sent() {
+        let (mut r, mut peer) = pair();
+        // More than a socket buffer holds: only a reader that drains sees the end.
+        let closer = std::thread::spawn(move || {
+            peer.write_all(&[1u8; 1 << 20]).unwrap();
+            drop(peer);
+        });
+        let t = Instant::now();
+        assert!(r.wait_hangup(Instant::now() + Duration::from_secs(10)));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        closer.join().unwrap();
+    }
+
+    #[test]
+    fn a_silent_peer_costs_only_the_bound() {
+        let (mut r, _peer) = pair();
+        let t = Instant::now();
+        assert!(!r.wait_hangup(Instant::now() + Duration::from_millis(200)));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+}
