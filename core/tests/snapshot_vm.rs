@@ -180,7 +180,10 @@ fn a_vm_with_an_active_device_is_refused() {
     // DRIVER_OK write, which may come after the ready marker.
     let deadline = Instant::now() + PROGRESS_BOUND;
     while !vm.virtio_devices().iter().any(|&(_, active)| active) {
-        assert!(Instant::now() < deadline, "the guest never activated its vsock device");
+        assert!(
+            Instant::now() < deadline,
+            "the guest never activated its vsock device"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     match vm.snapshot() {

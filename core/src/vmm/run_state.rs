@@ -86,7 +86,12 @@ impl ExitCounters {
     pub fn snapshot(&self, devices: usize) -> ExitStats {
         ExitStats {
             pio: self.pio.load(Ordering::Relaxed),
-            mmio_device: self.mmio_device.iter().take(devices).map(|c| c.load(Ordering::Relaxed)).collect(),
+            mmio_device: self
+                .mmio_device
+                .iter()
+                .take(devices)
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
             mmio_other: self.mmio_other.load(Ordering::Relaxed),
         }
     }
@@ -214,7 +219,9 @@ impl RunState {
 
     /// Waits up to `timeout` for every vCPU thread to end; returns how many are left.
     pub fn wait_vcpus_gone(&self, timeout: Duration) -> usize {
-        self.wait_until(Some(timeout), |s| s.live_vcpus == 0).0.live_vcpus
+        self.wait_until(Some(timeout), |s| s.live_vcpus == 0)
+            .0
+            .live_vcpus
     }
 
     /// True once the VM is stopping: vCPU loops must return.
@@ -320,7 +327,11 @@ impl RunState {
         if ev.ready && g.timings.ready.is_none() {
             g.timings.ready = Some(now);
         }
-        let panic = if ev.panic { g.console.panic_line.clone() } else { None };
+        let panic = if ev.panic {
+            g.console.panic_line.clone()
+        } else {
+            None
+        };
         drop(g);
         if ev.ready || ev.panic {
             self.cond.notify_all();
@@ -332,7 +343,11 @@ impl RunState {
 
     /// Waits until `done(inner)` holds or `timeout` passes; returns the guard and
     /// whether the condition held.
-    pub fn wait_until(&self, timeout: Option<Duration>, mut done: impl FnMut(&Inner) -> bool) -> (MutexGuard<'_, Inner>, bool) {
+    pub fn wait_until(
+        &self,
+        timeout: Option<Duration>,
+        mut done: impl FnMut(&Inner) -> bool,
+    ) -> (MutexGuard<'_, Inner>, bool) {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut g = self.lock();
         loop {
@@ -346,7 +361,11 @@ impl RunState {
                     if now >= d {
                         return (g, false);
                     }
-                    g = self.cond.wait_timeout(g, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                    g = self
+                        .cond
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
                 }
             }
         }

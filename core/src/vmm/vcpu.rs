@@ -56,7 +56,10 @@ impl Vcpu {
     pub fn run(mut self, on_start: impl FnOnce() -> Result<(), String>) {
         super::kick::unblock_on_current_thread();
         if let Err(e) = on_start() {
-            self.state.request_stop(StopReason::VcpuError(format!("vcpu {} setup: {e}", self.index)));
+            self.state.request_stop(StopReason::VcpuError(format!(
+                "vcpu {} setup: {e}",
+                self.index
+            )));
             return;
         }
         if !self.state.wait_release() {
@@ -101,7 +104,10 @@ impl Vcpu {
             }
         }
         self.fd.set_kvm_immediate_exit(0);
-        Some(StopReason::VcpuError(format!("vcpu {}: exit not completed within {PENDING_EXIT_ROUNDS} rounds", self.index)))
+        Some(StopReason::VcpuError(format!(
+            "vcpu {}: exit not completed within {PENDING_EXIT_ROUNDS} rounds",
+            self.index
+        )))
     }
 
     fn rip(&self) -> u64 {
@@ -111,12 +117,18 @@ impl Vcpu {
     fn run_once(&mut self) -> Step {
         match self.fd.run() {
             Ok(VcpuExit::IoIn(port, data)) => {
-                self.state.exits.pio.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.state
+                    .exits
+                    .pio
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.pio.read(u64::from(port), data);
                 Step::Continue
             }
             Ok(VcpuExit::IoOut(port, data)) => {
-                self.state.exits.pio.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.state
+                    .exits
+                    .pio
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.pio.write(u64::from(port), data);
                 Step::Continue
             }
@@ -150,15 +162,24 @@ impl Vcpu {
                 // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, so the
                 // `internal` member of the union is the one KVM filled in.
                 let suberror = unsafe { run.__bindgen_anon_1.internal.suberror };
-                Step::Stop(StopReason::InternalError { rip: self.rip(), suberror })
+                Step::Stop(StopReason::InternalError {
+                    rip: self.rip(),
+                    suberror,
+                })
             }
             Ok(VcpuExit::FailEntry(reason, _)) => Step::Stop(StopReason::FailEntry { reason }),
-            Ok(other) => Step::Stop(StopReason::VcpuError(format!("vcpu {}: unhandled exit {other:?}", self.index))),
+            Ok(other) => Step::Stop(StopReason::VcpuError(format!(
+                "vcpu {}: unhandled exit {other:?}",
+                self.index
+            ))),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 self.fd.set_kvm_immediate_exit(0);
                 Step::Interrupted
             }
-            Err(e) => Step::Stop(StopReason::VcpuError(format!("vcpu {}: KVM_RUN failed: {e}", self.index))),
+            Err(e) => Step::Stop(StopReason::VcpuError(format!(
+                "vcpu {}: KVM_RUN failed: {e}",
+                self.index
+            ))),
         }
     }
 }

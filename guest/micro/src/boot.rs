@@ -30,7 +30,11 @@ pub(crate) extern "sysv64" fn rust_entry(info: *const BootInfo, cpu: u64) -> ! {
     // before trusting any other field, and never write to it.
     let info: &'static BootInfo = unsafe { &*info };
     if info.magic != BOOT_MAGIC || info.version < BOOT_VERSION {
-        crate::println!("bad boot info: magic {:#x} version {}", info.magic, info.version);
+        crate::println!(
+            "bad boot info: magic {:#x} version {}",
+            info.magic,
+            info.version
+        );
         crate::io::exit(kvmsandbox_proto::bootinfo::EXIT_PANIC);
     }
     crate::main(info)

@@ -106,7 +106,15 @@ struct Gate {
     reserved: u32,
 }
 
-const EMPTY: Gate = Gate { offset_lo: 0, selector: 0, ist: 0, attr: 0, offset_mid: 0, offset_hi: 0, reserved: 0 };
+const EMPTY: Gate = Gate {
+    offset_lo: 0,
+    selector: 0,
+    ist: 0,
+    attr: 0,
+    offset_mid: 0,
+    offset_hi: 0,
+    reserved: 0,
+};
 /// #DF and #PF run on IST 1 (`tss.rs`): they must work on an exhausted stack.
 const IST_VECTORS: [usize; 2] = [8, 14];
 /// Present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
@@ -128,7 +136,9 @@ struct Pointer {
 pub fn init() {
     let cs: u16;
     // SAFETY: reading CS has no side effects.
-    unsafe { core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags))
+    };
     // SAFETY: single-threaded early boot with interrupts off: nothing else reads or
     // writes IDT; isr_table is a read-only table of stub addresses from the asm above.
     unsafe {
@@ -145,7 +155,10 @@ pub fn init() {
                 reserved: 0,
             };
         }
-        let ptr = Pointer { limit: (size_of::<Table>() - 1) as u16, base: idt as *const Table as u64 };
+        let ptr = Pointer {
+            limit: (size_of::<Table>() - 1) as u16,
+            base: idt as *const Table as u64,
+        };
         core::arch::asm!("lidt [{0}]", in(reg) &ptr, options(readonly, nostack, preserves_flags));
     }
 }

@@ -27,12 +27,38 @@ static SEEN: AtomicU32 = AtomicU32::new(0);
 static COUNT: AtomicU32 = AtomicU32::new(0);
 
 const EXCEPTION_NAMES: [&str; 32] = [
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
-    "device not available", "double fault", "coprocessor overrun", "invalid TSS",
-    "segment not present", "stack fault", "general protection", "page fault", "reserved",
-    "x87 error", "alignment check", "machine check", "SIMD error", "virtualization",
-    "control protection", "reserved", "reserved", "reserved", "reserved", "reserved",
-    "reserved", "hypervisor injection", "VMM communication", "security", "reserved",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 error",
+    "alignment check",
+    "machine check",
+    "SIMD error",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
 ];
 
 /// Called by the assembly stubs in `idt.rs` with interrupts off.
@@ -52,9 +78,14 @@ pub extern "C" fn dispatch(frame: &mut Frame) {
 fn exception(frame: &Frame) -> ! {
     let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
-    unsafe { core::arch::asm!("mov {0}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {0}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags))
+    };
     crate::serial::force_unlock();
-    let name = EXCEPTION_NAMES.get(frame.vector as usize).copied().unwrap_or("?");
+    let name = EXCEPTION_NAMES
+        .get(frame.vector as usize)
+        .copied()
+        .unwrap_or("?");
     // #PF and #DF arrive on their own stack (IST), so an overflow gets here.
     let overflow = match frame.vector {
         14 => crate::stack::is_overflow(cr2),
@@ -75,7 +106,12 @@ fn exception(frame: &Frame) -> ! {
     }
     crate::println!(
         "PANIC: CPU exception {} ({}) error code {:#x} at rip {:#x} (rsp {:#x}, cr2 {:#x})",
-        frame.vector, name, frame.error, frame.rip, frame.rsp, cr2
+        frame.vector,
+        name,
+        frame.error,
+        frame.rip,
+        frame.rsp,
+        cr2
     );
     crate::io::exit(EXIT_PANIC)
 }

@@ -6,21 +6,27 @@ use kvmsandbox_proto::bootinfo::EXIT_PORT;
 /// Writes a byte to an I/O port.
 pub fn outb(port: u16, val: u8) {
     // SAFETY: port I/O has no memory effects; the VMM owns every port.
-    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") val, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") val, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// Reads a byte from an I/O port.
 pub fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: as for `outb`.
-    unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
+    }
     v
 }
 
 /// Writes a 32-bit value to an I/O port.
 pub fn outl(port: u16, val: u32) {
     // SAFETY: as for `outb`.
-    unsafe { core::arch::asm!("out dx, eax", in("dx") port, in("eax") val, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("out dx, eax", in("dx") port, in("eax") val, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// Stops the VM with `status` through the VMM's exit port.

@@ -62,7 +62,10 @@ fn main(info: &'static BootInfo) -> ! {
     }
     tss::init(stack::ist());
     stack::protect();
-    println!("kvmsandbox micro guest {} starting", env!("CARGO_PKG_VERSION"));
+    println!(
+        "kvmsandbox micro guest {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("memory: {} MiB", info.mem_size >> 20);
     let heap = heap::init(info.mem_size);
     println!("heap: {} KiB", heap >> 10);
@@ -85,7 +88,10 @@ fn main(info: &'static BootInfo) -> ! {
     let mut devs = devices::init(info);
     // The agent listens before the marker goes out: the host connects right after.
     let agent = match cmd.test_mode() {
-        None => devs.vsock.take().map(|v| agent::Agent::new(v, core::mem::take(&mut devs.disks))),
+        None => devs
+            .vsock
+            .take()
+            .map(|v| agent::Agent::new(v, core::mem::take(&mut devs.disks))),
         Some(_) => None,
     };
     println!("{}", READY_MARKER);
@@ -95,7 +101,10 @@ fn main(info: &'static BootInfo) -> ! {
         Some("stay") => io::halt_forever(),
         Some("count") => io::count_forever(),
         Some("blk-selftest") => io::exit(selftest::blk(&mut devs.disks)),
-        Some("vsock-connect") => io::exit(selftest::vsock_connect(devs.vsock.as_mut(), cmd.get("port"))),
+        Some("vsock-connect") => io::exit(selftest::vsock_connect(
+            devs.vsock.as_mut(),
+            cmd.get("port"),
+        )),
         Some("bench") => {
             bench::run();
             io::exit(0)

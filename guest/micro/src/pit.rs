@@ -49,11 +49,20 @@ pub enum CalibrationError {
 impl fmt::Display for CalibrationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::OutputStuckHigh => write!(f, "PIT channel 2 output high before the count started (no PIT?)"),
+            Self::OutputStuckHigh => write!(
+                f,
+                "PIT channel 2 output high before the count started (no PIT?)"
+            ),
             Self::NoTerminalCount { ticks } => {
-                write!(f, "PIT channel 2 count of {LATCH} did not end within {ticks} TSC ticks")
+                write!(
+                    f,
+                    "PIT channel 2 count of {LATCH} did not end within {ticks} TSC ticks"
+                )
             }
-            Self::Implausible { khz } => write!(f, "measured TSC rate {khz} kHz is outside {PLAUSIBLE_KHZ:?} kHz"),
+            Self::Implausible { khz } => write!(
+                f,
+                "measured TSC rate {khz} kHz is outside {PLAUSIBLE_KHZ:?} kHz"
+            ),
             Self::Uncertain { khz, percent } => {
                 write!(f, "measured TSC rate {khz} kHz is uncertain by {percent}% after {ATTEMPTS} counts")
             }
@@ -91,7 +100,9 @@ fn measure() -> Result<(u64, u64), CalibrationError> {
         }
         last_low = before;
         if after.wrapping_sub(s0) > MAX_WAIT_TICKS {
-            return Err(CalibrationError::NoTerminalCount { ticks: MAX_WAIT_TICKS });
+            return Err(CalibrationError::NoTerminalCount {
+                ticks: MAX_WAIT_TICKS,
+            });
         }
     };
     // Gate off again.
@@ -123,7 +134,10 @@ pub fn calibrate_tsc() -> Result<u64, CalibrationError> {
     // Both ends are midpoints of their windows: the rate is off by at most
     // half the uncertainty.
     if uncertainty.saturating_mul(10) > ticks {
-        return Err(CalibrationError::Uncertain { khz, percent: uncertainty * 100 / ticks.max(1) });
+        return Err(CalibrationError::Uncertain {
+            khz,
+            percent: uncertainty * 100 / ticks.max(1),
+        });
     }
     Ok(khz)
 }

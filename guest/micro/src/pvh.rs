@@ -165,7 +165,8 @@ struct BootInfoCell(core::cell::UnsafeCell<core::mem::MaybeUninit<BootInfo>>);
 // (no other vCPU is started by a PVH loader), read-only afterwards.
 unsafe impl Sync for BootInfoCell {}
 
-static BOOT_INFO: BootInfoCell = BootInfoCell(core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()));
+static BOOT_INFO: BootInfoCell =
+    BootInfoCell(core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()));
 
 /// End of the RAM region that holds the image: the heap's upper bound.
 fn ram_end(map: &[MemmapEntry]) -> Option<u64> {
@@ -205,12 +206,21 @@ extern "sysv64" fn pvh_main(start: u64) -> ! {
     let map: &[MemmapEntry] = if si.version >= 1 && si.memmap_paddr != 0 {
         // SAFETY: a version-1 start info describes `memmap_entries` entries at
         // `memmap_paddr`, in RAM the loader wrote and nothing else uses yet.
-        unsafe { core::slice::from_raw_parts(si.memmap_paddr as *const MemmapEntry, si.memmap_entries as usize) }
+        unsafe {
+            core::slice::from_raw_parts(
+                si.memmap_paddr as *const MemmapEntry,
+                si.memmap_entries as usize,
+            )
+        }
     } else {
         &[]
     };
     let Some(mem_size) = ram_end(map) else {
-        crate::println!("pvh: no RAM region holds the image (start info version {}, {} map entries)", si.version, map.len());
+        crate::println!(
+            "pvh: no RAM region holds the image (start info version {}, {} map entries)",
+            si.version,
+            map.len()
+        );
         crate::io::exit(EXIT_PANIC);
     };
     let mut info = BootInfo::new(mem_size, 1);

@@ -85,7 +85,9 @@ pub fn is_overflow(addr: u64) -> bool {
 fn rsp() -> u64 {
     let rsp: u64;
     // SAFETY: reading rsp has no side effects.
-    unsafe { core::arch::asm!("mov {0}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {0}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags))
+    };
     rsp
 }
 
@@ -98,7 +100,9 @@ pub fn protect() {
     let guard = guard();
     let cr3: u64;
     // SAFETY: reading CR3 has no side effects.
-    unsafe { core::arch::asm!("mov {0}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {0}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags))
+    };
     let index = |level: u32| ((guard >> (12 + 9 * level)) & 511) as usize;
     // SAFETY: the page tables the VMM or the PVH stub built are identity-mapped
     // RAM; each entry is checked present (and not a huge page above the PD)

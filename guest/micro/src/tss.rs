@@ -47,7 +47,10 @@ pub fn init(ist_top: u64) {
             | (((limit >> 16) & 0xf) << 48)
             | (((base >> 24) & 0xff) << 56);
         gdt[4] = base >> 32;
-        let ptr = Pointer { limit: (core::mem::size_of_val(gdt) - 1) as u16, base: gdt.as_ptr() as u64 };
+        let ptr = Pointer {
+            limit: (core::mem::size_of_val(gdt) - 1) as u16,
+            base: gdt.as_ptr() as u64,
+        };
         core::arch::asm!("lgdt [{0}]", in(reg) &ptr, options(readonly, nostack, preserves_flags));
         core::arch::asm!("ltr {0:x}", in(reg) TSS_SELECTOR, options(nostack, preserves_flags));
     }

@@ -21,10 +21,10 @@ use kvmsandbox_wasm_runner as runner;
 /// Whether this build can run modules (announced in Hello's capabilities).
 pub const AVAILABLE: bool = true;
 
-/// Which output stream a chunk belongs to.
-pub use runner::Stream as OutStream;
 /// What a run reports output to and checks in with.
 pub use runner::RunHost;
+/// Which output stream a chunk belongs to.
+pub use runner::Stream as OutStream;
 
 /// `WasmErrorKind::Other` code: the module read a clock the guest does not have.
 pub const ERROR_NO_CLOCK: u16 = 100;
@@ -63,11 +63,19 @@ fn rdtsc() -> u64 {
 /// test switch) the rate is measured against the PIT.
 pub fn init(info: &BootInfo, force_calibration: bool) {
     BOOT_NS.store(info.boot_time_ns, Ordering::Relaxed);
-    let from_host = if info.size as usize >= core::mem::size_of::<BootInfo>() { info.tsc_khz } else { 0 };
+    let from_host = if info.size as usize >= core::mem::size_of::<BootInfo>() {
+        info.tsc_khz
+    } else {
+        0
+    };
     let khz = if from_host == 0 || force_calibration {
         match crate::pit::calibrate_tsc() {
             Ok(khz) => {
-                crate::println!("clock: TSC calibrated against the PIT: {} kHz (host said {} kHz)", khz, from_host);
+                crate::println!(
+                    "clock: TSC calibrated against the PIT: {} kHz (host said {} kHz)",
+                    khz,
+                    from_host
+                );
                 khz
             }
             Err(e) => {
@@ -150,20 +158,27 @@ pub fn run_wasm(req: &WasmSpec, module: &[u8], host: &mut dyn RunHost) -> WasmOu
         Ok(runner::Outcome::OutOfFuel) => WasmOutcome::OutOfFuel,
         Ok(runner::Outcome::MemoryLimit { requested, limit }) => WasmOutcome::Error(
             WasmErrorKind::MemoryLimit,
-            format!("module needs {requested} bytes of linear memory and tables, the limit is {limit}"),
+            format!(
+                "module needs {requested} bytes of linear memory and tables, the limit is {limit}"
+            ),
         ),
         Ok(runner::Outcome::NoClock) => WasmOutcome::Error(
             WasmErrorKind::Other(ERROR_NO_CLOCK),
-            String::from("the module read a clock and this guest has none (no TSC rate from the host)"),
+            String::from(
+                "the module read a clock and this guest has none (no TSC rate from the host)",
+            ),
         ),
         Ok(runner::Outcome::Interrupted) => WasmOutcome::Error(
             WasmErrorKind::Other(ERROR_INTERRUPTED),
             String::from("the run was interrupted (shutdown or disconnect)"),
         ),
-        Err(runner::RunError::InvalidModule(m)) => WasmOutcome::Error(WasmErrorKind::InvalidModule, m),
-        Err(runner::RunError::MissingEntry) => {
-            WasmOutcome::Error(WasmErrorKind::NoEntryPoint, String::from("the module exports no _start function"))
+        Err(runner::RunError::InvalidModule(m)) => {
+            WasmOutcome::Error(WasmErrorKind::InvalidModule, m)
         }
+        Err(runner::RunError::MissingEntry) => WasmOutcome::Error(
+            WasmErrorKind::NoEntryPoint,
+            String::from("the module exports no _start function"),
+        ),
         Err(runner::RunError::BadEntry(m)) => WasmOutcome::Error(WasmErrorKind::NoEntryPoint, m),
         Err(runner::RunError::Link(m)) => WasmOutcome::Error(WasmErrorKind::MissingImport, m),
         Err(e) => WasmOutcome::Error(WasmErrorKind::Other(0), format!("{e:?}")),
