@@ -734,6 +734,17 @@ pub struct Paused<'a> {
     image: std::sync::MutexGuard<'a, Option<Arc<MemorySnapshot>>>,
 }
 
+impl Vm {
+    /// Guest RAM was just re-mapped in place (vCPUs paused). On PVM hosts KVM is
+    /// also made to forget the old pages (see `memory::refresh_slots`).
+    fn after_remap(&self) -> std::result::Result<(), SnapshotError> {
+        if self.host.is_pvm() {
+            memory::refresh_slots(&self._vm, &self._mem)?;
+        }
+        Ok(())
+    }
+}
+
 impl Paused<'_> {
     /// Captures the VM. The first snapshot copies RAM into a sealed image and
     /// re-maps RAM copy-on-write from it (docs/snapshots.md); later ones copy
@@ -744,6 +755,7 @@ impl Paused<'_> {
         vm.check_snapshot_ready()?;
         let memory = Arc::new(MemorySnapshot::capture(&vm._mem)?);
         memory.map_over(&vm._mem)?;
+        vm.after_remap()?;
         *self.image = Some(memory.clone());
         let irqchip = IrqchipState::capture(&vm._vm)?;
         let pit = if vm.has_pit {
@@ -817,6 +829,7 @@ impl Paused<'_> {
             Some(cur) if Arc::ptr_eq(cur, &snap.memory) => image::revert(&vm._mem)?,
             _ => {
                 snap.memory.map_over(&vm._mem)?;
+                vm.after_remap()?;
                 *self.image = Some(snap.memory.clone());
             }
         }

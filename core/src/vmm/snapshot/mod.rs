@@ -75,6 +75,9 @@ pub enum SnapshotError {
     /// Guest memory could not be captured, mapped or reverted.
     #[error(transparent)]
     Memory(#[from] MemorySnapshotError),
+    /// Guest memory could not be re-registered with KVM after a re-map.
+    #[error("re-registering guest memory after the re-map failed: {0}")]
+    Slots(#[from] crate::vmm::memory::MemoryError),
     /// A vCPU's state could not be captured or applied.
     #[error(transparent)]
     Vcpu(#[from] VcpuStateError),
