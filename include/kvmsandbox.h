@@ -42,7 +42,7 @@ typedef enum kvmsb_status {
   KVMSB_STATUS_GUEST_CRASHED = 8,
   // An operation did not finish in time (the agent's or a host deadline).
   KVMSB_STATUS_TIMEOUT = 9,
-  // Talking to the guest agent failed (disconnect, protocol error, agent bug).
+  // Talking to the guest agent failed (socket I/O, disconnect, protocol error).
   KVMSB_STATUS_AGENT = 10,
   // The agent reports: no such file, disk or process.
   KVMSB_STATUS_NOT_FOUND = 11,
@@ -50,7 +50,7 @@ typedef enum kvmsb_status {
   KVMSB_STATUS_PERMISSION_DENIED = 12,
   // This sandbox kind does not offer the operation (e.g. exec on the micro guest).
   KVMSB_STATUS_UNSUPPORTED = 13,
-  // An I/O error (in the guest, or a host resource).
+  // An I/O error (in the guest, or of a host resource).
   KVMSB_STATUS_IO = 14,
   // Connecting to a guest vsock port failed.
   KVMSB_STATUS_CONNECT = 15,
@@ -60,6 +60,13 @@ typedef enum kvmsb_status {
   KVMSB_STATUS_ALREADY_EXISTS = 17,
   // A bug: a Rust panic was caught at the library boundary.
   KVMSB_STATUS_PANIC = 18,
+  // The sandbox was stopped (killed, shut down, its VM exited) before or during the call.
+  KVMSB_STATUS_STOPPED = 19,
+  // The call produced more output than the host's limit.
+  KVMSB_STATUS_OUTPUT_LIMIT = 20,
+  // The agent failed the request for another reason (an agent bug, or an
+  // error code newer than this library).
+  KVMSB_STATUS_GUEST_ERROR = 21,
 } kvmsb_status;
 
 // How a module run ended.

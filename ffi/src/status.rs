@@ -1,9 +1,10 @@
 //! The stable status codes of the C API and how every Rust error maps to one.
-//! Numbers are explicit and never reused: C callers switch on them.
+//! Numbers are explicit and never reused: C callers switch on them. The mapping
+//! goes through the core's `ErrorKind` table, which also drives the Python
+//! exceptions and docs/errors.md, so the faces agree on what a failure is.
 
 use crate::boundary::Failure;
-use kvmsandbox_core::agent::{AgentError, ErrorCode};
-use kvmsandbox_core::Error;
+use kvmsandbox_core::{Error, ErrorKind};
 use std::os::raw::c_char;
 
 /// What a call did. `KVMSB_STATUS_OK` is 0; every other value comes with a message
@@ -32,7 +33,7 @@ pub enum kvmsb_status {
     GuestCrashed = 8,
     /// An operation did not finish in time (the agent's or a host deadline).
     Timeout = 9,
-    /// Talking to the guest agent failed (disconnect, protocol error, agent bug).
+    /// Talking to the guest agent failed (socket I/O, disconnect, protocol error).
     Agent = 10,
     /// The agent reports: no such file, disk or process.
     NotFound = 11,
@@ -40,7 +41,7 @@ pub enum kvmsb_status {
     PermissionDenied = 12,
     /// This sandbox kind does not offer the operation (e.g. exec on the micro guest).
     Unsupported = 13,
-    /// An I/O error (in the guest, or a host resource).
+    /// An I/O error (in the guest, or of a host resource).
     Io = 14,
     /// Connecting to a guest vsock port failed.
     Connect = 15,
@@ -50,10 +51,17 @@ pub enum kvmsb_status {
     AlreadyExists = 17,
     /// A bug: a Rust panic was caught at the library boundary.
     Panic = 18,
+    /// The sandbox was stopped (killed, shut down, its VM exited) before or during the call.
+    Stopped = 19,
+    /// The call produced more output than the host's limit.
+    OutputLimit = 20,
+    /// The agent failed the request for another reason (an agent bug, or an
+    /// error code newer than this library).
+    GuestError = 21,
 }
 
 /// Every status, for `kvmsb_status_name` and tests (private: not in the header).
-const ALL: [kvmsb_status; 19] = {
+const ALL: [kvmsb_status; 22] = {
     use kvmsb_status::*;
     [
         Ok,
@@ -75,6 +83,9 @@ const ALL: [kvmsb_status; 19] = {
         Seccomp,
         AlreadyExists,
         Panic,
+        Stopped,
+        OutputLimit,
+        GuestError,
     ]
 };
 
@@ -101,6 +112,9 @@ impl kvmsb_status {
             Self::Seccomp => "KVMSB_STATUS_SECCOMP\0",
             Self::AlreadyExists => "KVMSB_STATUS_ALREADY_EXISTS\0",
             Self::Panic => "KVMSB_STATUS_PANIC\0",
+            Self::Stopped => "KVMSB_STATUS_STOPPED\0",
+            Self::OutputLimit => "KVMSB_STATUS_OUTPUT_LIMIT\0",
+            Self::GuestError => "KVMSB_STATUS_GUEST_ERROR\0",
         }
     }
 }
@@ -118,55 +132,35 @@ pub extern "C" fn kvmsb_status_name(status: i32) -> *const c_char {
     name.as_ptr().cast()
 }
 
-/// The status for an agent failure: the agent's own code where it sent one.
-fn agent_status(e: &AgentError) -> kvmsb_status {
-    match e {
-        AgentError::Timeout { .. } => kvmsb_status::Timeout,
-        AgentError::Unsupported { .. } => kvmsb_status::Unsupported,
-        AgentError::Remote { code, .. } => match code {
-            ErrorCode::NotFound => kvmsb_status::NotFound,
-            ErrorCode::PermissionDenied => kvmsb_status::PermissionDenied,
-            ErrorCode::Unsupported => kvmsb_status::Unsupported,
-            ErrorCode::Invalid => kvmsb_status::InvalidArgument,
-            ErrorCode::Io => kvmsb_status::Io,
-            ErrorCode::Timeout => kvmsb_status::Timeout,
-            ErrorCode::AlreadyExists => kvmsb_status::AlreadyExists,
-            _ => kvmsb_status::Agent,
-        },
-        _ => kvmsb_status::Agent,
+/// The status of each error kind. Exhaustive on purpose: a new kind must be
+/// given a code here (and the table's `c_status` must name it; a test checks).
+fn status_for(kind: ErrorKind) -> kvmsb_status {
+    match kind {
+        ErrorKind::Config => kvmsb_status::Config,
+        ErrorKind::InvalidArgument => kvmsb_status::InvalidArgument,
+        ErrorKind::KvmUnavailable => kvmsb_status::KvmUnavailable,
+        ErrorKind::Boot => kvmsb_status::BootFailed,
+        ErrorKind::StartTimeout => kvmsb_status::StartTimeout,
+        ErrorKind::GuestPanic => kvmsb_status::GuestPanic,
+        ErrorKind::GuestCrashed => kvmsb_status::GuestCrashed,
+        ErrorKind::Timeout => kvmsb_status::Timeout,
+        ErrorKind::Agent => kvmsb_status::Agent,
+        ErrorKind::NotFound => kvmsb_status::NotFound,
+        ErrorKind::PermissionDenied => kvmsb_status::PermissionDenied,
+        ErrorKind::Unsupported => kvmsb_status::Unsupported,
+        ErrorKind::Io => kvmsb_status::Io,
+        ErrorKind::Connection => kvmsb_status::Connect,
+        ErrorKind::Seccomp => kvmsb_status::Seccomp,
+        ErrorKind::AlreadyExists => kvmsb_status::AlreadyExists,
+        ErrorKind::Stopped => kvmsb_status::Stopped,
+        ErrorKind::OutputLimit => kvmsb_status::OutputLimit,
+        ErrorKind::GuestError => kvmsb_status::GuestError,
     }
 }
 
-/// The status for a library error. Exhaustive on purpose: a new `Error`
-/// variant must be given a code here.
+/// The status for a library error: its kind's.
 pub fn status_of(e: &Error) -> kvmsb_status {
-    match e {
-        Error::Config(_) | Error::Disk(_) | Error::TooManyDevices { .. } => kvmsb_status::Config,
-        Error::Kvm(_) => kvmsb_status::KvmUnavailable,
-        Error::Memory(_)
-        | Error::Regs(_)
-        | Error::MicroBoot(_)
-        | Error::Kick(_)
-        | Error::Bus(_)
-        | Error::Vsock(_)
-        | Error::Mmio(_)
-        | Error::EventLoop(_)
-        | Error::LinuxBoot(_)
-        | Error::MpTable(_)
-        | Error::KvmIoctl { .. } => kvmsb_status::BootFailed,
-        Error::Host { .. } | Error::RuntimeDir(_) => kvmsb_status::Io,
-        Error::Stopped { .. } => kvmsb_status::Agent,
-        Error::Seccomp(_) => kvmsb_status::Seccomp,
-        Error::Agent(a) => agent_status(a),
-        Error::Unsupported { .. } => kvmsb_status::Unsupported,
-        Error::Timeout { .. } => kvmsb_status::Timeout,
-        Error::Connect { .. } => kvmsb_status::Connect,
-        Error::StartTimeout { .. } => kvmsb_status::StartTimeout,
-        Error::GuestPanic { .. } => kvmsb_status::GuestPanic,
-        Error::GuestCrashed { .. } | Error::EarlyExit { .. } | Error::DeviceLoop { .. } => {
-            kvmsb_status::GuestCrashed
-        }
-    }
+    status_for(e.kind())
 }
 
 /// The full message of `e`: its text plus any cause it does not already quote.
@@ -210,7 +204,21 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_has_the_status_the_table_names() {
+        for kind in ErrorKind::ALL {
+            let status = status_for(kind);
+            assert_eq!(
+                status.name().trim_end_matches('\0'),
+                kind.info().c_status,
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
     fn maps_errors_to_codes() {
+        use kvmsandbox_core::agent::{AgentError, ErrorCode};
+        use kvmsandbox_core::devices::virtio::block::BlockError;
         let remote = |code| {
             Error::Agent(AgentError::Remote {
                 op: "read_file",
@@ -226,7 +234,28 @@ mod tests {
             status_of(&remote(ErrorCode::PermissionDenied)),
             kvmsb_status::PermissionDenied
         );
-        assert_eq!(status_of(&remote(ErrorCode::Internal)), kvmsb_status::Agent);
+        assert_eq!(
+            status_of(&remote(ErrorCode::Internal)),
+            kvmsb_status::GuestError
+        );
+        // The disagreements: a missing disk image is CONFIG (Python:
+        // ConfigError), a stopped sandbox is STOPPED, not AGENT.
+        assert_eq!(
+            status_of(&Error::Disk(BlockError::NotFound("/x.raw".into()))),
+            kvmsb_status::Config
+        );
+        assert_eq!(
+            status_of(&Error::Stopped { op: "exec" }),
+            kvmsb_status::Stopped
+        );
+        let limit = AgentError::OutputLimit {
+            op: "exec",
+            limit: 1,
+        };
+        assert_eq!(
+            status_of(&Error::Agent(limit)),
+            kvmsb_status::OutputLimit
+        );
         assert_eq!(
             status_of(&Error::Unsupported {
                 op: "exec",
