@@ -11,6 +11,10 @@
 
 Design notes
 ------------
+* Errors: every failure has one kind, the same as the C API's status; the
+  classes, their builtin bases (``Timeout`` is a ``TimeoutError``, ``NotFound``
+  a ``FileNotFoundError``...) and the Rust errors behind them are listed in
+  docs/errors.md.
 * WASM failures (trap, out of fuel, a module that cannot run) raise ``WasmTrap``,
   ``OutOfFuel`` or ``WasmError`` by default (``check=True``); with ``check=False``
   they come back as ``WasmResult.outcome`` instead. The exception carries the
@@ -46,14 +50,25 @@ from ._kvmsandbox import (
     ECHO_PORT,
     SINK_PORT,
     AgentError,
+    AlreadyExists,
     BootError,
     CommandError,
     ConfigError,
     ConnectError,
+    GuestCrashed,
     GuestError,
+    GuestPanic,
+    InvalidArgument,
+    IoError,
     KvmSandboxError,
+    KvmUnavailable,
+    NotFound,
     OutOfFuel,
+    OutputLimit,
+    PermissionDenied,
     SandboxClosed,
+    SeccompError,
+    StartTimeout,
     Timeout,
     Unsupported,
     WasmError,
@@ -84,11 +99,23 @@ __all__ = [
     "WasmError",
     "CommandError",
     "SandboxClosed",
+    "KvmUnavailable",
+    "StartTimeout",
+    "GuestCrashed",
+    "GuestPanic",
+    "NotFound",
+    "PermissionDenied",
+    "AlreadyExists",
+    "InvalidArgument",
+    "IoError",
+    "SeccompError",
+    "OutputLimit",
 ]
 
 # Attributes some exceptions carry; defaults so reading them never fails.
+# ``code`` is the agent's error code ("not_found", ...) on errors it reported.
 Timeout.result = None
-GuestError.code = None
+KvmSandboxError.code = None
 
 #: The environment a command gets when ``env`` is not given (the agent passes
 #: exactly the environment it is sent, nothing inherited).

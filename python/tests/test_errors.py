@@ -43,8 +43,8 @@ def test_bad_sizes_are_config_errors() -> None:
         Sandbox(vcpus=-1)
 
 
-def test_missing_disk_image_fails_to_boot(tmp_path: Path) -> None:
-    with pytest.raises(kvmsandbox.BootError, match="missing.raw"):
+def test_missing_disk_image_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(kvmsandbox.ConfigError, match="missing.raw"):
         Sandbox(disks=[Disk(tmp_path / "missing.raw")])
 
 
