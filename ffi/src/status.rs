@@ -252,10 +252,7 @@ mod tests {
             op: "exec",
             limit: 1,
         };
-        assert_eq!(
-            status_of(&Error::Agent(limit)),
-            kvmsb_status::OutputLimit
-        );
+        assert_eq!(status_of(&Error::Agent(limit)), kvmsb_status::OutputLimit);
         assert_eq!(
             status_of(&Error::Unsupported {
                 op: "exec",

@@ -69,7 +69,11 @@ fn build_classes(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
         let mut left = Vec::new();
         for kind in pending {
             let info = kind.info();
-            if info.python_bases.iter().any(|b| is_ours(b) && !made.contains_key(b)) {
+            if info
+                .python_bases
+                .iter()
+                .any(|b| is_ours(b) && !made.contains_key(b))
+            {
                 left.push(kind);
                 continue;
             }

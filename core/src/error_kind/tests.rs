@@ -55,7 +55,10 @@ fn codes() -> Vec<ErrorCode> {
 fn agent_errors() -> Vec<AgentError> {
     let op = "exec";
     vec![
-        AgentError::Io { op, source: os_err() },
+        AgentError::Io {
+            op,
+            source: os_err(),
+        },
         AgentError::Protocol {
             op,
             source: ProtoError::BadMagic { found: [0, 0] },
@@ -231,9 +234,15 @@ fn error_kind_fixes_the_issue_disagreements() {
         code: ErrorCode::NotFound,
         message: "nope".into(),
     }));
-    assert_eq!((panic, enoent), (ErrorKind::GuestPanic, ErrorKind::NotFound));
+    assert_eq!(
+        (panic, enoent),
+        (ErrorKind::GuestPanic, ErrorKind::NotFound)
+    );
     assert_ne!(panic.info().python_class, enoent.info().python_class);
-    assert_eq!(ErrorKind::of_code(ErrorCode::Invalid), ErrorKind::InvalidArgument);
+    assert_eq!(
+        ErrorKind::of_code(ErrorCode::Invalid),
+        ErrorKind::InvalidArgument
+    );
 }
 
 #[test]
@@ -285,8 +294,14 @@ fn render() -> String {
 #[test]
 fn error_kind_doc_is_current() {
     let doc = std::fs::read_to_string(DOC).unwrap();
-    let start = doc.find(BEGIN).expect("docs/errors.md lost its BEGIN marker") + BEGIN.len();
-    let stop = start + doc[start..].find(END).expect("docs/errors.md lost its END marker");
+    let start = doc
+        .find(BEGIN)
+        .expect("docs/errors.md lost its BEGIN marker")
+        + BEGIN.len();
+    let stop = start
+        + doc[start..]
+            .find(END)
+            .expect("docs/errors.md lost its END marker");
     let fresh = format!("{}{}{}", &doc[..start], render(), &doc[stop..]);
     if fresh != doc && std::env::var_os("KVMSANDBOX_BLESS_ERRORS_DOC").is_some() {
         std::fs::write(DOC, &fresh).unwrap();
