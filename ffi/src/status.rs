@@ -38,7 +38,8 @@ pub enum kvmsb_status {
     NotFound = 11,
     /// The agent reports: permission denied (e.g. writing a read-only disk).
     PermissionDenied = 12,
-    /// This sandbox kind does not offer the operation (e.g. exec on the micro guest).
+    /// This sandbox kind does not offer the operation (e.g. exec on the micro guest),
+    /// or this host cannot run the guest (Linux user space on a PVM host).
     Unsupported = 13,
     /// An I/O error (in the guest, or a host resource).
     Io = 14,
@@ -158,7 +159,7 @@ pub fn status_of(e: &Error) -> kvmsb_status {
         Error::Stopped { .. } => kvmsb_status::Agent,
         Error::Seccomp(_) => kvmsb_status::Seccomp,
         Error::Agent(a) => agent_status(a),
-        Error::Unsupported { .. } => kvmsb_status::Unsupported,
+        Error::Unsupported { .. } | Error::LinuxUserSpaceOnPvm { .. } => kvmsb_status::Unsupported,
         Error::Timeout { .. } => kvmsb_status::Timeout,
         Error::Connect { .. } => kvmsb_status::Connect,
         Error::StartTimeout { .. } => kvmsb_status::StartTimeout,
@@ -232,6 +233,13 @@ mod tests {
             }),
             kvmsb_status::Unsupported
         );
+        let pvm = Failure::from(Error::LinuxUserSpaceOnPvm {
+            signal: 11,
+            panic: "Attempted to kill init! exitcode=0x0000000b".into(),
+            last_lines: Vec::new(),
+        });
+        assert_eq!(pvm.status, kvmsb_status::Unsupported);
+        assert!(pvm.message.contains("micro guest"), "{}", pvm.message);
         assert_eq!(
             status_of(&Error::Timeout {
                 op: "run_wasm",

@@ -14,7 +14,7 @@ create_exception!(kvmsandbox, ConfigError, KvmSandboxError, "The configuration i
 create_exception!(kvmsandbox, BootError, KvmSandboxError, "The VM could not be created or its guest did not become ready.");
 create_exception!(kvmsandbox, Timeout, KvmSandboxError, "A deadline passed (the agent went silent, a wall-clock timeout fired).");
 create_exception!(kvmsandbox, GuestError, KvmSandboxError, "The guest died (panic, crash) or refused an operation (no such file...).");
-create_exception!(kvmsandbox, Unsupported, KvmSandboxError, "This guest kind does not offer the operation.");
+create_exception!(kvmsandbox, Unsupported, KvmSandboxError, "This guest kind does not offer the operation, or this host cannot run the guest (Linux on PVM).");
 create_exception!(kvmsandbox, AgentError, KvmSandboxError, "Talking to the guest agent failed (disconnect, protocol error).");
 create_exception!(kvmsandbox, ConnectError, KvmSandboxError, "Connecting to a guest port failed.");
 create_exception!(kvmsandbox, WasmTrap, KvmSandboxError, "The WASM module trapped.");
@@ -67,7 +67,9 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let msg = e.to_string();
     match &e {
         Error::Config(_) => ConfigError::new_err(msg),
-        Error::Unsupported { .. } | Error::Agent(CoreAgentError::Unsupported { .. }) => Unsupported::new_err(msg),
+        Error::Unsupported { .. } | Error::LinuxUserSpaceOnPvm { .. } | Error::Agent(CoreAgentError::Unsupported { .. }) => {
+            Unsupported::new_err(msg)
+        }
         Error::Timeout { .. } | Error::Agent(CoreAgentError::Timeout { .. }) => Timeout::new_err(msg),
         Error::GuestPanic { .. } | Error::GuestCrashed { .. } | Error::EarlyExit { .. } | Error::DeviceLoop { .. } => GuestError::new_err(msg),
         Error::Agent(CoreAgentError::Remote { code, .. }) => {

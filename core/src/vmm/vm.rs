@@ -323,7 +323,10 @@ impl Vm {
         match r {
             StopReason::GuestExit(EXIT_PANIC) | StopReason::ConsolePanic(_) => {
                 let message = panic_line.map(|l| l.trim_start_matches("PANIC: ").to_string()).unwrap_or_else(|| describe(&r));
-                Error::GuestPanic { message, last_lines }
+                match super::pvm_linux::init_killed_by_signal(&message, &last_lines) {
+                    Some(signal) if self.host.is_pvm() => Error::LinuxUserSpaceOnPvm { signal, panic: message, last_lines },
+                    _ => Error::GuestPanic { message, last_lines },
+                }
             }
             StopReason::TripleFault { .. } | StopReason::InternalError { .. } | StopReason::FailEntry { .. } | StopReason::VcpuError(_) => {
                 Error::GuestCrashed { reason: describe(&r), last_lines }
