@@ -67,9 +67,7 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let msg = e.to_string();
     match &e {
         Error::Config(_) => ConfigError::new_err(msg),
-        Error::Unsupported { .. } | Error::LinuxUserSpaceOnPvm { .. } | Error::Agent(CoreAgentError::Unsupported { .. }) => {
-            Unsupported::new_err(msg)
-        }
+        Error::Unsupported { .. } | Error::LinuxUserSpaceOnPvm { .. } | Error::Agent(CoreAgentError::Unsupported { .. }) => Unsupported::new_err(msg),
         Error::Timeout { .. } | Error::Agent(CoreAgentError::Timeout { .. }) => Timeout::new_err(msg),
         Error::GuestPanic { .. } | Error::GuestCrashed { .. } | Error::EarlyExit { .. } | Error::DeviceLoop { .. } => GuestError::new_err(msg),
         Error::Agent(CoreAgentError::Remote { code, .. }) => {

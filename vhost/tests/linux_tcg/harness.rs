@@ -63,7 +63,11 @@ fn backend_binary() -> PathBuf {
             .ok()
             .and_then(|exe| exe.parent().map(|d| d.join(NAME)))
             .filter(|p| p.is_file())
-            .unwrap_or_else(|| panic!("{NAME} not found next to this program: cargo build -p kvmsandbox-vhost-vsock")),
+            .unwrap_or_else(|| {
+                panic!(
+                    "{NAME} not found next to this program: cargo build -p kvmsandbox-vhost-vsock"
+                )
+            }),
     }
 }
 
