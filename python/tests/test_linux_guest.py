@@ -31,8 +31,8 @@ def test_exit_code_stdout_stderr(linux_guest: Sandbox) -> None:
 def test_signal_env_cwd(linux_guest: Sandbox) -> None:
     r = linux_guest.run("kill -TERM $$; sleep 5")
     assert r.exit_code is None and r.signal == signal.SIGTERM
-    env = {"PATH": "/bin:/sbin", "GREETING": "hello world"}
-    assert sorted(linux_guest.run(["env"], env=env).stdout.splitlines()) == [b"GREETING=hello world", b"PATH=/bin:/sbin"]
+    env = {"PATH": "/bin:/sbin:/usr/bin:/usr/sbin", "GREETING": "hello world"}
+    assert sorted(linux_guest.run(["env"], env=env).stdout.splitlines()) == [b"GREETING=hello world", b"PATH=/bin:/sbin:/usr/bin:/usr/sbin"]
     assert linux_guest.run(["pwd"], cwd="/tmp").stdout == b"/tmp\n"
 
 
