@@ -50,7 +50,7 @@ linux-tcg: deps qemu linux-guest
 
 # Formatting and clippy (warnings are errors) over the workspace and the crates
 # outside it (the micro guest, the WASM runner, the fuzz targets).
-OUTSIDE_WORKSPACE := guest/micro/Cargo.toml guest/wasm-runner/Cargo.toml fuzz/Cargo.toml
+OUTSIDE_WORKSPACE := guest/micro/Cargo.toml guest/micro/host-tests/Cargo.toml guest/wasm-runner/Cargo.toml fuzz/Cargo.toml
 lint: deps
 	$(CARGO) fmt --all --check
 	for m in $(OUTSIDE_WORKSPACE); do $(CARGO) fmt --manifest-path $$m --all --check || exit 1; done
@@ -60,6 +60,7 @@ lint: deps
 test-rust:
 	KVMSANDBOX_KERNEL_DIR=$$(cat build/kernel-dir) $(CARGO) test --workspace
 	cd guest/wasm-runner && $(CARGO) test
+	cd guest/micro/host-tests && $(CARGO) test
 	$(CARGO) bench -p kvmsandbox-benches --no-run
 
 # The C library: header drift is checked by `cargo test` (ffi/tests/header.rs).

@@ -14,15 +14,26 @@ fn main() {
         println!("cargo:rustc-env=KVMSANDBOX_MICRO_ELF={prebuilt}");
         return;
     }
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest.parent().expect("core/ has a parent").to_path_buf();
     let guest = root.join("guest/micro");
-    for p in ["src", "Cargo.toml", "Cargo.lock", "link.ld", ".cargo/config.toml", "build.rs"] {
+    for p in [
+        "src",
+        "Cargo.toml",
+        "Cargo.lock",
+        "link.ld",
+        ".cargo/config.toml",
+        "build.rs",
+    ] {
         println!("cargo:rerun-if-changed={}", guest.join(p).display());
     }
     for dep in ["guest/proto", "guest/wasm-runner"] {
         for p in ["src", "Cargo.toml"] {
-            println!("cargo:rerun-if-changed={}", root.join(dep).join(p).display());
+            println!(
+                "cargo:rerun-if-changed={}",
+                root.join(dep).join(p).display()
+            );
         }
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -65,7 +76,9 @@ fn build_guest(guest: &Path, target_dir: &Path) -> PathBuf {
             cmd.env_remove(k);
         }
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build the micro guest: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the micro guest: {e}"));
     if !status.success() {
         panic!(
             "building the micro guest failed ({status}, see its errors above; the x86_64-unknown-none target \

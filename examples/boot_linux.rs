@@ -4,8 +4,12 @@ use kvmsandbox::{Vm, VmConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let kernel = args.next().ok_or("usage: boot_linux <kernel> [initrd] [extra cmdline]")?;
-    let mut cfg = VmConfig::linux(kernel).vcpus(2).on_console_line(|l| println!("guest| {l}"));
+    let kernel = args
+        .next()
+        .ok_or("usage: boot_linux <kernel> [initrd] [extra cmdline]")?;
+    let mut cfg = VmConfig::linux(kernel)
+        .vcpus(2)
+        .on_console_line(|l| println!("guest| {l}"));
     if let Some(initrd) = args.next().filter(|s| !s.is_empty()) {
         cfg = cfg.initrd(initrd);
     }
@@ -13,7 +17,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cfg = cfg.cmdline(&extra);
     }
     let vm = Vm::start(cfg)?;
-    println!("--- host: {} ---\nboot phases (from create):\n{}", vm.host_kind(), vm.timings());
+    println!(
+        "--- host: {} ---\nboot phases (from create):\n{}",
+        vm.host_kind(),
+        vm.timings()
+    );
     vm.kill();
     Ok(())
 }

@@ -9,7 +9,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(20);
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(20);
     let mut phases: Vec<Vec<Duration>> = vec![Vec::new(); 7];
     let mut host = None;
     for _ in 0..n {
@@ -22,7 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    println!("host: {}; {n} boots of the micro guest; median per phase (from create):", host.ok_or("no boots")?);
+    println!(
+        "host: {}; {n} boots of the micro guest; median per phase (from create):",
+        host.ok_or("no boots")?
+    );
     let names = kvmsandbox::BootTimings::default().phases().map(|(n, _)| n);
     for (name, v) in names.iter().zip(phases) {
         if !v.is_empty() {

@@ -33,8 +33,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let requests = (DISK / BLK_REQUEST) as f64;
     println!("host: {}", vm.host_kind());
-    println!("sequential write: {:.2} MB/s ({:.1} s for 64 MiB)", DISK as f64 / w.as_secs_f64() / 1e6, w.as_secs_f64());
-    println!("sequential read:  {:.2} MB/s ({:.1} s for 64 MiB)", DISK as f64 / r.as_secs_f64() / 1e6, r.as_secs_f64());
+    println!(
+        "sequential write: {:.2} MB/s ({:.1} s for 64 MiB)",
+        DISK as f64 / w.as_secs_f64() / 1e6,
+        w.as_secs_f64()
+    );
+    println!(
+        "sequential read:  {:.2} MB/s ({:.1} s for 64 MiB)",
+        DISK as f64 / r.as_secs_f64() / 1e6,
+        r.as_secs_f64()
+    );
     println!(
         "blk window MMIO exits per 128 KiB request: write {:.2}, read {:.2}",
         (mid.mmio_device[0] - before.mmio_device[0]) as f64 / requests,

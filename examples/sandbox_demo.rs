@@ -18,10 +18,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // An untrusted WASI program, run in the guest's interpreter with a fuel budget.
     let module = wat::parse_str(HELLO_WAT)?;
     let t = std::time::Instant::now();
-    let run = sb.run_wasm(&WasmRequest { module, fuel: Some(1_000_000), ..Default::default() }, None)?;
+    let run = sb.run_wasm(
+        &WasmRequest {
+            module,
+            fuel: Some(1_000_000),
+            ..Default::default()
+        },
+        None,
+    )?;
     let wasm_time = t.elapsed();
     println!("--- guest console ---\n{}", sb.console_output().trim_end());
-    println!("--- host: {} ---", sb.vm().map(|v| v.host_kind().to_string()).unwrap_or_default());
+    println!(
+        "--- host: {} ---",
+        sb.vm()
+            .map(|v| v.host_kind().to_string())
+            .unwrap_or_default()
+    );
     println!("agent ping round trip: {:.3} ms", rtt.as_secs_f64() * 1e3);
     println!("echo: {}", String::from_utf8_lossy(&echoed));
     println!(

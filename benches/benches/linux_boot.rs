@@ -13,24 +13,33 @@ use std::time::{Duration, Instant};
 
 fn linux_boot(c: &mut Criterion) {
     if !linux_opted_in() {
-        eprintln!("[linux_boot] skipped: set {LINUX_OPT_IN}=1 to run it (~1 min per boot on PVM hosts)");
+        eprintln!(
+            "[linux_boot] skipped: set {LINUX_OPT_IN}=1 to run it (~1 min per boot on PVM hosts)"
+        );
         return;
     }
     let dir = kernel_dir().expect("guest kernel");
     let initrd = initramfs().expect("initramfs");
     let vmlinux = dir.join("vmlinux");
     let mut g = c.benchmark_group("linux_boot");
-    g.sample_size(10).warm_up_time(Duration::from_millis(1)).measurement_time(Duration::from_secs(1));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
     let mut announced = false;
     g.bench_function("create_to_run_init", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let t0 = Instant::now();
-                let vm = Vm::start(VmConfig::linux(&vmlinux).initrd(&initrd)).expect("Linux boots to /init");
+                let vm = Vm::start(VmConfig::linux(&vmlinux).initrd(&initrd))
+                    .expect("Linux boots to /init");
                 total += t0.elapsed();
                 if !announced {
-                    announce("linux_boot", vm.host_kind(), &format!("Linux {}", vmlinux.display()));
+                    announce(
+                        "linux_boot",
+                        vm.host_kind(),
+                        &format!("Linux {}", vmlinux.display()),
+                    );
                     announced = true;
                 }
                 vm.kill();

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 fn micro_boot(c: &mut Criterion) {
     let mut g = c.benchmark_group("micro_boot");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
 
     let mut announced = false;
     g.bench_function("create_to_ready_marker", |b| {
@@ -19,10 +21,15 @@ fn micro_boot(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let t0 = Instant::now();
-                let vm = Vm::start(VmConfig::micro().cmdline("test=exit")).expect("micro guest boots");
+                let vm =
+                    Vm::start(VmConfig::micro().cmdline("test=exit")).expect("micro guest boots");
                 total += t0.elapsed();
                 if !announced {
-                    announce("micro_boot/create_to_ready_marker", vm.host_kind(), "micro (test=exit)");
+                    announce(
+                        "micro_boot/create_to_ready_marker",
+                        vm.host_kind(),
+                        "micro (test=exit)",
+                    );
                     announced = true;
                 }
                 vm.wait().expect("micro guest exits cleanly");
@@ -41,7 +48,11 @@ fn micro_boot(c: &mut Criterion) {
                 total += t0.elapsed();
                 if !announced {
                     if let Some(vm) = sb.vm() {
-                        announce("micro_boot/create_to_agent_ready", vm.host_kind(), "micro (agent)");
+                        announce(
+                            "micro_boot/create_to_agent_ready",
+                            vm.host_kind(),
+                            "micro (agent)",
+                        );
                     }
                     announced = true;
                 }

@@ -23,18 +23,26 @@ fn micro_io(c: &mut Criterion) {
     let f = std::fs::File::create(&img).expect("create disk image");
     f.set_len(DISK_BYTES).expect("size disk image");
     drop(f);
-    let sb = Sandbox::start(VmConfig::micro().disk(&img, false)).expect("micro sandbox with a disk starts");
+    let sb = Sandbox::start(VmConfig::micro().disk(&img, false))
+        .expect("micro sandbox with a disk starts");
     if let Some(vm) = sb.vm() {
-        announce("micro_io", vm.host_kind(), "micro (agent, 1 virtio-blk, vsock)");
+        announce(
+            "micro_io",
+            vm.host_kind(),
+            "micro (agent, 1 virtio-blk, vsock)",
+        );
     }
 
     let mut g = c.benchmark_group("micro_io");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
 
     g.bench_function("ping_round_trip", |b| b.iter(|| sb.ping().expect("ping")));
 
     let mut s = sb.connect(ECHO_PORT).expect("connect to the echo port");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("socket timeout");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("socket timeout");
     let out = vec![0x5au8; ECHO_CHUNK];
     let mut back = vec![0u8; ECHO_CHUNK];
     g.throughput(Throughput::Bytes(ECHO_CHUNK as u64));
@@ -53,14 +61,17 @@ fn micro_io(c: &mut Criterion) {
     let mut i = 0u64;
     g.bench_function("disk_write_seq_256KiB", |b| {
         b.iter(|| {
-            sb.disk_write(0, (i % chunks) * u64::from(DISK_CHUNK), &data).expect("disk write");
+            sb.disk_write(0, (i % chunks) * u64::from(DISK_CHUNK), &data)
+                .expect("disk write");
             i += 1;
         })
     });
     let mut i = 0u64;
     g.bench_function("disk_read_seq_256KiB", |b| {
         b.iter(|| {
-            let d = sb.disk_read(0, (i % chunks) * u64::from(DISK_CHUNK), DISK_CHUNK).expect("disk read");
+            let d = sb
+                .disk_read(0, (i % chunks) * u64::from(DISK_CHUNK), DISK_CHUNK)
+                .expect("disk read");
             assert_eq!(d.len(), DISK_CHUNK as usize);
             i += 1;
         })

@@ -11,14 +11,24 @@ use kvmsandbox_benches::{announce, HELLO_OUTPUT, HELLO_WAT};
 use std::time::Duration;
 
 fn run_hello(sb: &Sandbox, req: &WasmRequest) {
-    let out = sb.run_wasm(req, Some(Duration::from_secs(60))).expect("run_wasm");
-    assert_eq!(out.outcome, WasmOutcome::Exit(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = sb
+        .run_wasm(req, Some(Duration::from_secs(60)))
+        .expect("run_wasm");
+    assert_eq!(
+        out.outcome,
+        WasmOutcome::Exit(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout, HELLO_OUTPUT);
 }
 
 fn wasm(c: &mut Criterion) {
     let module = wat::parse_str(HELLO_WAT).expect("hello world WAT compiles");
-    let req = WasmRequest { module, ..Default::default() };
+    let req = WasmRequest {
+        module,
+        ..Default::default()
+    };
 
     let sb = Sandbox::micro().expect("micro sandbox starts");
     if let Some(vm) = sb.vm() {
@@ -34,7 +44,9 @@ fn wasm(c: &mut Criterion) {
     }
 
     let mut g = c.benchmark_group("wasm");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
     g.bench_function("hello_warm", |b| b.iter(|| run_hello(&sb, &req)));
     drop(sb);
     g.bench_function("hello_fresh", |b| {

@@ -59,7 +59,10 @@ fn fmt_value(v: f64) -> String {
 
 /// Draws `panels` side by side into the PNG at `path`.
 pub fn draw(path: &Path, panels: &[Panel]) -> Result<(), ChartError> {
-    let err = |e: &dyn std::fmt::Display| ChartError::Draw { path: path.display().to_string(), message: e.to_string() };
+    let err = |e: &dyn std::fmt::Display| ChartError::Draw {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
     let text = kvmsandbox_benches::register_font();
     let width = 420 * panels.len().max(1) as u32;
     let root = BitMapBackend::new(path, (width, 460)).into_drawing_area();
@@ -74,7 +77,11 @@ pub fn draw(path: &Path, panels: &[Panel]) -> Result<(), ChartError> {
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
-fn draw_panel<'a>(area: &Area<'a>, panel: &Panel, text: bool) -> Result<(), DrawingAreaErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>> {
+fn draw_panel<'a>(
+    area: &Area<'a>,
+    panel: &Panel,
+    text: bool,
+) -> Result<(), DrawingAreaErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>> {
     let (w, h) = area.dim_in_pixel();
     let (w, h) = (w as i32, h as i32);
     let (top, bottom, left, right) = (60, h - 50, 30, w - 30);
@@ -85,21 +92,43 @@ fn draw_panel<'a>(area: &Area<'a>, panel: &Panel, text: bool) -> Result<(), Draw
     let slot = (right - left) / n;
     let bw = slot * 3 / 5;
     let axis = BLACK.stroke_width(1);
-    area.draw(&PathElement::new(vec![(left, bottom), (right, bottom)], axis))?;
-    area.draw(&PathElement::new(vec![(left, top - 10), (left, bottom)], axis))?;
+    area.draw(&PathElement::new(
+        vec![(left, bottom), (right, bottom)],
+        axis,
+    ))?;
+    area.draw(&PathElement::new(
+        vec![(left, top - 10), (left, bottom)],
+        axis,
+    ))?;
     if text {
         let title = ("sans-serif", 18).into_font().color(&BLACK);
-        area.draw(&Text::new(format!("{} ({})", panel.title, panel.unit), (left, 15), title))?;
+        area.draw(&Text::new(
+            format!("{} ({})", panel.title, panel.unit),
+            (left, 15),
+            title,
+        ))?;
     }
     for (i, b) in panel.bars.iter().enumerate() {
         let x0 = left + slot * i as i32 + (slot - bw) / 2;
         let x1 = x0 + bw;
         let xc = (x0 + x1) / 2;
-        area.draw(&Rectangle::new([(x0, y(b.stat.median)), (x1, bottom)], b.color.filled()))?;
+        area.draw(&Rectangle::new(
+            [(x0, y(b.stat.median)), (x1, bottom)],
+            b.color.filled(),
+        ))?;
         let whisker = BLACK.stroke_width(2);
-        area.draw(&PathElement::new(vec![(xc, y(b.stat.min)), (xc, y(b.stat.max))], whisker))?;
-        area.draw(&PathElement::new(vec![(xc - 8, y(b.stat.max)), (xc + 8, y(b.stat.max))], whisker))?;
-        area.draw(&PathElement::new(vec![(xc - 8, y(b.stat.min)), (xc + 8, y(b.stat.min))], whisker))?;
+        area.draw(&PathElement::new(
+            vec![(xc, y(b.stat.min)), (xc, y(b.stat.max))],
+            whisker,
+        ))?;
+        area.draw(&PathElement::new(
+            vec![(xc - 8, y(b.stat.max)), (xc + 8, y(b.stat.max))],
+            whisker,
+        ))?;
+        area.draw(&PathElement::new(
+            vec![(xc - 8, y(b.stat.min)), (xc + 8, y(b.stat.min))],
+            whisker,
+        ))?;
         if text {
             let f = ("sans-serif", 15).into_font().color(&BLACK);
             let value = format!("{} {}", fmt_value(b.stat.median), panel.unit);

@@ -30,7 +30,12 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options, String> {
-    let env_num = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env_num = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let mut o = Options {
         runs: env_num("BENCH_RUNS", 5),
         linux_runs: env_num("BENCH_LINUX_RUNS", 1),
@@ -56,7 +61,11 @@ fn measure(name: &str, guest: &GuestSpec, ours: &Path, runs: usize) -> Result<Ro
     let (mut q, mut o): (Vec<Sample>, Vec<Sample>) = (Vec::new(), Vec::new());
     for i in 1..=runs {
         let s = run_qemu(guest).map_err(|e| format!("{name}, QEMU run {i}: {e}"))?;
-        eprintln!("[{name}] run {i}/{runs} QEMU: {:.1} ms, RSS beyond guest RAM {} KiB", s.wall.as_secs_f64() * 1e3, s.mem.beyond_guest_kib());
+        eprintln!(
+            "[{name}] run {i}/{runs} QEMU: {:.1} ms, RSS beyond guest RAM {} KiB",
+            s.wall.as_secs_f64() * 1e3,
+            s.mem.beyond_guest_kib()
+        );
         q.push(s);
         let s = run_ours(ours, guest).map_err(|e| format!("{name}, kvmsandbox run {i}: {e}"))?;
         eprintln!(
@@ -81,23 +90,45 @@ fn today() -> String {
 }
 
 fn bars(r: &Row, scale: f64) -> Vec<Bar> {
-    let s = |x: report::Stat| report::Stat { median: x.median * scale, min: x.min * scale, max: x.max * scale };
+    let s = |x: report::Stat| report::Stat {
+        median: x.median * scale,
+        min: x.min * scale,
+        max: x.max * scale,
+    };
     vec![
-        Bar { label: "QEMU".into(), color: QEMU, stat: s(r.qemu_ms) },
-        Bar { label: "ours".into(), color: OURS, stat: s(r.ours_ms) },
-        Bar { label: "ours+proc".into(), color: OURS_PROC, stat: s(r.ours_spawn_ms) },
+        Bar {
+            label: "QEMU".into(),
+            color: QEMU,
+            stat: s(r.qemu_ms),
+        },
+        Bar {
+            label: "ours".into(),
+            color: OURS,
+            stat: s(r.ours_ms),
+        },
+        Bar {
+            label: "ours+proc".into(),
+            color: OURS_PROC,
+            stat: s(r.ours_spawn_ms),
+        },
     ]
 }
 
 fn run() -> Result<(), String> {
     let opts = parse_args()?;
     let host = HostKind::detect();
-    eprintln!("bench-compare: host KVM: {host}; {} micro run(s), {} Linux run(s) per VMM", opts.runs, opts.linux_runs);
+    eprintln!(
+        "bench-compare: host KVM: {host}; {} micro run(s), {} Linux run(s) per VMM",
+        opts.runs, opts.linux_runs
+    );
     let ours = std::env::current_exe()
         .map_err(|e| format!("cannot find my own path: {e}"))?
         .with_file_name("bench-compare-ours");
     if !ours.is_file() {
-        return Err(format!("{} is missing: build it with `cargo build --release -p kvmsandbox-benches --bins`", ours.display()));
+        return Err(format!(
+            "{} is missing: build it with `cargo build --release -p kvmsandbox-benches --bins`",
+            ours.display()
+        ));
     }
     if !has_pvh_note(kvmsandbox::config::MICRO_GUEST_ELF) {
         return Err("the embedded micro guest has no PVH note (.note.Xen): rebuild it with guest/micro/src/pvh.rs".into());
@@ -105,15 +136,30 @@ fn run() -> Result<(), String> {
     let work = std::env::temp_dir().join("kvmsandbox-bench");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     let elf = work.join("kvmsandbox-micro.elf");
-    std::fs::write(&elf, kvmsandbox::config::MICRO_GUEST_ELF).map_err(|e| format!("{}: {e}", elf.display()))?;
+    std::fs::write(&elf, kvmsandbox::config::MICRO_GUEST_ELF)
+        .map_err(|e| format!("{}: {e}", elf.display()))?;
 
-    let mut rows = vec![measure("micro guest → KVMSANDBOX-READY", &GuestSpec::Micro { elf }, &ours, opts.runs)?];
+    let mut rows = vec![measure(
+        "micro guest → KVMSANDBOX-READY",
+        &GuestSpec::Micro { elf },
+        &ours,
+        opts.runs,
+    )?];
     if opts.linux_runs > 0 {
         let dir = kernel_dir().map_err(|e| e.to_string())?;
         let initrd = initramfs().map_err(|e| e.to_string())?;
         let cmdline = kvmsandbox::vmm::vm::linux_cmdline(host, &[], "");
-        let guest = GuestSpec::Linux { vmlinux: dir.join("vmlinux"), initrd, cmdline };
-        rows.push(measure("Linux 6.12 → Run /init", &guest, &ours, opts.linux_runs)?);
+        let guest = GuestSpec::Linux {
+            vmlinux: dir.join("vmlinux"),
+            initrd,
+            cmdline,
+        };
+        rows.push(measure(
+            "Linux 6.12 → Run /init",
+            &guest,
+            &ours,
+            opts.linux_runs,
+        )?);
     }
 
     std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
@@ -121,16 +167,36 @@ fn run() -> Result<(), String> {
     let md_path = opts.out.join("compare.md");
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
 
-    let mut panels = vec![Panel { title: "micro guest boot".into(), unit: "ms", bars: bars(&rows[0], 1.0) }];
+    let mut panels = vec![Panel {
+        title: "micro guest boot".into(),
+        unit: "ms",
+        bars: bars(&rows[0], 1.0),
+    }];
     if let Some(linux) = rows.get(1) {
-        panels.push(Panel { title: "Linux boot".into(), unit: "s", bars: bars(linux, 1e-3) });
+        panels.push(Panel {
+            title: "Linux boot".into(),
+            unit: "s",
+            bars: bars(linux, 1e-3),
+        });
     }
     let mut mem = Vec::new();
     for (r, tag) in rows.iter().zip(["micro", "Linux"]) {
-        mem.push(Bar { label: format!("QEMU {tag}"), color: QEMU, stat: r.qemu_extra_mib });
-        mem.push(Bar { label: format!("ours {tag}"), color: OURS, stat: r.ours_extra_mib });
+        mem.push(Bar {
+            label: format!("QEMU {tag}"),
+            color: QEMU,
+            stat: r.qemu_extra_mib,
+        });
+        mem.push(Bar {
+            label: format!("ours {tag}"),
+            color: OURS,
+            stat: r.ours_extra_mib,
+        });
     }
-    panels.push(Panel { title: "RSS beyond guest RAM".into(), unit: "MiB", bars: mem });
+    panels.push(Panel {
+        title: "RSS beyond guest RAM".into(),
+        unit: "MiB",
+        bars: mem,
+    });
     let png = opts.out.join("compare.png");
     chart::draw(&png, &panels).map_err(|e| e.to_string())?;
     println!("{md}");

@@ -16,7 +16,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 fn run(args: &[String]) -> Result<(), String> {
-    let usage = || "usage: bench-compare-ours micro <mem_mib> | linux <mem_mib> <vmlinux> <initrd>".to_string();
+    let usage = || {
+        "usage: bench-compare-ours micro <mem_mib> | linux <mem_mib> <vmlinux> <initrd>".to_string()
+    };
     let mem: u64 = args.get(1).and_then(|m| m.parse().ok()).ok_or_else(usage)?;
     let cfg = match (args.first().map(String::as_str), args.get(2), args.get(3)) {
         (Some("micro"), _, _) => VmConfig::micro().cmdline("test=stay"),
@@ -34,7 +36,10 @@ fn run(args: &[String]) -> Result<(), String> {
     let vm = Vm::start(cfg.memory_mib(mem)).map_err(|e| format!("boot failed: {e}"))?;
     let start_us = t0.elapsed().as_micros();
     let m = read_proc("self", mem).map_err(|e| e.to_string())?;
-    let first_us = first.get().map(|t| t.duration_since(t0).as_micros()).unwrap_or(start_us);
+    let first_us = first
+        .get()
+        .map(|t| t.duration_since(t0).as_micros())
+        .unwrap_or(start_us);
     println!(
         "READY start_us={start_us} first_us={first_us} rss_kib={} hwm_kib={} guest_rss_kib={} host={}",
         m.rss_kib,

@@ -21,7 +21,11 @@ impl Stat {
     pub fn of(v: impl IntoIterator<Item = f64>) -> Option<Stat> {
         let mut v: Vec<f64> = v.into_iter().collect();
         let m = median(&mut v)?;
-        Some(Stat { median: m, min: v[0], max: v[v.len() - 1] })
+        Some(Stat {
+            median: m,
+            min: v[0],
+            max: v[v.len() - 1],
+        })
     }
 }
 
@@ -90,7 +94,12 @@ fn short(v: f64) -> String {
 }
 
 fn cell(s: Stat, unit: &str) -> String {
-    format!("{} {unit} ({}–{})", short(s.median), short(s.min), short(s.max))
+    format!(
+        "{} {unit} ({}–{})",
+        short(s.median),
+        short(s.min),
+        short(s.max)
+    )
 }
 
 fn ratio(ours: Stat, qemu: Stat) -> String {
@@ -126,7 +135,10 @@ pub fn markdown(rows: &[Row], host: &str, date: &str) -> String {
             ratio(r.ours_spawn_ms, r.qemu_ms)
         );
     }
-    let _ = writeln!(o, "\n## Where the time goes: start → first guest console line\n");
+    let _ = writeln!(
+        o,
+        "\n## Where the time goes: start → first guest console line\n"
+    );
     let _ = writeln!(o, "Before the first line: the VMM's own setup and, for QEMU, its firmware and PVH loader (guest code, so emulated on a PVM host).\n");
     let _ = writeln!(o, "| Guest | QEMU → first line | kvmsandbox → first line | QEMU first line → marker (medians) | kvmsandbox first line → marker (medians) |");
     let _ = writeln!(o, "|---|---|---|---|---|");
@@ -142,7 +154,10 @@ pub fn markdown(rows: &[Row], host: &str, date: &str) -> String {
         );
     }
     let _ = writeln!(o, "\n## VMM process memory at the marker\n");
-    let _ = writeln!(o, "\"Beyond guest RAM\" = VmRSS minus the resident part of the guest-RAM mapping.\n");
+    let _ = writeln!(
+        o,
+        "\"Beyond guest RAM\" = VmRSS minus the resident part of the guest-RAM mapping.\n"
+    );
     let _ = writeln!(o, "| Guest | QEMU RSS beyond guest RAM | kvmsandbox RSS beyond guest RAM | ours/QEMU | QEMU peak RSS (VmHWM) | kvmsandbox peak RSS (VmHWM) |");
     let _ = writeln!(o, "|---|---|---|---|---|---|");
     for r in rows {
@@ -157,7 +172,10 @@ pub fn markdown(rows: &[Row], host: &str, date: &str) -> String {
             cell(r.ours_hwm_mib, "MiB")
         );
     }
-    let _ = writeln!(o, "\n![boot time and memory, QEMU vs kvmsandbox](compare.png)");
+    let _ = writeln!(
+        o,
+        "\n![boot time and memory, QEMU vs kvmsandbox](compare.png)"
+    );
     o
 }
 
@@ -168,8 +186,18 @@ mod tests {
     #[test]
     fn stat_and_ratio() {
         let s = Stat::of([5.0, 1.0, 3.0]).unwrap();
-        assert_eq!(s, Stat { median: 3.0, min: 1.0, max: 5.0 });
-        assert_eq!(ratio(Stat { median: 1.0, ..s }, Stat { median: 4.0, ..s }), "0.250");
+        assert_eq!(
+            s,
+            Stat {
+                median: 3.0,
+                min: 1.0,
+                max: 5.0
+            }
+        );
+        assert_eq!(
+            ratio(Stat { median: 1.0, ..s }, Stat { median: 4.0, ..s }),
+            "0.250"
+        );
         assert_eq!(ratio(s, Stat::default()), "–");
         assert_eq!(cell(s, "ms"), "3.00 ms (1.00–5.00)");
     }

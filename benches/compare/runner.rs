@@ -128,14 +128,20 @@ type Lines = mpsc::Receiver<(Instant, String)>;
 /// Spawns `cmd` and streams its stdout lines (with arrival times) over a channel.
 fn spawn_lines(mut cmd: Command) -> Result<(Reaper, Instant, Lines), RunError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let t0 = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| RunError::Spawn { program, source })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|source| RunError::Spawn { program, source })?;
     let (tx, rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
         std::thread::spawn(move || {
             for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
-                let s = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                let s = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string();
                 if tx.send((Instant::now(), s)).is_err() {
                     break;
                 }
@@ -164,10 +170,19 @@ fn wait_line(
             Ok((t, l)) if pred(&l) => return Ok((t, l)),
             Ok((_, l)) => last = l,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(RunError::Timeout { vmm, marker: marker.to_string(), timeout, last })
+                return Err(RunError::Timeout {
+                    vmm,
+                    marker: marker.to_string(),
+                    timeout,
+                    last,
+                })
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(RunError::Ended { vmm, marker: marker.to_string(), last })
+                return Err(RunError::Ended {
+                    vmm,
+                    marker: marker.to_string(),
+                    last,
+                })
             }
         }
     }
@@ -177,23 +192,52 @@ fn wait_line(
 pub fn run_qemu(guest: &GuestSpec) -> Result<Sample, RunError> {
     let mem = guest.mem_mib();
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-M", "microvm", "-enable-kvm", "-smp", "1", "-m"]).arg(format!("{mem}M"));
-    cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"]);
+    cmd.args(["-M", "microvm", "-enable-kvm", "-smp", "1", "-m"])
+        .arg(format!("{mem}M"));
+    cmd.args([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+    ]);
     match guest {
         GuestSpec::Micro { elf } => {
             cmd.arg("-kernel").arg(elf).args(["-append", "test=stay"]);
         }
-        GuestSpec::Linux { vmlinux, initrd, cmdline } => {
-            cmd.arg("-kernel").arg(vmlinux).arg("-initrd").arg(initrd).arg("-append").arg(cmdline);
+        GuestSpec::Linux {
+            vmlinux,
+            initrd,
+            cmdline,
+        } => {
+            cmd.arg("-kernel")
+                .arg(vmlinux)
+                .arg("-initrd")
+                .arg(initrd)
+                .arg("-append")
+                .arg(cmdline);
         }
     }
     let (child, t0, rx) = spawn_lines(cmd)?;
     let marker = guest.marker();
-    let (first, l) = wait_line(&rx, "QEMU", marker, guest.timeout(), |l| !l.trim().is_empty())?;
-    let t = if l.contains(marker) { first } else { wait_line(&rx, "QEMU", marker, guest.timeout(), |l| l.contains(marker))?.0 };
+    let (first, l) = wait_line(&rx, "QEMU", marker, guest.timeout(), |l| {
+        !l.trim().is_empty()
+    })?;
+    let t = if l.contains(marker) {
+        first
+    } else {
+        wait_line(&rx, "QEMU", marker, guest.timeout(), |l| l.contains(marker))?.0
+    };
     let mem = read_proc(&child.0.id().to_string(), mem)?;
     drop(child);
-    Ok(Sample { wall: t - t0, start: t - t0, first_line: Some(first - t0), mem })
+    Ok(Sample {
+        wall: t - t0,
+        start: t - t0,
+        first_line: Some(first - t0),
+        mem,
+    })
 }
 
 /// One boot under kvmsandbox, in a `bench-compare-ours` child process.
@@ -203,19 +247,35 @@ pub fn run_ours(ours: &Path, guest: &GuestSpec) -> Result<Sample, RunError> {
         GuestSpec::Micro { .. } => {
             cmd.arg("micro").arg(guest.mem_mib().to_string());
         }
-        GuestSpec::Linux { vmlinux, initrd, .. } => {
-            cmd.arg("linux").arg(guest.mem_mib().to_string()).arg(vmlinux).arg(initrd);
+        GuestSpec::Linux {
+            vmlinux, initrd, ..
+        } => {
+            cmd.arg("linux")
+                .arg(guest.mem_mib().to_string())
+                .arg(vmlinux)
+                .arg(initrd);
         }
     }
     let (child, t0, rx) = spawn_lines(cmd)?;
-    let (t, line) = wait_line(&rx, "kvmsandbox", "READY", guest.timeout(), |l| l.starts_with("READY "))?;
+    let (t, line) = wait_line(&rx, "kvmsandbox", "READY", guest.timeout(), |l| {
+        l.starts_with("READY ")
+    })?;
     drop(child);
     let field = |name: &str| -> Result<u64, RunError> {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
             .ok_or_else(|| RunError::BadReport(line.clone()))
     };
-    let mem = ProcMem { rss_kib: field("rss_kib")?, hwm_kib: field("hwm_kib")?, guest_rss_kib: field("guest_rss_kib")? };
+    let mem = ProcMem {
+        rss_kib: field("rss_kib")?,
+        hwm_kib: field("hwm_kib")?,
+        guest_rss_kib: field("guest_rss_kib")?,
+    };
     let first_line = field("first_us").ok().map(Duration::from_micros);
-    Ok(Sample { wall: t - t0, start: Duration::from_micros(field("start_us")?), first_line, mem })
+    Ok(Sample {
+        wall: t - t0,
+        start: Duration::from_micros(field("start_us")?),
+        first_line,
+        mem,
+    })
 }

@@ -45,7 +45,9 @@ pub enum BenchError {
 /// The workspace root (benches/..).
 pub fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().map(Path::to_path_buf).unwrap_or_else(|| here.to_path_buf())
+    here.parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| here.to_path_buf())
 }
 
 /// The directory holding `vmlinux` and `bzImage`: `$KVMSANDBOX_KERNEL_DIR`, then
@@ -85,7 +87,9 @@ pub fn kernel_dir() -> Result<PathBuf, BenchError> {
         }
         looked.push(cache.display().to_string());
     }
-    Err(BenchError::NoKernel { looked: looked.join(", ") })
+    Err(BenchError::NoKernel {
+        looked: looked.join(", "),
+    })
 }
 
 /// Builds (once, cached in the temp dir) an initramfs whose `/init` is a shell
@@ -98,19 +102,36 @@ pub fn initramfs() -> Result<PathBuf, BenchError> {
     if out.is_file() {
         return Ok(out);
     }
-    std::fs::create_dir_all(&dir).map_err(|source| BenchError::Io { what: "create", path: dir.clone(), source })?;
-    let init = dir.join("init.sh");
-    std::fs::write(&init, "#!/bin/sh\necho kvmsandbox-bench init\n")
-        .map_err(|source| BenchError::Io { what: "write", path: init.clone(), source })?;
-    let script = workspace_root().join("guest/kernel/mkinitramfs.sh");
-    let o = Command::new(&script).arg(&out).arg(&init).output().map_err(|e| BenchError::Tool {
-        program: script.display().to_string(),
-        detail: e.to_string(),
+    std::fs::create_dir_all(&dir).map_err(|source| BenchError::Io {
+        what: "create",
+        path: dir.clone(),
+        source,
     })?;
+    let init = dir.join("init.sh");
+    std::fs::write(&init, "#!/bin/sh\necho kvmsandbox-bench init\n").map_err(|source| {
+        BenchError::Io {
+            what: "write",
+            path: init.clone(),
+            source,
+        }
+    })?;
+    let script = workspace_root().join("guest/kernel/mkinitramfs.sh");
+    let o = Command::new(&script)
+        .arg(&out)
+        .arg(&init)
+        .output()
+        .map_err(|e| BenchError::Tool {
+            program: script.display().to_string(),
+            detail: e.to_string(),
+        })?;
     if !o.status.success() || !out.is_file() {
         return Err(BenchError::Tool {
             program: script.display().to_string(),
-            detail: format!("{}: {}", o.status, String::from_utf8_lossy(&o.stderr).trim()),
+            detail: format!(
+                "{}: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
         });
     }
     Ok(out)
@@ -148,7 +169,12 @@ pub fn register_font() -> bool {
             Ok(bytes) => {
                 // Leaked once per process: plotters keeps fonts for the program's life.
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes).is_ok()
+                plotters::style::register_font(
+                    "sans-serif",
+                    plotters::style::FontStyle::Normal,
+                    bytes,
+                )
+                .is_ok()
             }
             Err(_) => false,
         })
@@ -187,7 +213,11 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 #[cfg(test)]

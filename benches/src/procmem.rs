@@ -53,7 +53,14 @@ fn read(path: PathBuf) -> Result<(PathBuf, String), ProcMemError> {
 
 /// The value in KiB of a `Name:   123 kB` line.
 fn kib_field(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
+    text.lines().find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(':')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 /// Resident KiB of the largest-resident mapping of exactly `size_kib` (guest RAM).
@@ -62,10 +69,17 @@ pub fn guest_mapping_rss(smaps: &str, size_kib: u64) -> u64 {
     let mut size = None;
     for l in smaps.lines() {
         if let Some(v) = l.strip_prefix("Size:") {
-            size = v.split_whitespace().next().and_then(|n| n.parse::<u64>().ok());
+            size = v
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok());
         } else if let Some(v) = l.strip_prefix("Rss:") {
             if size == Some(size_kib) {
-                let rss = v.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+                let rss = v
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
                 best = best.max(rss);
             }
         }
@@ -76,10 +90,20 @@ pub fn guest_mapping_rss(smaps: &str, size_kib: u64) -> u64 {
 /// Reads process `pid` ("self" for this one) with guest RAM of `guest_mib` MiB.
 pub fn read_proc(pid: &str, guest_mib: u64) -> Result<ProcMem, ProcMemError> {
     let (path, status) = read(PathBuf::from(format!("/proc/{pid}/status")))?;
-    let rss_kib = kib_field(&status, "VmRSS").ok_or(ProcMemError::Missing { path: path.clone(), field: "VmRSS" })?;
-    let hwm_kib = kib_field(&status, "VmHWM").ok_or(ProcMemError::Missing { path, field: "VmHWM" })?;
+    let rss_kib = kib_field(&status, "VmRSS").ok_or(ProcMemError::Missing {
+        path: path.clone(),
+        field: "VmRSS",
+    })?;
+    let hwm_kib = kib_field(&status, "VmHWM").ok_or(ProcMemError::Missing {
+        path,
+        field: "VmHWM",
+    })?;
     let (_, smaps) = read(PathBuf::from(format!("/proc/{pid}/smaps")))?;
-    Ok(ProcMem { rss_kib, hwm_kib, guest_rss_kib: guest_mapping_rss(&smaps, guest_mib * 1024) })
+    Ok(ProcMem {
+        rss_kib,
+        hwm_kib,
+        guest_rss_kib: guest_mapping_rss(&smaps, guest_mib * 1024),
+    })
 }
 
 #[cfg(test)]

@@ -167,7 +167,10 @@ impl VmConfig {
     /// A Linux guest with `kernel`, 1 vCPU, 256 MiB.
     pub fn linux(kernel: impl Into<PathBuf>) -> Self {
         VmConfig {
-            guest: Guest::Linux { kernel: kernel.into(), initrd: None },
+            guest: Guest::Linux {
+                kernel: kernel.into(),
+                initrd: None,
+            },
             mem_mib: DEFAULT_LINUX_MEM_MIB,
             start_timeout: Duration::from_secs(180),
             ..Self::micro()
@@ -176,7 +179,9 @@ impl VmConfig {
 
     /// Boots another micro guest ELF instead of the embedded one.
     pub fn micro_image(mut self, path: impl Into<PathBuf>) -> Self {
-        self.guest = Guest::Micro { image: Some(path.into()) };
+        self.guest = Guest::Micro {
+            image: Some(path.into()),
+        };
         self
     }
 
@@ -236,7 +241,11 @@ impl VmConfig {
 
     /// Adds a raw disk image (read-write unless `read_only`).
     pub fn disk(mut self, path: impl Into<PathBuf>, read_only: bool) -> Self {
-        self.disks.push(BlockConfig { path: path.into(), read_only, id: None });
+        self.disks.push(BlockConfig {
+            path: path.into(),
+            read_only,
+            id: None,
+        });
         self
     }
 
@@ -272,15 +281,25 @@ impl VmConfig {
     /// Checks every value; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.vcpus == 0 || self.vcpus > u32::from(MAX_VCPUS) {
-            return Err(ConfigError::Vcpus { count: self.vcpus, max: MAX_VCPUS });
+            return Err(ConfigError::Vcpus {
+                count: self.vcpus,
+                max: MAX_VCPUS,
+            });
         }
         let (min, max) = (MIN_MEM_SIZE >> 20, MAX_MEM_SIZE >> 20);
         if self.mem_mib < min || self.mem_mib > max {
-            return Err(ConfigError::Memory { mib: self.mem_mib, min, max });
+            return Err(ConfigError::Memory {
+                mib: self.mem_mib,
+                min,
+                max,
+            });
         }
         if let Some(host_mib) = host_ram_mib() {
             if self.mem_mib > host_mib {
-                return Err(ConfigError::MemoryExceedsHost { mib: self.mem_mib, host_mib });
+                return Err(ConfigError::MemoryExceedsHost {
+                    mib: self.mem_mib,
+                    host_mib,
+                });
             }
         }
         if self.start_timeout.is_zero() {
@@ -310,21 +329,35 @@ impl VmConfig {
 
 /// True if `head` starts an ELF64 little-endian x86-64 executable header.
 pub fn is_x86_64_elf(head: &[u8]) -> bool {
-    head.len() >= 20 && &head[..4] == b"\x7fELF" && head[4] == 2 && head[5] == 1 && u16::from_le_bytes([head[18], head[19]]) == 62
+    head.len() >= 20
+        && &head[..4] == b"\x7fELF"
+        && head[4] == 2
+        && head[5] == 1
+        && u16::from_le_bytes([head[18], head[19]]) == 62
 }
 
 fn read_head(path: &Path, what: &'static str) -> Result<Vec<u8>, ConfigError> {
     use std::io::Read;
-    let unreadable = |source| ConfigError::FileUnreadable { what, path: path.to_path_buf(), source };
+    let unreadable = |source| ConfigError::FileUnreadable {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            ConfigError::FileNotFound { what, path: path.to_path_buf() }
+            ConfigError::FileNotFound {
+                what,
+                path: path.to_path_buf(),
+            }
         } else {
             unreadable(e)
         }
     })?;
     if meta.is_dir() {
-        return Err(unreadable(std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory")));
+        return Err(unreadable(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is a directory",
+        )));
     }
     let mut f = std::fs::File::open(path).map_err(unreadable)?;
     let mut head = vec![0u8; 64];
@@ -335,7 +368,12 @@ fn read_head(path: &Path, what: &'static str) -> Result<Vec<u8>, ConfigError> {
 
 fn host_ram_mib() -> Option<u64> {
     // SAFETY: sysconf has no memory-safety preconditions.
-    let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
     (pages > 0 && size > 0).then(|| (pages as u64 * size as u64) >> 20)
 }
 
@@ -348,16 +386,47 @@ mod tests {
         let e = VmConfig::micro().vcpus(0).validate().unwrap_err();
         assert!(matches!(e, ConfigError::Vcpus { count: 0, .. }), "{e}");
         assert!(e.to_string().contains("vcpus = 0"));
-        assert!(matches!(VmConfig::micro().vcpus(17).validate(), Err(ConfigError::Vcpus { count: 17, .. })));
-        assert!(matches!(VmConfig::micro().memory_mib(0).validate(), Err(ConfigError::Memory { mib: 0, .. })));
-        assert!(matches!(VmConfig::micro().memory_mib(1 << 20).validate(), Err(ConfigError::Memory { .. })));
-        assert!(matches!(VmConfig::micro().start_timeout(Duration::ZERO).validate(), Err(ConfigError::ZeroTimeout)));
-        let e = VmConfig::micro().micro_image("/nonexistent/guest.elf").validate().unwrap_err();
-        assert!(matches!(e, ConfigError::FileNotFound { .. }) && e.to_string().contains("/nonexistent/guest.elf"));
-        assert!(matches!(VmConfig::micro().micro_image("/etc/hostname").validate(), Err(ConfigError::NotElf { .. })));
-        assert!(matches!(VmConfig::micro().micro_image("/etc").validate(), Err(ConfigError::FileUnreadable { .. })));
-        assert!(matches!(VmConfig::linux("/nonexistent/vmlinux").validate(), Err(ConfigError::FileNotFound { what: "kernel", .. })));
-        assert!(VmConfig::micro().vcpus(2).memory_mib(128).validate().is_ok());
+        assert!(matches!(
+            VmConfig::micro().vcpus(17).validate(),
+            Err(ConfigError::Vcpus { count: 17, .. })
+        ));
+        assert!(matches!(
+            VmConfig::micro().memory_mib(0).validate(),
+            Err(ConfigError::Memory { mib: 0, .. })
+        ));
+        assert!(matches!(
+            VmConfig::micro().memory_mib(1 << 20).validate(),
+            Err(ConfigError::Memory { .. })
+        ));
+        assert!(matches!(
+            VmConfig::micro().start_timeout(Duration::ZERO).validate(),
+            Err(ConfigError::ZeroTimeout)
+        ));
+        let e = VmConfig::micro()
+            .micro_image("/nonexistent/guest.elf")
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(e, ConfigError::FileNotFound { .. })
+                && e.to_string().contains("/nonexistent/guest.elf")
+        );
+        assert!(matches!(
+            VmConfig::micro().micro_image("/etc/hostname").validate(),
+            Err(ConfigError::NotElf { .. })
+        ));
+        assert!(matches!(
+            VmConfig::micro().micro_image("/etc").validate(),
+            Err(ConfigError::FileUnreadable { .. })
+        ));
+        assert!(matches!(
+            VmConfig::linux("/nonexistent/vmlinux").validate(),
+            Err(ConfigError::FileNotFound { what: "kernel", .. })
+        ));
+        assert!(VmConfig::micro()
+            .vcpus(2)
+            .memory_mib(128)
+            .validate()
+            .is_ok());
     }
 
     #[test]

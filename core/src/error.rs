@@ -177,7 +177,9 @@ pub fn describe(reason: &StopReason) -> String {
         StopReason::InternalError { rip, suberror } => {
             format!("KVM internal error (suberror {suberror}, emulation failure?) at rip {rip:#x}")
         }
-        StopReason::FailEntry { reason } => format!("KVM could not enter the guest (hardware reason {reason:#x})"),
+        StopReason::FailEntry { reason } => {
+            format!("KVM could not enter the guest (hardware reason {reason:#x})")
+        }
         StopReason::ConsolePanic(line) => format!("panic: {line}"),
         StopReason::VcpuError(e) => e.clone(),
         StopReason::DeviceLoop(e) => format!("device event loop died: {e}"),

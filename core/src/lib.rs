@@ -16,10 +16,10 @@ pub mod sandbox;
 pub mod seccomp;
 pub mod vmm;
 
+pub use agent::{ExecOutput, ExecRequest, WasmOutcome, WasmRequest};
 pub use config::{ConfigError, Guest, VmConfig};
 pub use error::{Error, Result};
 pub use sandbox::{Sandbox, SandboxKind, WasmOutput, ECHO_PORT, SINK_PORT};
-pub use agent::{ExecOutput, ExecRequest, WasmOutcome, WasmRequest};
 pub use vmm::host::HostKind;
 pub use vmm::timings::BootTimings;
 pub use vmm::vm::{Vm, VmExit};

@@ -22,7 +22,11 @@ const CHILD_ENV: &str = "KVMSB_DEVICE_LOOP_CHILD";
 fn child() -> Result<(), String> {
     let disk = common::temp_file("panic.img", &[0u8; 4096]);
     let cfg = VmConfig::micro()
-        .disk_config(BlockConfig { path: disk, read_only: false, id: Some(PANIC_ON_NOTIFY_ID.into()) })
+        .disk_config(BlockConfig {
+            path: disk,
+            read_only: false,
+            id: Some(PANIC_ON_NOTIFY_ID.into()),
+        })
         .start_timeout(Duration::from_secs(30));
     let t0 = Instant::now();
     // The device is served right after the guest's driver activates it, which
@@ -59,10 +63,21 @@ fn device_loop_child_entry() {
 #[test]
 fn a_panicking_device_stops_the_vm_with_a_device_loop_error() {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "device_loop_child_entry", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "device_loop_child_entry",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .env("RUST_BACKTRACE", "full")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

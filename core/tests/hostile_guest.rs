@@ -36,7 +36,9 @@ fn bystander() -> &'static Sandbox {
 }
 
 fn disk(name: &str) -> PathBuf {
-    let bytes: Vec<u8> = (0..DISK_BYTES).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[2]).collect();
+    let bytes: Vec<u8> = (0..DISK_BYTES)
+        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[2])
+        .collect();
     common::temp_file(name, &bytes)
 }
 
@@ -61,7 +63,9 @@ fn survive_then(mode: &str, dir: &std::path::Path, check: impl FnOnce(&Sandbox))
     by.ping().expect("bystander before the attack");
     let disk = disk(&format!("{mode}.img"));
     // The guest prints its random seed; KVMSB_HOSTILE_SEED replays one.
-    let seed = std::env::var("KVMSB_HOSTILE_SEED").map(|s| format!(" seed={s}")).unwrap_or_default();
+    let seed = std::env::var("KVMSB_HOSTILE_SEED")
+        .map(|s| format!(" seed={s}"))
+        .unwrap_or_default();
     let cfg = VmConfig::micro()
         .cmdline(&format!("test={mode}{seed}"))
         .disk(&disk, false)
@@ -75,27 +79,52 @@ fn survive_then(mode: &str, dir: &std::path::Path, check: impl FnOnce(&Sandbox))
     let attack_time = t0.elapsed();
     let out = sb.console_output();
     assert!(out.contains(&format!("{mode}: done")), "{mode}: {out}");
-    assert!(out.contains("hostile: disk 0 reads after the attack"), "{mode}: {out}");
+    assert!(
+        out.contains("hostile: disk 0 reads after the attack"),
+        "{mode}: {out}"
+    );
     // The agent on the attacked devices answers, and the disk is still the file.
-    sb.ping().unwrap_or_else(|e| panic!("{mode}: attacked guest does not answer: {e}\n{out}"));
-    let sector = sb.disk_read(0, 0, 512).unwrap_or_else(|e| panic!("{mode}: disk read: {e}"));
-    assert_eq!(sector, std::fs::read(&disk).unwrap()[..512], "{mode}: disk content");
+    sb.ping()
+        .unwrap_or_else(|e| panic!("{mode}: attacked guest does not answer: {e}\n{out}"));
+    let sector = sb
+        .disk_read(0, 0, 512)
+        .unwrap_or_else(|e| panic!("{mode}: disk read: {e}"));
+    assert_eq!(
+        sector,
+        std::fs::read(&disk).unwrap()[..512],
+        "{mode}: disk content"
+    );
     check(&sb);
     let vm = sb.vm().unwrap();
     assert!(vm.is_running(), "{mode}");
     // Nothing left spinning: no device stuck re-reading a broken ring, no vCPU
     // thread looping on an exit (the guest agent idles in hlt).
     let cpu = cpu_over(Duration::from_secs(1));
-    assert!(cpu < Duration::from_millis(300), "{mode}: {cpu:?} of CPU in 1 s while idle");
+    assert!(
+        cpu < Duration::from_millis(300),
+        "{mode}: {cpu:?} of CPU in 1 s while idle"
+    );
     let t = Instant::now();
     sb.kill();
-    assert!(t.elapsed() < TEARDOWN, "{mode}: kill took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < TEARDOWN,
+        "{mode}: kill took {:?}",
+        t.elapsed()
+    );
     assert!(!vm.is_running(), "{mode}");
     let t = Instant::now();
     drop(sb);
-    assert!(t.elapsed() < TEARDOWN, "{mode}: drop took {:?}", t.elapsed());
-    by.ping().unwrap_or_else(|e| panic!("bystander after {mode}: {e}"));
-    eprintln!("{mode}: attack + recovery {attack_time:?}, idle CPU {cpu:?}/s; {}", done_line(&out, mode));
+    assert!(
+        t.elapsed() < TEARDOWN,
+        "{mode}: drop took {:?}",
+        t.elapsed()
+    );
+    by.ping()
+        .unwrap_or_else(|e| panic!("bystander after {mode}: {e}"));
+    eprintln!(
+        "{mode}: attack + recovery {attack_time:?}, idle CPU {cpu:?}/s; {}",
+        done_line(&out, mode)
+    );
     out
 }
 
@@ -105,7 +134,12 @@ fn cpu_over(window: Duration) -> Duration {
         let s = std::fs::read_to_string("/proc/self/stat").unwrap();
         // Fields after the parenthesised command name; utime and stime are 14 and 15.
         let rest = &s[s.rfind(')').unwrap() + 2..];
-        let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).map(|v| v.parse().unwrap()).collect();
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|v| v.parse().unwrap())
+            .collect();
         f[0] + f[1]
     }
     // SAFETY: sysconf has no memory effects.
@@ -124,7 +158,9 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn done_line<'a>(out: &'a str, mode: &str) -> &'a str {
-    out.lines().find(|l| l.contains(&format!("{mode}: done"))).unwrap_or("")
+    out.lines()
+        .find(|l| l.contains(&format!("{mode}: done")))
+        .unwrap_or("")
 }
 
 #[test]
@@ -133,7 +169,11 @@ fn garbage_in_every_mmio_register_leaves_devices_usable() {
     let out = survive("hostile-mmio", &dir);
     // Every bad ring setup must have been refused (DEVICE_NEEDS_RESET), 6 per device.
     let line = done_line(&out, "hostile-mmio");
-    let n: u32 = line.split("needs_reset=").nth(1).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let n: u32 = line
+        .split("needs_reset=")
+        .nth(1)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
     assert_eq!(n, 12, "{line}");
     // The devices really went live on rings full of garbage. The guest gets 8
     // explicit chances (4 rounds x 2 devices) plus random Status writes, but a
@@ -142,7 +182,12 @@ fn garbage_in_every_mmio_register_leaves_devices_usable() {
     // every queue once) concurrently: on a garbage ring it may already have asked
     // for a reset by then. So 8 is not guaranteed; 3 proves activation on garbage
     // happened for more than one round (a single lucky one would show 1).
-    let live: u32 = line.split("live_on_garbage=").nth(1).and_then(|v| v.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let live: u32 = line
+        .split("live_on_garbage=")
+        .nth(1)
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     assert!(live >= 3, "{line}");
 }
 
@@ -152,12 +197,26 @@ fn malformed_descriptor_chains_are_refused_not_followed() {
     let out = survive("hostile-desc", &dir);
     let line = done_line(&out, "hostile-desc");
     let used = |attack: &str| -> u32 {
-        let field = line.split(' ').find(|f| f.starts_with(&format!("{attack}:"))).unwrap_or_else(|| panic!("{attack} missing: {line}"));
-        field.split("used=").nth(1).and_then(|v| v.split(',').next()).and_then(|v| v.parse().ok()).unwrap()
+        let field = line
+            .split(' ')
+            .find(|f| f.starts_with(&format!("{attack}:")))
+            .unwrap_or_else(|| panic!("{attack} missing: {line}"));
+        field
+            .split("used=")
+            .nth(1)
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
     };
     // Each malformed chain came back (as an error, with nothing followed forever),
     // so a loop cannot wedge the queue...
-    for (attack, chains) in [("self-loop", 1), ("cycle", 1), ("huge-len", 2), ("whole-table-chain", 1), ("indirect-1000", 2)] {
+    for (attack, chains) in [
+        ("self-loop", 1),
+        ("cycle", 1),
+        ("huge-len", 2),
+        ("whole-table-chain", 1),
+        ("indirect-1000", 2),
+    ] {
         assert_eq!(used(attack), chains, "{attack}: {line}");
     }
     // ...and an avail index 60000 ahead of the device is refused outright.
@@ -165,7 +224,10 @@ fn malformed_descriptor_chains_are_refused_not_followed() {
     // Random descriptors: 32 chains were published, so the device cannot have
     // used more, whatever it made of them (a used idx past that is a device bug).
     let random = used("random");
-    assert!(random <= 32, "random: device used {random} of 32 published chains: {line}");
+    assert!(
+        random <= 32,
+        "random: device used {random} of 32 published chains: {line}"
+    );
 }
 
 #[test]
@@ -186,12 +248,20 @@ fn vsock_flood_and_credit_abuse_leave_the_muxer_working() {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
             Err(e) => panic!("host end of the guest's connection still open after the device reset: {e} ({} bytes)", got.len()),
         }
-        eprintln!("hostile-vsock: host listener got {} bytes, then EOF", got.len());
+        eprintln!(
+            "hostile-vsock: host listener got {} bytes, then EOF",
+            got.len()
+        );
     });
     let line = done_line(&out, "hostile-vsock");
     assert!(line.contains("connected=true"), "{line}");
     // The flood without a listener was answered with RSTs once rx buffers came.
-    let rsts: usize = line.split("rsts=").nth(1).and_then(|v| v.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let rsts: usize = line
+        .split("rsts=")
+        .nth(1)
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     assert!(rsts > 0, "{line}");
     drop(listener);
 }
@@ -200,14 +270,20 @@ fn vsock_flood_and_credit_abuse_leave_the_muxer_working() {
 fn unmapped_physical_accesses_are_harmless() {
     let dir = vsock_dir("unmapped");
     let out = survive("hostile-unmapped", &dir);
-    assert!(done_line(&out, "hostile-unmapped").contains("accesses="), "{out}");
+    assert!(
+        done_line(&out, "hostile-unmapped").contains("accesses="),
+        "{out}"
+    );
 }
 
 #[test]
 fn garbage_on_every_io_port_and_in_the_uart_is_harmless() {
     let dir = vsock_dir("pio");
     let out = survive("hostile-pio", &dir);
-    assert!(done_line(&out, "hostile-pio").contains("accesses="), "{out}");
+    assert!(
+        done_line(&out, "hostile-pio").contains("accesses="),
+        "{out}"
+    );
 }
 
 #[test]
@@ -217,7 +293,10 @@ fn spinning_guest_with_interrupts_off_is_killed_promptly() {
     let vm = Vm::start(VmConfig::micro().vcpus(2).cmdline("test=hostile-spin")).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(vm.is_running());
-    assert_eq!(vm.wait_timeout(Some(Duration::from_millis(100))).unwrap(), None);
+    assert_eq!(
+        vm.wait_timeout(Some(Duration::from_millis(100))).unwrap(),
+        None
+    );
     let t = Instant::now();
     vm.kill();
     assert!(t.elapsed() < TEARDOWN, "kill took {:?}", t.elapsed());
@@ -233,11 +312,17 @@ fn guest_spinning_before_ready_times_out_and_is_torn_down() {
     let by = bystander();
     let _serial = one_at_a_time();
     let t = Instant::now();
-    let cfg = VmConfig::micro().cmdline("test=spin").start_timeout(Duration::from_secs(1));
+    let cfg = VmConfig::micro()
+        .cmdline("test=spin")
+        .start_timeout(Duration::from_secs(1));
     match Vm::start(cfg) {
         Err(Error::StartTimeout { .. }) => {}
         other => panic!("expected StartTimeout, got {:?}", other.err()),
     }
-    assert!(t.elapsed() < Duration::from_secs(1) + TEARDOWN, "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1) + TEARDOWN,
+        "took {:?}",
+        t.elapsed()
+    );
     by.ping().unwrap();
 }

@@ -29,7 +29,10 @@ const CHILD_ENV: &str = "KVMSB_HOSTILE_RESET_CHILD";
 
 /// Keeps host streams connected to the agent (1024) and echo (1025) ports
 /// until `stop`; returns how many connections were made.
-fn keep_connecting(sock: std::path::PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+fn keep_connecting(
+    sock: std::path::PathBuf,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
         let mut held: Vec<UnixStream> = Vec::new();
         let mut made = 0;
@@ -52,7 +55,8 @@ fn keep_connecting(sock: std::path::PathBuf, stop: Arc<AtomicBool>) -> std::thre
 }
 
 fn child() -> Result<(), String> {
-    let by = Sandbox::start(VmConfig::micro().seccomp(SeccompPolicy::Kill)).map_err(|e| format!("bystander: {e}"))?;
+    let by = Sandbox::start(VmConfig::micro().seccomp(SeccompPolicy::Kill))
+        .map_err(|e| format!("bystander: {e}"))?;
     by.ping().map_err(|e| format!("bystander before: {e}"))?;
     let dir = std::env::temp_dir().join(format!("kvmsb-hostile-reset-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -70,24 +74,42 @@ fn child() -> Result<(), String> {
     let t0 = Instant::now();
     let sb = Sandbox::start(cfg);
     stop.store(true, Ordering::Relaxed);
-    let made = host.join().map_err(|_| "host thread panicked".to_string())?;
+    let made = host
+        .join()
+        .map_err(|_| "host thread panicked".to_string())?;
     let sb = sb.map_err(|e| format!("attacked guest did not come back: {e}"))?;
     let out = sb.console_output();
-    let line = out.lines().find(|l| l.contains("hostile-reset: done")).ok_or_else(|| format!("no done line: {out}"))?.to_string();
+    let line = out
+        .lines()
+        .find(|l| l.contains("hostile-reset: done"))
+        .ok_or_else(|| format!("no done line: {out}"))?
+        .to_string();
     eprintln!("{line} (host connections made: {made}, {:?})", t0.elapsed());
-    let field = |k: &str| -> u32 { line.split(&format!("{k}=")).nth(1).and_then(|v| v.split(' ').next()).and_then(|v| v.trim().parse().ok()).unwrap_or(0) };
+    let field = |k: &str| -> u32 {
+        line.split(&format!("{k}="))
+            .nth(1)
+            .and_then(|v| v.split(' ').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
     if field("live") == 0 {
-        return Err(format!("no round had a live host connection at reset: {line}"));
+        return Err(format!(
+            "no round had a live host connection at reset: {line}"
+        ));
     }
     if field("blk_resets") == 0 || field("early_requests") == 0 {
         return Err(format!("attack incomplete: {line}"));
     }
     sb.ping().map_err(|e| format!("attacked guest ping: {e}"))?;
-    let echoed = sb.echo(b"after the storm").map_err(|e| format!("echo: {e}"))?;
+    let echoed = sb
+        .echo(b"after the storm")
+        .map_err(|e| format!("echo: {e}"))?;
     if echoed != b"after the storm" {
         return Err(format!("echo returned {echoed:?}"));
     }
-    let sector = sb.disk_read(0, 0, 512).map_err(|e| format!("disk read: {e}"))?;
+    let sector = sb
+        .disk_read(0, 0, 512)
+        .map_err(|e| format!("disk read: {e}"))?;
     if sector != vec![7u8; 512] {
         return Err("disk content changed".into());
     }
@@ -116,12 +138,28 @@ fn hostile_reset_child_entry() {
 #[test]
 fn reset_storm_with_live_connections_does_not_kill_the_process() {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "hostile_reset_child_entry", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "hostile_reset_child_entry",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.signal(), Some(libc::SIGSYS), "the process was killed by seccomp: {err}");
+    assert_ne!(
+        out.status.signal(),
+        Some(libc::SIGSYS),
+        "the process was killed by seccomp: {err}"
+    );
     assert!(out.status.success(), "{:?}: {err}", out.status);
-    eprintln!("{}", err.lines().filter(|l| l.contains("hostile-reset")).collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "{}",
+        err.lines()
+            .filter(|l| l.contains("hostile-reset"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

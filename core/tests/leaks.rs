@@ -41,14 +41,25 @@ struct Usage {
 
 fn status_field(name: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in /proc/self/status"));
-    line[name.len()..].split_whitespace().next().unwrap().parse().unwrap()
+    let line = s
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in /proc/self/status"));
+    line[name.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Sandbox runtime directories of this process (`kvmsandbox-<pid>-<n>`).
 fn runtime_dirs() -> usize {
     let prefix = format!("kvmsandbox-{}-", std::process::id());
-    let bases = [std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from), Some(std::env::temp_dir())];
+    let bases = [
+        std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from),
+        Some(std::env::temp_dir()),
+    ];
     bases
         .iter()
         .flatten()
@@ -59,17 +70,28 @@ fn runtime_dirs() -> usize {
 }
 
 fn usage() -> Usage {
+    // Dropped VMs close their KVM objects in the background (vmm/reaper.rs).
+    assert!(
+        kvmsandbox::vmm::reaper::wait_idle(Duration::from_secs(10)),
+        "background VM closes did not finish"
+    );
     Usage {
         fds: std::fs::read_dir("/proc/self/fd").unwrap().count(),
         threads: status_field("Threads:") as usize,
-        maps: std::fs::read_to_string("/proc/self/maps").unwrap().lines().count(),
+        maps: std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .count(),
         rss_kib: status_field("VmRSS:"),
         runtime_dirs: runtime_dirs(),
     }
 }
 
 fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// One VM lifetime; `i` rotates through the ways a VM ends: the guest exits, the
@@ -105,7 +127,9 @@ fn settle(base: Usage) -> Usage {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let u = usage();
-        if (u.fds <= base.fds && u.threads <= base.threads && u.runtime_dirs <= base.runtime_dirs) || Instant::now() > deadline {
+        if (u.fds <= base.fds && u.threads <= base.threads && u.runtime_dirs <= base.runtime_dirs)
+            || Instant::now() > deadline
+        {
             return u;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -122,8 +146,16 @@ fn check(what: &str, base: Usage, after: Usage, cycles: usize, took: Duration) {
     );
     assert_eq!(after.fds, base.fds, "{what}: file descriptors leaked");
     assert_eq!(after.threads, base.threads, "{what}: threads leaked");
-    assert_eq!(after.runtime_dirs, base.runtime_dirs, "{what}: runtime directories left behind");
-    assert!(after.maps <= base.maps + MAPS_SLACK, "{what}: mappings grew {} -> {}", base.maps, after.maps);
+    assert_eq!(
+        after.runtime_dirs, base.runtime_dirs,
+        "{what}: runtime directories left behind"
+    );
+    assert!(
+        after.maps <= base.maps + MAPS_SLACK,
+        "{what}: mappings grew {} -> {}",
+        base.maps,
+        after.maps
+    );
     assert!(
         after.rss_kib <= base.rss_kib + RSS_SLACK_KIB,
         "{what}: VmRSS grew {} -> {} KiB",
@@ -141,7 +173,10 @@ fn probes_see_leaks(base: Usage) {
     let u = usage();
     assert_eq!(u.fds, base.fds + 1, "{u:?}");
     assert_eq!(u.threads, base.threads + 1, "{u:?}");
-    assert!(u.maps > base.maps && u.rss_kib >= base.rss_kib + 7 * 1024, "{base:?} {u:?}");
+    assert!(
+        u.maps > base.maps && u.rss_kib >= base.rss_kib + 7 * 1024,
+        "{base:?} {u:?}"
+    );
     drop((f, tx, buf));
     let _ = th.join();
     assert_eq!(settle(base).fds, base.fds);
@@ -167,7 +202,13 @@ fn vm_and_sandbox_cycles_give_everything_back() {
     }
     let took = t0.elapsed();
     let after_vms = settle(base);
-    check("Vm::start (exit | early-panic | stay+kill)", base, after_vms, vm_cycles, took);
+    check(
+        "Vm::start (exit | early-panic | stay+kill)",
+        base,
+        after_vms,
+        vm_cycles,
+        took,
+    );
 
     let base2 = after_vms;
     let t = Instant::now();
@@ -176,9 +217,21 @@ fn vm_and_sandbox_cycles_give_everything_back() {
     }
     let took = t.elapsed();
     let after_sandboxes = settle(base2);
-    check("Sandbox::micro + ping + shutdown", base2, after_sandboxes, sb_cycles, took);
+    check(
+        "Sandbox::micro + ping + shutdown",
+        base2,
+        after_sandboxes,
+        sb_cycles,
+        took,
+    );
     // And against the very first baseline, so two slacks cannot add up.
-    check("overall", base, after_sandboxes, vm_cycles + sb_cycles, t0.elapsed());
+    check(
+        "overall",
+        base,
+        after_sandboxes,
+        vm_cycles + sb_cycles,
+        t0.elapsed(),
+    );
 
     // A live sandbox whose guest reset and re-activated its devices dozens of
     // times (hostile-mmio) holds exactly what a fresh one holds; and a guest that
@@ -193,12 +246,20 @@ fn vm_and_sandbox_cycles_give_everything_back() {
         let listener = std::os::unix::net::UnixListener::bind(dir.join("v.sock_5555")).unwrap();
         let before = settle(usage());
         let cfg = |cmdline: &str, sock: &str| {
-            VmConfig::micro().cmdline(cmdline).disk(&disk, false).vsock(dir.join(sock)).start_timeout(Duration::from_secs(25))
+            VmConfig::micro()
+                .cmdline(cmdline)
+                .disk(&disk, false)
+                .vsock(dir.join(sock))
+                .start_timeout(Duration::from_secs(25))
         };
         // The same machine (one disk, one vsock) serving normally.
         let t = Instant::now();
         let quiet = live_cost(cfg("", "q.sock"), None, None);
-        let attacked = live_cost(cfg(&format!("test={mode}"), "v.sock"), Some(&listener), Some(quiet));
+        let attacked = live_cost(
+            cfg(&format!("test={mode}"), "v.sock"),
+            Some(&listener),
+            Some(quiet),
+        );
         eprintln!("{mode}: a live sandbox holds {attacked:?} (fds, threads) after the attack, {quiet:?} serving normally");
         assert_eq!(attacked, quiet, "{mode}: (fds, threads) held while alive");
         let after = settle(before);
@@ -244,7 +305,14 @@ fn live_cost(
 }
 
 /// Steps of `Vm::start` after which threads exist (see `KVMSB_TEST_FAIL_START`).
-const FAIL_STEPS: &[&str] = &["console", "vcpu0", "vcpu1", "vcpu-setup", "event-loop", "wait-ready"];
+const FAIL_STEPS: &[&str] = &[
+    "console",
+    "vcpu0",
+    "vcpu1",
+    "vcpu-setup",
+    "event-loop",
+    "wait-ready",
+];
 
 /// A start failing at each step returns with nothing left behind: fds exactly
 /// as before (everything was joined and dropped before `start` returned), and
@@ -256,23 +324,41 @@ fn failed_starts_give_everything_back(base: Usage) {
     std::fs::create_dir_all(&dir).unwrap();
     let disk = dir.join("disk.img");
     std::fs::write(&disk, vec![0u8; 64 * 1024]).unwrap();
-    let base = Usage { runtime_dirs: runtime_dirs(), ..base };
+    let base = Usage {
+        runtime_dirs: runtime_dirs(),
+        ..base
+    };
     for step in FAIL_STEPS {
         // One #[test] in this binary: nobody else reads the environment meanwhile.
         std::env::set_var("KVMSB_TEST_FAIL_START", step);
-        let cfg = VmConfig::micro().vcpus(2).cmdline("test=stay").disk(&disk, false).on_console_line(|_| {});
+        let cfg = VmConfig::micro()
+            .vcpus(2)
+            .cmdline("test=stay")
+            .disk(&disk, false)
+            .on_console_line(|_| {});
         let t = Instant::now();
         let r = Vm::start(cfg);
         let took = t.elapsed();
         std::env::remove_var("KVMSB_TEST_FAIL_START");
-        let e = r.err().unwrap_or_else(|| panic!("{step}: start succeeded despite the injected failure"));
+        let e = r
+            .err()
+            .unwrap_or_else(|| panic!("{step}: start succeeded despite the injected failure"));
         assert!(e.to_string().contains("injected"), "{step}: {e}");
         let fds_now = usage().fds;
         let after = settle(base);
-        eprintln!("failed start at {step}: returned in {took:.2?}; fds {} -> {fds_now}, threads {} -> {}", base.fds, base.threads, after.threads);
-        assert_eq!(fds_now, base.fds, "{step}: fds left open when start returned");
+        eprintln!(
+            "failed start at {step}: returned in {took:.2?}; fds {} -> {fds_now}, threads {} -> {}",
+            base.fds, base.threads, after.threads
+        );
+        assert_eq!(
+            fds_now, base.fds,
+            "{step}: fds left open when start returned"
+        );
         assert_eq!(after.threads, base.threads, "{step}: threads left running");
-        assert!(took < Duration::from_secs(5), "{step}: failed start took {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{step}: failed start took {took:?}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

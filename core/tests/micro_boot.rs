@@ -32,7 +32,11 @@ fn guest_sees_configured_memory() {
     for mib in [16, 200] {
         let vm = Vm::start(VmConfig::micro().memory_mib(mib).cmdline("test=exit")).unwrap();
         vm.wait().unwrap();
-        assert!(vm.console_output().contains(&format!("memory: {mib} MiB")), "{}", vm.console_output());
+        assert!(
+            vm.console_output().contains(&format!("memory: {mib} MiB")),
+            "{}",
+            vm.console_output()
+        );
     }
 }
 
@@ -53,7 +57,10 @@ fn every_vcpu_reports_in() {
 fn stays_up_until_killed_and_kill_is_idempotent() {
     let vm = Vm::start(VmConfig::micro().vcpus(2).cmdline("test=stay")).unwrap();
     assert!(vm.is_running());
-    assert_eq!(vm.wait_timeout(Some(Duration::from_millis(200))).unwrap(), None);
+    assert_eq!(
+        vm.wait_timeout(Some(Duration::from_millis(200))).unwrap(),
+        None
+    );
     vm.kill();
     vm.kill();
     assert!(!vm.is_running());
@@ -64,7 +71,9 @@ fn stays_up_until_killed_and_kill_is_idempotent() {
 fn guest_panic_after_ready_is_a_typed_error() {
     let vm = Vm::start(VmConfig::micro().cmdline("test=panic")).unwrap();
     match vm.wait() {
-        Err(Error::GuestPanic { message, .. }) => assert!(message.contains("panic requested"), "{message}"),
+        Err(Error::GuestPanic { message, .. }) => {
+            assert!(message.contains("panic requested"), "{message}")
+        }
         other => panic!("expected GuestPanic, got {other:?}"),
     }
 }
@@ -72,7 +81,9 @@ fn guest_panic_after_ready_is_a_typed_error() {
 #[test]
 fn guest_panic_before_ready_fails_start() {
     match Vm::start(VmConfig::micro().cmdline("test=early-panic")) {
-        Err(Error::GuestPanic { message, .. }) => assert!(message.contains("early panic"), "{message}"),
+        Err(Error::GuestPanic { message, .. }) => {
+            assert!(message.contains("early panic"), "{message}")
+        }
         other => panic!("expected GuestPanic, got {:?}", other.err()),
     }
 }
@@ -80,11 +91,18 @@ fn guest_panic_before_ready_fails_start() {
 #[test]
 fn guest_that_never_gets_ready_times_out_with_last_lines() {
     for mode in ["hang", "spin"] {
-        let cfg = VmConfig::micro().cmdline(&format!("test={mode}")).start_timeout(Duration::from_millis(700));
+        let cfg = VmConfig::micro()
+            .cmdline(&format!("test={mode}"))
+            .start_timeout(Duration::from_millis(700));
         match Vm::start(cfg) {
-            Err(Error::StartTimeout { last_lines, after, .. }) => {
+            Err(Error::StartTimeout {
+                last_lines, after, ..
+            }) => {
                 assert_eq!(after, Duration::from_millis(700));
-                assert!(last_lines.iter().any(|l| l.contains("cpus online")), "{last_lines:?}");
+                assert!(
+                    last_lines.iter().any(|l| l.contains("cpus online")),
+                    "{last_lines:?}"
+                );
             }
             other => panic!("{mode}: expected StartTimeout, got {:?}", other.err()),
         }
@@ -96,7 +114,11 @@ fn triple_fault_is_reported_with_rip() {
     // ud2 with no IDT: #UD -> #DF -> triple fault.
     let elf = common::tiny_elf(&[0x0f, 0x0b]);
     let path = common::temp_file("ud2.elf", &elf);
-    match Vm::start(VmConfig::micro().micro_image(&path).start_timeout(Duration::from_secs(5))) {
+    match Vm::start(
+        VmConfig::micro()
+            .micro_image(&path)
+            .start_timeout(Duration::from_secs(5)),
+    ) {
         Err(Error::GuestCrashed { reason, .. }) => assert!(reason.contains("rip 0x"), "{reason}"),
         other => panic!("expected GuestCrashed, got {:?}", other.err()),
     }
@@ -108,7 +130,11 @@ fn unemulated_instruction_is_reported_not_hung() {
     // hardware KVM it faults (#UD with CR4.OSFXSR clear) into a triple fault.
     let elf = common::tiny_elf(&[0x66, 0x0f, 0xef, 0xc0, 0xf4]);
     let path = common::temp_file("pxor.elf", &elf);
-    match Vm::start(VmConfig::micro().micro_image(&path).start_timeout(Duration::from_secs(5))) {
+    match Vm::start(
+        VmConfig::micro()
+            .micro_image(&path)
+            .start_timeout(Duration::from_secs(5)),
+    ) {
         Err(Error::GuestCrashed { reason, .. }) => assert!(reason.contains("rip 0x"), "{reason}"),
         other => panic!("expected GuestCrashed, got {:?}", other.err()),
     }
@@ -116,38 +142,72 @@ fn unemulated_instruction_is_reported_not_hung() {
 
 #[test]
 fn bad_inputs_are_typed_errors() {
-    let e = Vm::start(VmConfig::micro().micro_image("/nonexistent/guest.elf")).err().unwrap();
-    assert!(matches!(e, Error::Config(ConfigError::FileNotFound { .. })), "{e}");
+    let e = Vm::start(VmConfig::micro().micro_image("/nonexistent/guest.elf"))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::Config(ConfigError::FileNotFound { .. })),
+        "{e}"
+    );
     let text = common::temp_file("not-elf.txt", b"hello, I am not an ELF file at all\n");
-    let e = Vm::start(VmConfig::micro().micro_image(&text)).err().unwrap();
-    assert!(matches!(e, Error::Config(ConfigError::NotElf { .. })), "{e}");
+    let e = Vm::start(VmConfig::micro().micro_image(&text))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::Config(ConfigError::NotElf { .. })),
+        "{e}"
+    );
     let e = Vm::start(VmConfig::micro().memory_mib(0)).err().unwrap();
-    assert!(matches!(e, Error::Config(ConfigError::Memory { mib: 0, .. })), "{e}");
-    let e = Vm::start(VmConfig::micro().memory_mib(1 << 30)).err().unwrap();
-    assert!(matches!(e, Error::Config(ConfigError::Memory { .. })), "{e}");
+    assert!(
+        matches!(e, Error::Config(ConfigError::Memory { mib: 0, .. })),
+        "{e}"
+    );
+    let e = Vm::start(VmConfig::micro().memory_mib(1 << 30))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::Config(ConfigError::Memory { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("1073741824 MiB"), "{e}");
     let e = Vm::start(VmConfig::micro().vcpus(0)).err().unwrap();
-    assert!(matches!(e, Error::Config(ConfigError::Vcpus { count: 0, .. })), "{e}");
+    assert!(
+        matches!(e, Error::Config(ConfigError::Vcpus { count: 0, .. })),
+        "{e}"
+    );
     let e = Vm::start(VmConfig::micro().vcpus(64)).err().unwrap();
-    assert!(matches!(e, Error::Config(ConfigError::Vcpus { count: 64, .. })), "{e}");
-    let e = Vm::start(VmConfig::micro().kvm_device("/nonexistent/kvm")).err().unwrap();
+    assert!(
+        matches!(e, Error::Config(ConfigError::Vcpus { count: 64, .. })),
+        "{e}"
+    );
+    let e = Vm::start(VmConfig::micro().kvm_device("/nonexistent/kvm"))
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::Kvm(KvmError::NotFound(_))), "{e}");
     assert!(e.to_string().contains("/nonexistent/kvm"));
-    let e = Vm::start(VmConfig::micro().kvm_device("/dev/null")).err().unwrap();
+    let e = Vm::start(VmConfig::micro().kvm_device("/dev/null"))
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::Kvm(KvmError::ApiVersion(_))), "{e}");
     // A truncated ELF passes the header check but cannot be loaded.
     let elf = common::tiny_elf(&[0xf4]);
     let trunc = common::temp_file("trunc.elf", &elf[..80]);
-    let e = Vm::start(VmConfig::micro().micro_image(&trunc)).err().unwrap();
+    let e = Vm::start(VmConfig::micro().micro_image(&trunc))
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::MicroBoot(_)), "{e}");
 }
 
 #[test]
 fn console_callback_sees_lines() {
     let (tx, rx) = std::sync::mpsc::channel();
-    let vm = Vm::start(VmConfig::micro().cmdline("test=exit").on_console_line(move |l| {
-        let _ = tx.send(l.to_string());
-    }))
+    let vm = Vm::start(
+        VmConfig::micro()
+            .cmdline("test=exit")
+            .on_console_line(move |l| {
+                let _ = tx.send(l.to_string());
+            }),
+    )
     .unwrap();
     vm.wait().unwrap();
     let lines: Vec<String> = rx.try_iter().collect();
@@ -157,7 +217,14 @@ fn console_callback_sees_lines() {
 #[test]
 fn many_vms_in_one_process() {
     let handles: Vec<_> = (0..4)
-        .map(|_| std::thread::spawn(|| Vm::start(VmConfig::micro().cmdline("test=exit")).unwrap().wait().unwrap()))
+        .map(|_| {
+            std::thread::spawn(|| {
+                Vm::start(VmConfig::micro().cmdline("test=exit"))
+                    .unwrap()
+                    .wait()
+                    .unwrap()
+            })
+        })
         .collect();
     for h in handles {
         assert_eq!(h.join().unwrap(), VmExit::Exited(0));
@@ -183,7 +250,11 @@ fn kill_stops_busy_vcpus_promptly_every_time() {
     let path = busy_guest();
     let mut worst = Duration::ZERO;
     for i in 0..24u64 {
-        let cfg = VmConfig::micro().micro_image(&path).vcpus(4).ready_marker("R").start_timeout(Duration::from_secs(20));
+        let cfg = VmConfig::micro()
+            .micro_image(&path)
+            .vcpus(4)
+            .ready_marker("R")
+            .start_timeout(Duration::from_secs(20));
         let vm = Vm::start(cfg).unwrap();
         // Vary the moment of the kill relative to the vCPUs' exits.
         std::thread::sleep(Duration::from_micros(i * 700));
@@ -191,7 +262,10 @@ fn kill_stops_busy_vcpus_promptly_every_time() {
         vm.kill();
         let took = t.elapsed();
         worst = worst.max(took);
-        assert!(took < Duration::from_secs(2), "cycle {i}: kill took {took:?}");
+        assert!(
+            took < Duration::from_secs(2),
+            "cycle {i}: kill took {took:?}"
+        );
         assert_eq!(vm.wait().unwrap(), VmExit::Killed);
     }
     eprintln!("24 kills of a 4-vCPU busy guest: slowest {worst:?}");
@@ -207,22 +281,29 @@ fn console_callback_may_call_console_output() {
         let (seen_tx, seen_rx) = mpsc::channel::<(String, bool)>();
         let mut vm_rx = Some(vm_rx);
         let mut vm: Option<Weak<Vm>> = None;
-        let cfg = VmConfig::micro().cmdline("test=exit").on_console_line(move |line| {
-            // The first line waits for the VM handle (blocking here is allowed).
-            if let Some(rx) = vm_rx.take() {
-                vm = rx.recv().ok();
-            }
-            if let Some(v) = vm.as_ref().and_then(Weak::upgrade) {
-                let _ = seen_tx.send((line.to_string(), v.console_output().contains(line)));
-            }
-        });
+        let cfg = VmConfig::micro()
+            .cmdline("test=exit")
+            .on_console_line(move |line| {
+                // The first line waits for the VM handle (blocking here is allowed).
+                if let Some(rx) = vm_rx.take() {
+                    vm = rx.recv().ok();
+                }
+                if let Some(v) = vm.as_ref().and_then(Weak::upgrade) {
+                    let _ = seen_tx.send((line.to_string(), v.console_output().contains(line)));
+                }
+            });
         let vm = Arc::new(Vm::start(cfg).unwrap());
         vm_tx.send(Arc::downgrade(&vm)).unwrap();
         assert_eq!(vm.wait().unwrap(), VmExit::Exited(0));
         drop(vm);
         let _ = done_tx.send(seen_rx.try_iter().collect::<Vec<_>>());
     });
-    let seen = done_rx.recv_timeout(Duration::from_secs(60)).expect("console callback calling console_output() deadlocked the VM");
-    assert!(seen.iter().any(|(l, _)| l == "KVMSANDBOX-READY"), "{seen:?}");
+    let seen = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("console callback calling console_output() deadlocked the VM");
+    assert!(
+        seen.iter().any(|(l, _)| l == "KVMSANDBOX-READY"),
+        "{seen:?}"
+    );
     assert!(seen.iter().all(|(_, found)| *found), "{seen:?}");
 }

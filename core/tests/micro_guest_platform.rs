@@ -5,7 +5,9 @@ use kvmsandbox::{Error, Vm, VmConfig};
 use std::time::Duration;
 
 fn expect_panic(mode: &str) -> String {
-    let cfg = VmConfig::micro().cmdline(&format!("test={mode}")).start_timeout(Duration::from_secs(10));
+    let cfg = VmConfig::micro()
+        .cmdline(&format!("test={mode}"))
+        .start_timeout(Duration::from_secs(10));
     let err = match Vm::start(cfg) {
         Ok(vm) => vm.wait().err(),
         Err(e) => Some(e),

@@ -42,11 +42,18 @@ struct Guest {
 }
 
 fn boot(disk: Option<&Path>) -> Guest {
-    let dir = std::env::temp_dir().join(format!("kvmsb-mv-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir = std::env::temp_dir().join(format!(
+        "kvmsb-mv-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let uds = dir.join("v.sock");
     let _ = std::fs::remove_file(&uds);
-    let mut cfg = VmConfig::micro().vsock(&uds).start_timeout(Duration::from_secs(20)).seccomp(policy());
+    let mut cfg = VmConfig::micro()
+        .vsock(&uds)
+        .start_timeout(Duration::from_secs(20))
+        .seccomp(policy());
     if let Some(d) = disk {
         cfg = cfg.disk(d, false);
     }
@@ -79,7 +86,11 @@ struct Control {
 
 impl Control {
     fn open(uds: &Path) -> (Control, kvmsandbox_proto::msg::Hello) {
-        let mut c = Control { s: connect(uds, CONTROL), dec: FrameDecoder::new(), next_id: 1 };
+        let mut c = Control {
+            s: connect(uds, CONTROL),
+            dec: FrameDecoder::new(),
+            next_id: 1,
+        };
         match c.read_frame().msg {
             Message::Hello(h) => (c, h),
             other => panic!("expected Hello, got {other:?}"),
@@ -101,7 +112,9 @@ impl Control {
     fn send(&mut self, msg: Message) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
-        self.s.write_all(&Frame::new(id, msg).encode().unwrap()).unwrap();
+        self.s
+            .write_all(&Frame::new(id, msg).encode().unwrap())
+            .unwrap();
         id
     }
 
@@ -130,39 +143,82 @@ fn control_port_serves_ping_echo_and_errors_then_shuts_down() {
     let (mut c, hello) = Control::open(&g.uds);
     assert_eq!(hello.kind, "micro");
     assert_ne!(hello.capabilities & caps::ECHO, 0);
-    assert_eq!(c.call(Message::Ping { nonce: 0xfeed }), Message::Pong { nonce: 0xfeed });
+    assert_eq!(
+        c.call(Message::Ping { nonce: 0xfeed }),
+        Message::Pong { nonce: 0xfeed }
+    );
     let t = Instant::now();
     let n = 50;
     for i in 0..n {
-        assert_eq!(c.call(Message::Ping { nonce: i }), Message::Pong { nonce: i });
+        assert_eq!(
+            c.call(Message::Ping { nonce: i }),
+            Message::Pong { nonce: i }
+        );
     }
     eprintln!("ping round trip: {:?}", t.elapsed() / n as u32);
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    assert_eq!(c.call(Message::Echo { data: data.clone() }), Message::EchoReply { data });
-    let m = c.call(Message::ReadFile { path: "/etc/hostname".into() });
+    assert_eq!(
+        c.call(Message::Echo { data: data.clone() }),
+        Message::EchoReply { data }
+    );
+    let m = c.call(Message::ReadFile {
+        path: "/etc/hostname".into(),
+    });
     assert!(expect_error(m, ErrorCode::Unsupported).contains("ReadFile"));
-    let m = c.call(Message::DiskRead { disk: 0, offset: 0, len: 512 });
+    let m = c.call(Message::DiskRead {
+        disk: 0,
+        offset: 0,
+        len: 512,
+    });
     expect_error(m, ErrorCode::NotFound);
     // RunWasm gets no reply until its module arrived.
-    let id = c.send(Message::RunWasm(kvmsandbox_proto::msg::WasmSpec { module_len: 4, ..Default::default() }));
-    c.s.write_all(&Frame::new(id, Message::Data { data: b"\0asm".to_vec() }).encode().unwrap()).unwrap();
-    c.s.write_all(&Frame::new(id, Message::DataEnd).encode().unwrap()).unwrap();
+    let id = c.send(Message::RunWasm(kvmsandbox_proto::msg::WasmSpec {
+        module_len: 4,
+        ..Default::default()
+    }));
+    c.s.write_all(
+        &Frame::new(
+            id,
+            Message::Data {
+                data: b"\0asm".to_vec(),
+            },
+        )
+        .encode()
+        .unwrap(),
+    )
+    .unwrap();
+    c.s.write_all(&Frame::new(id, Message::DataEnd).encode().unwrap())
+        .unwrap();
     let f = c.read_frame();
     assert_eq!(f.request_id, id);
     // A 4-byte module is truncated: a typed WASM error, not a dead agent.
     assert!(
-        matches!(f.msg, Message::WasmError { kind: kvmsandbox_proto::msg::WasmErrorKind::InvalidModule, .. }),
+        matches!(
+            f.msg,
+            Message::WasmError {
+                kind: kvmsandbox_proto::msg::WasmErrorKind::InvalidModule,
+                ..
+            }
+        ),
         "{:?}",
         f.msg
     );
     // A second connection works while the first is open.
     let (mut c2, _) = Control::open(&g.uds);
-    assert_eq!(c2.call(Message::Ping { nonce: 7 }), Message::Pong { nonce: 7 });
+    assert_eq!(
+        c2.call(Message::Ping { nonce: 7 }),
+        Message::Pong { nonce: 7 }
+    );
     assert_eq!(c.call(Message::Shutdown), Message::Ok);
     assert_eq!(g.vm.wait().unwrap(), VmExit::Exited(0));
     let out = g.vm.console_output();
     assert!(out.contains("agent: shutdown requested"), "{out}");
-    eprintln!("{}", out.lines().find(|l| l.starts_with("vsock stats")).unwrap_or("no stats line"));
+    eprintln!(
+        "{}",
+        out.lines()
+            .find(|l| l.starts_with("vsock stats"))
+            .unwrap_or("no stats line")
+    );
 }
 
 #[test]
@@ -174,21 +230,56 @@ fn disk_requests_read_write_and_flush() {
     assert_ne!(hello.capabilities & caps::DISK, 0);
     let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
     // Unaligned on both ends: the agent does read-modify-write.
-    assert_eq!(c.call(Message::DiskWrite { disk: 0, offset: 1000, data: data.clone() }), Message::Ok);
+    assert_eq!(
+        c.call(Message::DiskWrite {
+            disk: 0,
+            offset: 1000,
+            data: data.clone()
+        }),
+        Message::Ok
+    );
     assert_eq!(c.call(Message::DiskFlush { disk: 0 }), Message::Ok);
-    assert_eq!(c.call(Message::DiskRead { disk: 0, offset: 1000, len: 3000 }), Message::DiskData { data: data.clone() });
+    assert_eq!(
+        c.call(Message::DiskRead {
+            disk: 0,
+            offset: 1000,
+            len: 3000
+        }),
+        Message::DiskData { data: data.clone() }
+    );
     let file = std::fs::read(&disk).unwrap();
     assert_eq!(&file[1000..4000], &data[..]);
     assert!(file[..1000].iter().chain(&file[4000..]).all(|&b| b == 0));
     // A big aligned write and read back (timed).
     let big: Vec<u8> = (0..512 * 1024u32).map(|i| (i ^ (i >> 11)) as u8).collect();
     let t = Instant::now();
-    assert_eq!(c.call(Message::DiskWrite { disk: 0, offset: 512 * 1024, data: big.clone() }), Message::Ok);
+    assert_eq!(
+        c.call(Message::DiskWrite {
+            disk: 0,
+            offset: 512 * 1024,
+            data: big.clone()
+        }),
+        Message::Ok
+    );
     let tw = t.elapsed();
     let t = Instant::now();
-    assert_eq!(c.call(Message::DiskRead { disk: 0, offset: 512 * 1024, len: 512 * 1024 }), Message::DiskData { data: big });
-    eprintln!("disk over the agent: 512 KiB write {tw:?}, read {:?}", t.elapsed());
-    let m = c.call(Message::DiskRead { disk: 0, offset: (1 << 20) - 10, len: 100 });
+    assert_eq!(
+        c.call(Message::DiskRead {
+            disk: 0,
+            offset: 512 * 1024,
+            len: 512 * 1024
+        }),
+        Message::DiskData { data: big }
+    );
+    eprintln!(
+        "disk over the agent: 512 KiB write {tw:?}, read {:?}",
+        t.elapsed()
+    );
+    let m = c.call(Message::DiskRead {
+        disk: 0,
+        offset: (1 << 20) - 10,
+        len: 100,
+    });
     expect_error(m, ErrorCode::Invalid);
     let m = c.call(Message::DiskFlush { disk: 3 });
     expect_error(m, ErrorCode::NotFound);
@@ -198,7 +289,9 @@ fn disk_requests_read_write_and_flush() {
 
 fn echo_roundtrip(uds: &Path, len: usize, seed: u8) -> Duration {
     let s = connect(uds, ECHO);
-    let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed)).collect();
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+        .collect();
     let mut w = s.try_clone().unwrap();
     let t = Instant::now();
     let d2 = data.clone();
@@ -222,7 +315,12 @@ fn echo_and_sink_ports_move_bytes() {
     let g = boot(None);
     let len = 4 << 20;
     let el = echo_roundtrip(&g.uds, len, 1);
-    eprintln!("echo: {} KiB each way in {:?} = {:.2} MiB/s", len >> 10, el, len as f64 / el.as_secs_f64() / 1048576.0);
+    eprintln!(
+        "echo: {} KiB each way in {:?} = {:.2} MiB/s",
+        len >> 10,
+        el,
+        len as f64 / el.as_secs_f64() / 1048576.0
+    );
 
     let mut s = connect(&g.uds, SINK);
     let chunk = vec![0x5au8; 1 << 20];
@@ -236,7 +334,12 @@ fn echo_and_sink_ports_move_bytes() {
     s.read_exact(&mut count).unwrap();
     let el = t.elapsed();
     assert_eq!(u64::from_le_bytes(count), total as u64);
-    eprintln!("sink: {} MiB in {:?} = {:.2} MiB/s", total >> 20, el, total as f64 / el.as_secs_f64() / 1048576.0);
+    eprintln!(
+        "sink: {} MiB in {:?} = {:.2} MiB/s",
+        total >> 20,
+        el,
+        total as f64 / el.as_secs_f64() / 1048576.0
+    );
     g.vm.kill();
 }
 
@@ -253,7 +356,10 @@ fn eight_streams_at_once() {
         .collect();
     // And a control connection in the middle of it.
     let (mut c, _) = Control::open(&g.uds);
-    assert_eq!(c.call(Message::Ping { nonce: 1 }), Message::Pong { nonce: 1 });
+    assert_eq!(
+        c.call(Message::Ping { nonce: 1 }),
+        Message::Pong { nonce: 1 }
+    );
     for h in hs.drain(..) {
         h.join().unwrap();
     }
@@ -272,7 +378,10 @@ fn unknown_port_is_refused() {
     s.write_all(b"CONNECT 4242\n").unwrap();
     let mut line = String::new();
     let n = BufReader::new(&mut s).read_line(&mut line).unwrap_or(0);
-    assert!(n == 0 || !line.starts_with("OK"), "port 4242 was accepted: {line:?}");
+    assert!(
+        n == 0 || !line.starts_with("OK"),
+        "port 4242 was accepted: {line:?}"
+    );
     g.vm.kill();
 }
 
@@ -305,7 +414,10 @@ fn guest_connects_out_to_a_host_listener() {
     let out = vm.console_output();
     assert_eq!(exit, Some(VmExit::Exited(0)), "{out}");
     assert_eq!(host.join().unwrap(), "hello from the micro guest\n");
-    assert!(out.contains("vsock-connect: reply pong from the host"), "{out}");
+    assert!(
+        out.contains("vsock-connect: reply pong from the host"),
+        "{out}"
+    );
     std::fs::remove_file(&listen_path).ok();
 }
 
@@ -329,7 +441,13 @@ fn idle_agent_sleeps_in_hlt() {
     std::thread::sleep(Duration::from_secs(1));
     let used = process_cpu_time() - before;
     eprintln!("idle guest with an open connection: {used:?} CPU per second");
-    assert!(used < Duration::from_millis(100), "the idle guest burns CPU: {used:?} per second");
-    assert_eq!(c.call(Message::Ping { nonce: 3 }), Message::Pong { nonce: 3 });
+    assert!(
+        used < Duration::from_millis(100),
+        "the idle guest burns CPU: {used:?} per second"
+    );
+    assert_eq!(
+        c.call(Message::Ping { nonce: 3 }),
+        Message::Pong { nonce: 3 }
+    );
     g.vm.kill();
 }

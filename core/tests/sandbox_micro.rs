@@ -12,11 +12,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed).collect()
+    (0..n)
+        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
+        .collect()
 }
 
 fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 fn image(name: &str, bytes: &[u8]) -> PathBuf {
@@ -112,13 +116,19 @@ fn socat_reaches_the_echo_port_through_the_hybrid_socket() {
         .spawn()
         .expect("socat (apt: socat) is needed");
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("CONNECT {ECHO_PORT}\nhello through socat\n").as_bytes()).unwrap();
+    stdin
+        .write_all(format!("CONNECT {ECHO_PORT}\nhello through socat\n").as_bytes())
+        .unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     while !String::from_utf8_lossy(&got).contains("hello through socat\n") {
         let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "socat closed early: {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "socat closed early: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&got);
@@ -142,7 +152,11 @@ fn disk_read_write_flush_through_the_agent() {
     sb.disk_flush(0).unwrap();
     let file = std::fs::read(&path).unwrap();
     assert_eq!(&file[512 * 100..512 * 100 + data.len()], &data[..]);
-    assert_eq!(&file[..512 * 100], &host[..512 * 100], "bytes before the write are untouched");
+    assert_eq!(
+        &file[..512 * 100],
+        &host[..512 * 100],
+        "bytes before the write are untouched"
+    );
     // Past the end: a typed error, and the sandbox keeps working.
     let e = sb.disk_read(0, 1 << 20, 512).unwrap_err();
     assert!(matches!(e, Error::Agent(AgentError::Remote { .. })), "{e}");
@@ -168,8 +182,14 @@ fn two_disks_at_once() {
     let a = image("disk-a.img", &pattern(64 << 10, 0xa));
     let b = image("disk-b.img", &pattern(128 << 10, 0xb));
     let sb = Sandbox::start(VmConfig::micro().disk(&a, false).disk(&b, false)).unwrap();
-    assert_eq!(sb.disk_read(0, 0, 512).unwrap(), &pattern(64 << 10, 0xa)[..512]);
-    assert_eq!(sb.disk_read(1, 0, 512).unwrap(), &pattern(128 << 10, 0xb)[..512]);
+    assert_eq!(
+        sb.disk_read(0, 0, 512).unwrap(),
+        &pattern(64 << 10, 0xa)[..512]
+    );
+    assert_eq!(
+        sb.disk_read(1, 0, 512).unwrap(),
+        &pattern(128 << 10, 0xb)[..512]
+    );
     sb.disk_write(1, 0, &[7u8; 512]).unwrap();
     sb.disk_flush(1).unwrap();
     assert_eq!(&std::fs::read(&b).unwrap()[..512], &[7u8; 512][..]);
@@ -178,18 +198,32 @@ fn two_disks_at_once() {
 
 #[test]
 fn bad_disks_are_typed_errors() {
-    let e = Sandbox::start(VmConfig::micro().disk("/nonexistent/disk.img", false)).err().unwrap();
-    assert!(matches!(e, Error::Disk(_)) && e.to_string().contains("/nonexistent/disk.img"), "{e}");
-    let e = Sandbox::start(VmConfig::micro().disk("/tmp", false)).err().unwrap();
+    let e = Sandbox::start(VmConfig::micro().disk("/nonexistent/disk.img", false))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::Disk(_)) && e.to_string().contains("/nonexistent/disk.img"),
+        "{e}"
+    );
+    let e = Sandbox::start(VmConfig::micro().disk("/tmp", false))
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::Disk(_)), "{e}");
     let odd = image("odd.img", &[0u8; 1000]);
-    let e = Sandbox::start(VmConfig::micro().disk(&odd, false)).err().unwrap();
-    assert!(matches!(e, Error::Disk(_)) && e.to_string().contains("1000"), "{e}");
+    let e = Sandbox::start(VmConfig::micro().disk(&odd, false))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::Disk(_)) && e.to_string().contains("1000"),
+        "{e}"
+    );
     let locked = image("locked.img", &[0u8; 512]);
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
     // Root ignores file modes; elsewhere this is PermissionDenied.
     if unsafe { libc::geteuid() } != 0 {
-        let e = Sandbox::start(VmConfig::micro().disk(&locked, false)).err().unwrap();
+        let e = Sandbox::start(VmConfig::micro().disk(&locked, false))
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::Disk(_)), "{e}");
     }
 }
@@ -197,7 +231,9 @@ fn bad_disks_are_typed_errors() {
 #[test]
 fn operations_the_micro_guest_lacks_are_unsupported() {
     let sb = Sandbox::micro().unwrap();
-    let e = sb.exec(&kvmsandbox::ExecRequest::new(["true"])).unwrap_err();
+    let e = sb
+        .exec(&kvmsandbox::ExecRequest::new(["true"]))
+        .unwrap_err();
     assert!(matches!(e, Error::Unsupported { op: "exec", .. }), "{e}");
     let e = sb.read_file("/etc/hostname", Vec::new()).unwrap_err();
     assert!(matches!(e, Error::Unsupported { .. }), "{e}");
@@ -220,7 +256,10 @@ fn killed_sandbox_gives_typed_errors_not_hangs() {
     // Nothing new reaches the dead VM's socket either.
     assert!(std::os::unix::net::UnixStream::connect(sb.vsock_path().unwrap()).is_err());
     let took = t0.elapsed();
-    assert!(took < Duration::from_secs(2), "calls on a killed sandbox took {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "calls on a killed sandbox took {took:?}"
+    );
 }
 
 #[test]
@@ -228,15 +267,23 @@ fn runtime_directory_is_private_fresh_and_removed_on_drop() {
     use std::os::unix::fs::MetadataExt;
     // What the old code would have reused: directories planted at the names it
     // predicted (`kvmsandbox-<pid>-<n>`), open to everyone.
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(std::env::temp_dir);
-    let planted: Vec<PathBuf> = (0..16).map(|n| base.join(format!("kvmsandbox-{}-{n}", std::process::id()))).collect();
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let planted: Vec<PathBuf> = (0..16)
+        .map(|n| base.join(format!("kvmsandbox-{}-{n}", std::process::id())))
+        .collect();
     for p in &planted {
         let _ = std::fs::create_dir(p);
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
     let sb = Sandbox::micro().unwrap();
     let dir = sb.vsock_path().unwrap().parent().unwrap().to_path_buf();
-    assert!(!planted.contains(&dir), "a planted directory was reused: {dir:?}");
+    assert!(
+        !planted.contains(&dir),
+        "a planted directory was reused: {dir:?}"
+    );
     let m = std::fs::symlink_metadata(&dir).unwrap();
     assert!(m.is_dir() && !m.file_type().is_symlink());
     assert_eq!(m.mode() & 0o7777, 0o700, "{dir:?}");
@@ -253,17 +300,25 @@ fn runtime_directory_is_private_fresh_and_removed_on_drop() {
 
 #[test]
 fn a_symlink_or_file_at_a_chosen_vsock_path_is_refused() {
-    let dir = common::temp_file("vsock-target", b"secret").parent().unwrap().to_path_buf();
+    let dir = common::temp_file("vsock-target", b"secret")
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let target = dir.join("vsock-target");
     let link = dir.join("vsock-link.sock");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&target, &link).unwrap();
     for p in [&link, &target] {
-        let e = Sandbox::start(VmConfig::micro().vsock(p)).err().expect("started on a planted path");
+        let e = Sandbox::start(VmConfig::micro().vsock(p))
+            .err()
+            .expect("started on a planted path");
         assert!(matches!(e, Error::Vsock(_)), "{e}");
     }
     assert_eq!(std::fs::read(&target).unwrap(), b"secret");
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
@@ -289,7 +344,9 @@ fn streams_opened_by_others_see_eof_when_the_vm_stops() {
     let path = sb.vsock_path().unwrap().to_path_buf();
     // What socat would do: the hybrid handshake by hand, unknown to the sandbox.
     let mut connected = UnixStream::connect(&path).unwrap();
-    connected.write_all(format!("CONNECT {ECHO_PORT}\n").as_bytes()).unwrap();
+    connected
+        .write_all(format!("CONNECT {ECHO_PORT}\n").as_bytes())
+        .unwrap();
     let mut reader = BufReader::new(connected.try_clone().unwrap());
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
@@ -302,10 +359,26 @@ fn streams_opened_by_others_see_eof_when_the_vm_stops() {
     // The VM stops underneath the sandbox (as a crashed guest's would).
     let t0 = Instant::now();
     sb.vm().unwrap().kill();
-    assert_eq!(reader.read(&mut [0u8; 16]).expect("EOF, not a read timeout"), 0);
-    assert_eq!(pending.read(&mut [0u8; 16]).expect("EOF, not a read timeout"), 0);
+    assert_eq!(
+        reader
+            .read(&mut [0u8; 16])
+            .expect("EOF, not a read timeout"),
+        0
+    );
+    assert_eq!(
+        pending
+            .read(&mut [0u8; 16])
+            .expect("EOF, not a read timeout"),
+        0
+    );
     let refused = UnixStream::connect(&path);
-    assert!(refused.is_err(), "the dead VM's socket still accepts connections");
+    assert!(
+        refused.is_err(),
+        "the dead VM's socket still accepts connections"
+    );
     let took = t0.elapsed();
-    assert!(took < Duration::from_secs(2), "outside streams ended after {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "outside streams ended after {took:?}"
+    );
 }

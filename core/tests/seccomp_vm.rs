@@ -25,7 +25,7 @@ fn probe_guest(probe: u8) -> std::path::PathBuf {
         0xb0, b'\n', 0xee, // mov al, '\n'; out dx, al
         0x66, 0xba, 0x10, 0x05, // mov dx, 0x510
         0xb8, magic[0], magic[1], magic[2], magic[3], // mov eax, magic
-        0xef, // out dx, eax
+        0xef,     // out dx, eax
         0x31, 0xc0, // xor eax, eax
         0x66, 0xba, 0x01, 0x05, // mov dx, 0x501
         0xef, // out dx, eax
@@ -38,7 +38,9 @@ fn probe_guest(probe: u8) -> std::path::PathBuf {
 #[test]
 #[ignore = "run only as a child of the seccomp tests"]
 fn seccomp_child_entry() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     if spec == "console-open" {
         console_callback_opens_a_file();
     }
@@ -71,25 +73,41 @@ fn seccomp_child_entry() {
 fn console_callback_opens_a_file() -> ! {
     let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = opened.clone();
-    let cfg = VmConfig::micro().cmdline("test=exit").seccomp(SeccompPolicy::Kill).on_console_line(move |_| {
-        if std::fs::read("/proc/self/status").is_ok() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
+    let cfg = VmConfig::micro()
+        .cmdline("test=exit")
+        .seccomp(SeccompPolicy::Kill)
+        .on_console_line(move |_| {
+            if std::fs::read("/proc/self/status").is_ok() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
     let vm = Vm::start(cfg).unwrap();
     let end = vm.wait();
     let n = opened.load(std::sync::atomic::Ordering::SeqCst);
     eprintln!("vm ended: {end:?}; the callback read a file {n} times");
-    std::process::exit(if matches!(end, Ok(VmExit::Exited(0))) && n > 0 { SURVIVED_EXIT } else { 1 })
+    std::process::exit(if matches!(end, Ok(VmExit::Exited(0))) && n > 0 {
+        SURVIVED_EXIT
+    } else {
+        1
+    })
 }
 
 fn run_child(spec: &str) -> (std::process::ExitStatus, String) {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "seccomp_child_entry", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "seccomp_child_entry",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, spec)
         .output()
         .unwrap();
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -130,14 +148,22 @@ fn callers_threads_keep_their_syscalls() {
         assert!(fd >= 0, "socket() on a caller thread failed");
         // SAFETY: fd is ours.
         unsafe { libc::close(fd) };
-        let out = Command::new("/bin/echo").arg("still free").output().unwrap();
+        let out = Command::new("/bin/echo")
+            .arg("still free")
+            .output()
+            .unwrap();
         assert_eq!(out.stdout, b"still free\n");
         std::fs::read("/proc/self/status").unwrap();
     };
     check();
     std::thread::spawn(check).join().unwrap();
     let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
-    assert!(status.lines().any(|l| l.starts_with("Seccomp:") && l.ends_with('0')), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Seccomp:") && l.ends_with('0')),
+        "{status}"
+    );
     sb.ping().unwrap();
 }
 
@@ -161,9 +187,17 @@ fn a_trap_is_reported_by_its_own_vm_only() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(!trapping.is_running(), "the probe guest did not stop");
-    let bystander = Vm::start(VmConfig::micro().cmdline("test=stay").seccomp(SeccompPolicy::Trap)).unwrap();
+    let bystander = Vm::start(
+        VmConfig::micro()
+            .cmdline("test=stay")
+            .seccomp(SeccompPolicy::Trap),
+    )
+    .unwrap();
     bystander.kill();
-    assert!(matches!(bystander.wait(), Ok(VmExit::Killed)), "the bystander reported another VM's trap");
+    assert!(
+        matches!(bystander.wait(), Ok(VmExit::Killed)),
+        "the bystander reported another VM's trap"
+    );
     match trapping.wait() {
         Err(Error::Seccomp(e)) => assert!(e.to_string().contains("socket"), "{e}"),
         other => panic!("the trapping VM lost its trap: {other:?}"),

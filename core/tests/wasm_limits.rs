@@ -26,8 +26,13 @@ struct Raw {
 impl Raw {
     fn open(sb: &Sandbox) -> Raw {
         let stream = sb.connect(DEFAULT_AGENT_PORT).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut raw = Raw { stream, decoder: FrameDecoder::new() };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut raw = Raw {
+            stream,
+            decoder: FrameDecoder::new(),
+        };
         assert!(matches!(raw.recv().msg, Message::Hello(_)));
         raw
     }
@@ -51,9 +56,17 @@ impl Raw {
 
     /// Sends `module` as a RunWasm request (without waiting for the end).
     fn start_run(&mut self, id: u32, module: &[u8]) {
-        let spec = WasmSpec { module_len: module.len() as u64, ..Default::default() };
+        let spec = WasmSpec {
+            module_len: module.len() as u64,
+            ..Default::default()
+        };
         self.send(id, Message::RunWasm(spec));
-        self.send(id, Message::Data { data: module.to_vec() });
+        self.send(
+            id,
+            Message::Data {
+                data: module.to_vec(),
+            },
+        );
         self.send(id, Message::DataEnd);
     }
 }
@@ -63,12 +76,18 @@ fn module_larger_than_the_heap_is_a_typed_error_and_the_sandbox_works_on() {
     let sb = Sandbox::start(VmConfig::micro().memory_mib(32)).unwrap();
     let mut raw = Raw::open(&sb);
     // Under the protocol's 64 MiB bound, over a 32 MiB guest's whole heap.
-    let spec = WasmSpec { module_len: 48 << 20, ..Default::default() };
+    let spec = WasmSpec {
+        module_len: 48 << 20,
+        ..Default::default()
+    };
     raw.send(7, Message::RunWasm(spec));
     let reply = raw.recv();
     assert_eq!(reply.request_id, 7);
     match reply.msg {
-        Message::Error { code: ErrorCode::Invalid, message } => {
+        Message::Error {
+            code: ErrorCode::Invalid,
+            message,
+        } => {
             assert!(message.contains("does not fit"), "{message}")
         }
         other => panic!("expected an Invalid error, got {other:?}"),
@@ -77,8 +96,17 @@ fn module_larger_than_the_heap_is_a_typed_error_and_the_sandbox_works_on() {
     raw.send(8, Message::Ping { nonce: 5 });
     assert!(matches!(raw.recv().msg, Message::Pong { nonce: 5 }));
     sb.ping().unwrap();
-    let hello = wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wasm/hello.wat")).unwrap();
-    let out = sb.run_wasm(&WasmRequest { module: hello, ..Default::default() }, None).unwrap();
+    let hello =
+        wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wasm/hello.wat")).unwrap();
+    let out = sb
+        .run_wasm(
+            &WasmRequest {
+                module: hello,
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
     assert_eq!(out.stdout, b"hello, world\n");
 }
 
@@ -91,13 +119,21 @@ fn shutdown_interrupts_an_endless_unmetered_run() {
     std::thread::sleep(Duration::from_secs(1));
     let pinged = Instant::now();
     sb.ping().unwrap();
-    assert!(pinged.elapsed() < Duration::from_secs(10), "ping took {:?}", pinged.elapsed());
+    assert!(
+        pinged.elapsed() < Duration::from_secs(10),
+        "ping took {:?}",
+        pinged.elapsed()
+    );
     let asked = Instant::now();
     sb.shutdown().unwrap();
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
     // The guest stopped by itself (not killed after the 5 s grace period).
-    assert!(sb.console_output().contains("agent: shutdown requested"), "{}", sb.console_output());
+    assert!(
+        sb.console_output().contains("agent: shutdown requested"),
+        "{}",
+        sb.console_output()
+    );
 }
 
 #[test]
@@ -117,8 +153,21 @@ fn disconnect_aborts_the_run_and_the_agent_answers_again() {
     for _ in 0..3 {
         sb.ping().unwrap();
     }
-    assert!(started.elapsed() < Duration::from_secs(10), "pings took {:?}", started.elapsed());
-    let hello = wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wasm/hello.wat")).unwrap();
-    let out = sb.run_wasm(&WasmRequest { module: hello, ..Default::default() }, None).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "pings took {:?}",
+        started.elapsed()
+    );
+    let hello =
+        wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wasm/hello.wat")).unwrap();
+    let out = sb
+        .run_wasm(
+            &WasmRequest {
+                module: hello,
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
     assert_eq!(out.stdout, b"hello, world\n");
 }

@@ -164,7 +164,9 @@ pub fn status_of(e: &Error) -> kvmsb_status {
         Error::Connect { .. } => kvmsb_status::Connect,
         Error::StartTimeout { .. } => kvmsb_status::StartTimeout,
         Error::GuestPanic { .. } => kvmsb_status::GuestPanic,
-        Error::GuestCrashed { .. } | Error::EarlyExit { .. } | Error::DeviceLoop { .. } => kvmsb_status::GuestCrashed,
+        Error::GuestCrashed { .. } | Error::EarlyExit { .. } | Error::DeviceLoop { .. } => {
+            kvmsb_status::GuestCrashed
+        }
     }
 }
 

@@ -26,7 +26,7 @@ const MAX_OPS: usize = 512;
 
 pub fn fuzz(data: &[u8]) {
     let mut inp = Input::new(data);
-    let console = ConsoleLog::new("KVMSANDBOX-READY".into(), &["panicked at", "PANIC"], None);
+    let console = ConsoleLog::new("KVMSANDBOX-READY".into(), &["panicked at", "PANIC"]);
     let state = Arc::new(RunState::new(console, Instant::now()));
     let irq = EventFd::new(EFD_NONBLOCK).expect("fuzz harness: eventfd");
     let mut bus = Bus::new();

@@ -1,12 +1,15 @@
 //! `vsock_packet`: the pure packet code of virtio-vsock over guest-built chains:
-//! `parse_tx` (header split anywhere, lengths lying), `rx_capacity` and `write_rx`.
+//! `parse_tx` (header split anywhere, lengths lying), `header_of_broken_tx` (what
+//! the device resets a stream by when a `Reader` refuses the chain), `rx_capacity`
+//! and `write_rx`.
 //!
 //! Input: descriptor count, then per descriptor (address, length, write-only),
 //! a payload length for the rx packet, then bytes copied into guest memory at
 //! `DATA_START` (what the header and payload bytes read back as).
 
 use kvmsandbox::devices::virtio::vsock::packet::{
-    parse_tx, rx_capacity, write_rx, Op, Packet, VsockHeader, HDR_SIZE, MAX_PKT_DATA, TYPE_STREAM,
+    header_of_broken_tx, parse_tx, rx_capacity, write_rx, Op, Packet, VsockHeader, HDR_SIZE,
+    MAX_PKT_DATA, TYPE_STREAM,
 };
 use virtio_queue::desc::split::Descriptor;
 use vm_memory::{Bytes, GuestAddress};
@@ -34,9 +37,20 @@ pub fn fuzz(data: &[u8]) {
         GuestAddress(DATA_START),
     );
 
+    let readable = descs.iter().copied().take_while(|d| !d.is_write_only());
+    let broken_hdr = header_of_broken_tx(&m, readable);
     if let Ok(pkt) = parse_tx(&m, descs.iter().copied()) {
+        assert_eq!(
+            broken_hdr,
+            Some(pkt.hdr),
+            "the header read alone differs from the parsed one"
+        );
         assert_eq!(pkt.hdr.type_, TYPE_STREAM, "parsed a non-stream packet");
-        assert_eq!(Some(pkt.op), Op::from_u16(pkt.hdr.op), "op does not match the header");
+        assert_eq!(
+            Some(pkt.op),
+            Op::from_u16(pkt.hdr.op),
+            "op does not match the header"
+        );
         assert!(
             pkt.hdr.len <= MAX_PKT_DATA,
             "accepted len {} > max",

@@ -35,7 +35,11 @@ where
 }
 
 /// Waits for one value from `rx` as [`run`] does.
-pub fn wait<T: Send>(py: Python<'_>, rx: &mut Receiver<T>, on_interrupt: impl FnOnce()) -> PyResult<T> {
+pub fn wait<T: Send>(
+    py: Python<'_>,
+    rx: &mut Receiver<T>,
+    on_interrupt: impl FnOnce(),
+) -> PyResult<T> {
     loop {
         // A Receiver is Send but not Sync: hand the GIL-free closure a `&mut`, which is Send.
         let r = &mut *rx;
@@ -48,7 +52,9 @@ pub fn wait<T: Send>(py: Python<'_>, rx: &mut Receiver<T>, on_interrupt: impl Fn
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(KvmSandboxError::new_err("the worker thread of a blocking call panicked"));
+                return Err(KvmSandboxError::new_err(
+                    "the worker thread of a blocking call panicked",
+                ));
             }
         }
     }

@@ -9,19 +9,84 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(kvmsandbox, KvmSandboxError, PyException, "Base class of every kvmsandbox error.");
-create_exception!(kvmsandbox, ConfigError, KvmSandboxError, "The configuration is invalid (a missing kernel, vcpus out of range...).");
-create_exception!(kvmsandbox, BootError, KvmSandboxError, "The VM could not be created or its guest did not become ready.");
-create_exception!(kvmsandbox, Timeout, KvmSandboxError, "A deadline passed (the agent went silent, a wall-clock timeout fired).");
-create_exception!(kvmsandbox, GuestError, KvmSandboxError, "The guest died (panic, crash) or refused an operation (no such file...).");
-create_exception!(kvmsandbox, Unsupported, KvmSandboxError, "This guest kind does not offer the operation, or this host cannot run the guest (Linux on PVM).");
-create_exception!(kvmsandbox, AgentError, KvmSandboxError, "Talking to the guest agent failed (disconnect, protocol error).");
-create_exception!(kvmsandbox, ConnectError, KvmSandboxError, "Connecting to a guest port failed.");
-create_exception!(kvmsandbox, WasmTrap, KvmSandboxError, "The WASM module trapped.");
-create_exception!(kvmsandbox, OutOfFuel, KvmSandboxError, "The WASM module used up its fuel.");
-create_exception!(kvmsandbox, WasmError, KvmSandboxError, "The WASM module could not run (invalid, missing import, too much memory).");
-create_exception!(kvmsandbox, CommandError, KvmSandboxError, "A command exited with a non-zero code (raised by check_returncode()).");
-create_exception!(kvmsandbox, SandboxClosed, KvmSandboxError, "The sandbox was closed, shut down or killed.");
+create_exception!(
+    kvmsandbox,
+    KvmSandboxError,
+    PyException,
+    "Base class of every kvmsandbox error."
+);
+create_exception!(
+    kvmsandbox,
+    ConfigError,
+    KvmSandboxError,
+    "The configuration is invalid (a missing kernel, vcpus out of range...)."
+);
+create_exception!(
+    kvmsandbox,
+    BootError,
+    KvmSandboxError,
+    "The VM could not be created or its guest did not become ready."
+);
+create_exception!(
+    kvmsandbox,
+    Timeout,
+    KvmSandboxError,
+    "A deadline passed (the agent went silent, a wall-clock timeout fired)."
+);
+create_exception!(
+    kvmsandbox,
+    GuestError,
+    KvmSandboxError,
+    "The guest died (panic, crash) or refused an operation (no such file...)."
+);
+create_exception!(
+    kvmsandbox,
+    Unsupported,
+    KvmSandboxError,
+    "This guest kind does not offer the operation, or this host cannot run the guest (Linux on PVM)."
+);
+create_exception!(
+    kvmsandbox,
+    AgentError,
+    KvmSandboxError,
+    "Talking to the guest agent failed (disconnect, protocol error)."
+);
+create_exception!(
+    kvmsandbox,
+    ConnectError,
+    KvmSandboxError,
+    "Connecting to a guest port failed."
+);
+create_exception!(
+    kvmsandbox,
+    WasmTrap,
+    KvmSandboxError,
+    "The WASM module trapped."
+);
+create_exception!(
+    kvmsandbox,
+    OutOfFuel,
+    KvmSandboxError,
+    "The WASM module used up its fuel."
+);
+create_exception!(
+    kvmsandbox,
+    WasmError,
+    KvmSandboxError,
+    "The WASM module could not run (invalid, missing import, too much memory)."
+);
+create_exception!(
+    kvmsandbox,
+    CommandError,
+    KvmSandboxError,
+    "A command exited with a non-zero code (raised by check_returncode())."
+);
+create_exception!(
+    kvmsandbox,
+    SandboxClosed,
+    KvmSandboxError,
+    "The sandbox was closed, shut down or killed."
+);
 
 /// Adds every exception class to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -67,9 +132,16 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let msg = e.to_string();
     match &e {
         Error::Config(_) => ConfigError::new_err(msg),
-        Error::Unsupported { .. } | Error::LinuxUserSpaceOnPvm { .. } | Error::Agent(CoreAgentError::Unsupported { .. }) => Unsupported::new_err(msg),
-        Error::Timeout { .. } | Error::Agent(CoreAgentError::Timeout { .. }) => Timeout::new_err(msg),
-        Error::GuestPanic { .. } | Error::GuestCrashed { .. } | Error::EarlyExit { .. } | Error::DeviceLoop { .. } => GuestError::new_err(msg),
+        Error::Unsupported { .. }
+        | Error::LinuxUserSpaceOnPvm { .. }
+        | Error::Agent(CoreAgentError::Unsupported { .. }) => Unsupported::new_err(msg),
+        Error::Timeout { .. } | Error::Agent(CoreAgentError::Timeout { .. }) => {
+            Timeout::new_err(msg)
+        }
+        Error::GuestPanic { .. }
+        | Error::GuestCrashed { .. }
+        | Error::EarlyExit { .. }
+        | Error::DeviceLoop { .. } => GuestError::new_err(msg),
         Error::Agent(CoreAgentError::Remote { code, .. }) => {
             let err = GuestError::new_err(msg);
             // Best effort: the attribute is a convenience, the message says it all.

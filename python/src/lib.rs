@@ -20,6 +20,9 @@ fn _kvmsandbox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::EventStream>()?;
     m.add("ECHO_PORT", kvmsandbox::ECHO_PORT)?;
     m.add("SINK_PORT", kvmsandbox::SINK_PORT)?;
-    m.add("DEFAULT_AGENT_PORT", kvmsandbox::sandbox::DEFAULT_AGENT_PORT)?;
+    m.add(
+        "DEFAULT_AGENT_PORT",
+        kvmsandbox::sandbox::DEFAULT_AGENT_PORT,
+    )?;
     Ok(())
 }

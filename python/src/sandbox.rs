@@ -20,7 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// A WASM outcome as Python sees it: (kind, exit code, message, error kind).
-pub type OutcomeTuple = (&'static str, Option<i32>, Option<String>, Option<&'static str>);
+pub type OutcomeTuple = (
+    &'static str,
+    Option<i32>,
+    Option<String>,
+    Option<&'static str>,
+);
 
 /// Flattens a [`WasmOutcome`] into an [`OutcomeTuple`].
 pub fn outcome_tuple(o: WasmOutcome) -> OutcomeTuple {
@@ -28,7 +33,9 @@ pub fn outcome_tuple(o: WasmOutcome) -> OutcomeTuple {
         WasmOutcome::Exit(code) => ("exit", Some(code), None, None),
         WasmOutcome::Trap(msg) => ("trap", None, Some(msg), None),
         WasmOutcome::OutOfFuel => ("out_of_fuel", None, None, None),
-        WasmOutcome::Error { kind, message } => ("error", None, Some(message), Some(wasm_error_kind(kind))),
+        WasmOutcome::Error { kind, message } => {
+            ("error", None, Some(message), Some(wasm_error_kind(kind)))
+        }
     }
 }
 
@@ -44,7 +51,9 @@ fn wasm_error_kind(k: WasmErrorKind) -> &'static str {
 
 /// Seconds from Python to a Duration, rejecting negative, NaN and infinite values.
 pub fn seconds(what: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| PyValueError::new_err(format!("{what} = {s} is not a valid number of seconds")))
+    Duration::try_from_secs_f64(s).map_err(|_| {
+        PyValueError::new_err(format!("{what} = {s} is not a valid number of seconds"))
+    })
 }
 
 fn opt_seconds(what: &str, s: Option<f64>) -> PyResult<Option<Duration>> {
@@ -63,7 +72,9 @@ pub struct PySandbox {
 
 impl PySandbox {
     fn new(sb: Sandbox) -> Self {
-        PySandbox { inner: Mutex::new(Some(Arc::new(sb))) }
+        PySandbox {
+            inner: Mutex::new(Some(Arc::new(sb))),
+        }
     }
 
     fn slot(&self) -> MutexGuard<'_, Option<Arc<Sandbox>>> {
@@ -73,7 +84,9 @@ impl PySandbox {
 
     /// The live sandbox, or SandboxClosed.
     fn get(&self) -> PyResult<Arc<Sandbox>> {
-        self.slot().clone().ok_or_else(|| SandboxClosed::new_err("the sandbox is closed"))
+        self.slot()
+            .clone()
+            .ok_or_else(|| SandboxClosed::new_err("the sandbox is closed"))
     }
 
     /// Runs `f(sandbox)` off the GIL; Ctrl-C kills the sandbox (see `blocking`).
@@ -131,7 +144,8 @@ impl PySandbox {
             cfg = cfg.start_timeout(seconds("start_timeout", t)?);
         }
         // Interrupted boots are dropped by the worker (Drop kills the VM).
-        let sb = blocking::run(py, || {}, move || Sandbox::start(cfg))?.map_err(|e| to_py(py, e))?;
+        let sb =
+            blocking::run(py, || {}, move || Sandbox::start(cfg))?.map_err(|e| to_py(py, e))?;
         Ok(Self::new(sb))
     }
 
@@ -140,7 +154,8 @@ impl PySandbox {
     #[pyo3(signature = (path, timeout=10.0))]
     fn attach_host_agent(py: Python<'_>, path: PathBuf, timeout: f64) -> PyResult<Self> {
         let t = seconds("timeout", timeout)?;
-        let sb = blocking::run(py, || {}, move || Sandbox::attach_host_agent(path, t))?.map_err(|e| to_py(py, e))?;
+        let sb = blocking::run(py, || {}, move || Sandbox::attach_host_agent(path, t))?
+            .map_err(|e| to_py(py, e))?;
         Ok(Self::new(sb))
     }
 
@@ -150,7 +165,8 @@ impl PySandbox {
     #[pyo3(signature = (path, timeout=10.0))]
     fn attach_vsock(py: Python<'_>, path: PathBuf, timeout: f64) -> PyResult<Self> {
         let t = seconds("timeout", timeout)?;
-        let sb = blocking::run(py, || {}, move || Sandbox::attach_vsock(path, t))?.map_err(|e| to_py(py, e))?;
+        let sb = blocking::run(py, || {}, move || Sandbox::attach_vsock(path, t))?
+            .map_err(|e| to_py(py, e))?;
         Ok(Self::new(sb))
     }
 
@@ -199,7 +215,11 @@ impl PySandbox {
         let req = wasm_request(module, args, env, stdin, fuel, max_memory_bytes);
         let t = opt_seconds("timeout", timeout)?;
         let out = self.call(py, move |sb| sb.run_wasm(&req, t))?;
-        Ok((outcome_tuple(out.outcome), bytes(py, &out.stdout), bytes(py, &out.stderr)))
+        Ok((
+            outcome_tuple(out.outcome),
+            bytes(py, &out.stdout),
+            bytes(py, &out.stderr),
+        ))
     }
 
     /// Starts a module and returns a stream of its output events.
@@ -231,11 +251,25 @@ impl PySandbox {
         cwd: Option<String>,
         stdin: Option<&[u8]>,
         timeout: Option<f64>,
-    ) -> PyResult<(u32, Option<i32>, Option<i32>, bool, Py<PyBytes>, Py<PyBytes>)> {
+    ) -> PyResult<(
+        u32,
+        Option<i32>,
+        Option<i32>,
+        bool,
+        Py<PyBytes>,
+        Py<PyBytes>,
+    )> {
         let req = exec_request(argv, env, cwd, stdin, opt_seconds("timeout", timeout)?);
         let out = self.call(py, move |sb| sb.exec(&req))?;
         let st = out.status;
-        Ok((out.pid, st.code, st.signal, st.timed_out, bytes(py, &out.stdout), bytes(py, &out.stderr)))
+        Ok((
+            out.pid,
+            st.code,
+            st.signal,
+            st.timed_out,
+            bytes(py, &out.stdout),
+            bytes(py, &out.stderr),
+        ))
     }
 
     /// Starts a command and returns a stream of its output events (stdin stays open unless given).
@@ -273,7 +307,13 @@ impl PySandbox {
     }
 
     /// Reads `length` bytes at `offset` of disk number `disk`.
-    fn disk_read(&self, py: Python<'_>, disk: u32, offset: u64, length: u32) -> PyResult<Py<PyBytes>> {
+    fn disk_read(
+        &self,
+        py: Python<'_>,
+        disk: u32,
+        offset: u64,
+        length: u32,
+    ) -> PyResult<Py<PyBytes>> {
         let data = self.call(py, move |sb| sb.disk_read(disk, offset, length))?;
         Ok(bytes(py, &data))
     }
@@ -335,11 +375,39 @@ impl PySandbox {
 
 // `..default()`: the core's request structs grow fields; new ones keep their defaults.
 #[allow(clippy::needless_update)]
-fn wasm_request(module: &[u8], args: Vec<String>, env: Vec<(String, String)>, stdin: &[u8], fuel: Option<u64>, max_memory_bytes: Option<u64>) -> WasmRequest {
-    WasmRequest { module: module.to_vec(), args, env, stdin: stdin.to_vec(), fuel, max_memory_bytes, ..WasmRequest::default() }
+fn wasm_request(
+    module: &[u8],
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: &[u8],
+    fuel: Option<u64>,
+    max_memory_bytes: Option<u64>,
+) -> WasmRequest {
+    WasmRequest {
+        module: module.to_vec(),
+        args,
+        env,
+        stdin: stdin.to_vec(),
+        fuel,
+        max_memory_bytes,
+        ..WasmRequest::default()
+    }
 }
 
 #[allow(clippy::needless_update)]
-fn exec_request(argv: Vec<String>, env: Vec<(String, String)>, cwd: Option<String>, stdin: Option<&[u8]>, timeout: Option<Duration>) -> ExecRequest {
-    ExecRequest { argv, env, cwd, stdin: stdin.map(<[u8]>::to_vec), timeout, ..ExecRequest::default() }
+fn exec_request(
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<String>,
+    stdin: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> ExecRequest {
+    ExecRequest {
+        argv,
+        env,
+        cwd,
+        stdin: stdin.map(<[u8]>::to_vec),
+        timeout,
+        ..ExecRequest::default()
+    }
 }

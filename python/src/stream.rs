@@ -56,7 +56,11 @@ fn spawn_pump(f: impl FnOnce() + Send + 'static) -> PyResult<()> {
 
 impl EventStream {
     /// Runs `req` on a pump thread.
-    pub fn wasm(sandbox: Arc<Sandbox>, req: WasmRequest, wall_timeout: Option<Duration>) -> PyResult<Self> {
+    pub fn wasm(
+        sandbox: Arc<Sandbox>,
+        req: WasmRequest,
+        wall_timeout: Option<Duration>,
+    ) -> PyResult<Self> {
         let (tx, rx) = mpsc::channel();
         let sb = sandbox.clone();
         spawn_pump(move || {
@@ -78,8 +82,18 @@ impl EventStream {
         Ok(Self::new(sandbox, rx, stdin, Some(pid)))
     }
 
-    fn new(sandbox: Arc<Sandbox>, rx: Receiver<Event>, stdin: Option<ProcessStdin>, pid: Option<u32>) -> Self {
-        EventStream { state: Mutex::new(State::Running(rx)), stdin: Mutex::new(stdin), pid, sandbox }
+    fn new(
+        sandbox: Arc<Sandbox>,
+        rx: Receiver<Event>,
+        stdin: Option<ProcessStdin>,
+        pid: Option<u32>,
+    ) -> Self {
+        EventStream {
+            state: Mutex::new(State::Running(rx)),
+            stdin: Mutex::new(stdin),
+            pid,
+            sandbox,
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -133,7 +147,11 @@ impl EventStream {
                 *self.state() = State::Done;
                 return Ok(None);
             }
-            State::Busy => return Err(KvmSandboxError::new_err("this stream is being read by another thread")),
+            State::Busy => {
+                return Err(KvmSandboxError::new_err(
+                    "this stream is being read by another thread",
+                ))
+            }
         };
         let sb = self.sandbox.clone();
         let ev = match blocking::wait(py, &mut rx, move || sb.kill()) {
@@ -168,8 +186,11 @@ impl EventStream {
     /// Sends bytes to the command's stdin.
     fn write_stdin(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         let mut guard = self.stdin();
-        let w = guard.as_mut().ok_or_else(|| PyBrokenPipeError::new_err("stdin is closed (or was given up front)"))?;
-        py.detach(|| w.write_all(data)).map_err(|e| PyBrokenPipeError::new_err(e.to_string()))
+        let w = guard
+            .as_mut()
+            .ok_or_else(|| PyBrokenPipeError::new_err("stdin is closed (or was given up front)"))?;
+        py.detach(|| w.write_all(data))
+            .map_err(|e| PyBrokenPipeError::new_err(e.to_string()))
     }
 
     /// Closes the command's stdin (EOF). Idempotent.

@@ -237,7 +237,8 @@ impl AgentClient {
         self.expect_ok(op, id)
     }
 
-    /// Asks the agent to shut down (host process: exit; guest: power off).
+    /// Asks the agent to shut down (host process: exit; Linux guest: sync, answer,
+    /// then reset the VM, which the VMM reports as a clean exit).
     /// The agent vanishing before its `Ok` arrives also counts as success.
     pub fn shutdown(&mut self) -> Result<(), AgentError> {
         let op = "shutdown";

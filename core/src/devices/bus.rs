@@ -57,7 +57,9 @@ impl Bus {
         if len == 0 {
             return Err(BusError::Empty(base));
         }
-        let end = base.checked_add(len).ok_or(BusError::Overlap { base, len })?;
+        let end = base
+            .checked_add(len)
+            .ok_or(BusError::Overlap { base, len })?;
         if let Some((b, e)) = self.ranges.range(..end).next_back() {
             if b + e.len > base {
                 return Err(BusError::Overlap { base, len });
@@ -121,8 +123,10 @@ mod tests {
     #[test]
     fn dispatches_by_range_with_relative_offsets() {
         let mut bus = Bus::new();
-        bus.insert(Arc::new(Mutex::new(Reg(10))), 0x100, 0x10).unwrap();
-        bus.insert(Arc::new(Mutex::new(Reg(20))), 0x110, 0x10).unwrap();
+        bus.insert(Arc::new(Mutex::new(Reg(10))), 0x100, 0x10)
+            .unwrap();
+        bus.insert(Arc::new(Mutex::new(Reg(20))), 0x110, 0x10)
+            .unwrap();
         let mut b = [0u8; 1];
         assert!(bus.read(0x102, &mut b));
         assert_eq!(b[0], 12);
@@ -138,7 +142,8 @@ mod tests {
     #[test]
     fn rejects_overlap_and_empty() {
         let mut bus = Bus::new();
-        bus.insert(Arc::new(Mutex::new(Reg(0))), 0x100, 0x10).unwrap();
+        bus.insert(Arc::new(Mutex::new(Reg(0))), 0x100, 0x10)
+            .unwrap();
         assert!(matches!(
             bus.insert(Arc::new(Mutex::new(Reg(0))), 0x10f, 1),
             Err(BusError::Overlap { .. })

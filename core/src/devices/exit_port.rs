@@ -17,6 +17,7 @@ impl BusDevice for ExitPort {
         let mut b = [0u8; 4];
         let n = data.len().min(4);
         b[..n].copy_from_slice(&data[..n]);
-        self.0.request_stop(StopReason::GuestExit(u32::from_le_bytes(b)));
+        self.0
+            .request_stop(StopReason::GuestExit(u32::from_le_bytes(b)));
     }
 }

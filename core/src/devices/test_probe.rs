@@ -23,7 +23,9 @@ impl BusDevice for TestProbe {
     }
 
     fn write(&mut self, _offset: u64, data: &[u8]) {
-        let Ok(bytes) = <[u8; 4]>::try_from(data) else { return };
+        let Ok(bytes) = <[u8; 4]>::try_from(data) else {
+            return;
+        };
         let probe = match u32::from_le_bytes(bytes) {
             PROBE_SOCKET => Probe::Socket,
             PROBE_EXECVE => Probe::Execve,

@@ -17,7 +17,10 @@ mod streams;
 
 pub use runtime_dir::RuntimeDirError;
 
-use crate::agent::{hybrid_handshake, AgentClient, AgentError, AgentLimits, Connector, ExecOutput, ExecRequest, ProcessHandle, Stream, WasmOutcome, WasmRequest};
+use crate::agent::{
+    hybrid_handshake, AgentClient, AgentError, AgentLimits, Connector, ExecOutput, ExecRequest,
+    ProcessHandle, Stream, WasmOutcome, WasmRequest,
+};
 use crate::config::{Guest, VmConfig};
 use crate::devices::bus::lock;
 use crate::error::{Error, Result};
@@ -91,7 +94,12 @@ pub struct Sandbox {
 
 /// Connects to guest `port` through the hybrid socket at `path`, recording the
 /// stream in `streams` before waiting on the handshake.
-fn connect_tracked(path: &Path, port: u32, timeout: Duration, streams: &Streams) -> std::io::Result<UnixStream> {
+fn connect_tracked(
+    path: &Path,
+    port: u32,
+    timeout: Duration,
+    streams: &Streams,
+) -> std::io::Result<UnixStream> {
     if streams.is_stopped() {
         return Err(streams::stopped_error());
     }
@@ -103,7 +111,11 @@ fn connect_tracked(path: &Path, port: u32, timeout: Duration, streams: &Streams)
 /// A thread that waits for the VM to stop, then shuts down every stream and
 /// removes the socket file `own_socket` (so nothing new connects to a listener
 /// nobody serves).
-fn spawn_watcher(vm: &Arc<Vm>, streams: Arc<Streams>, own_socket: Option<PathBuf>) -> Result<JoinHandle<()>> {
+fn spawn_watcher(
+    vm: &Arc<Vm>,
+    streams: Arc<Streams>,
+    own_socket: Option<PathBuf>,
+) -> Result<JoinHandle<()>> {
     let vm = vm.clone();
     std::thread::Builder::new()
         .name("kvmsb-sandbox-watch".into())
@@ -118,7 +130,10 @@ fn spawn_watcher(vm: &Arc<Vm>, streams: Arc<Streams>, own_socket: Option<PathBuf
                 let _ = std::fs::remove_file(p);
             }
         })
-        .map_err(|source| Error::Host { what: "sandbox watcher thread", source })
+        .map_err(|source| Error::Host {
+            what: "sandbox watcher thread",
+            source,
+        })
 }
 
 impl Sandbox {
@@ -162,7 +177,8 @@ impl Sandbox {
         };
         let (p2, s2) = (path.clone(), streams.clone());
         let agent_timeout = Duration::from_secs(10);
-        let connector: Connector = Arc::new(move || connect_tracked(&p2, DEFAULT_AGENT_PORT, agent_timeout, &s2));
+        let connector: Connector =
+            Arc::new(move || connect_tracked(&p2, DEFAULT_AGENT_PORT, agent_timeout, &s2));
         let sb = Sandbox {
             kind,
             vm: Some(vm),
@@ -176,7 +192,9 @@ impl Sandbox {
             runtime_dir: runtime,
         };
         // The first hello: bounded by what is left of the start timeout.
-        let client = sb.new_client(Some(timeout)).map_err(|e| sb.agent_error("start", e))?;
+        let client = sb
+            .new_client(Some(timeout))
+            .map_err(|e| sb.agent_error("start", e))?;
         if let Some(vm) = &sb.vm {
             vm.state().mark(|t| &mut t.agent_ready);
         }
@@ -204,7 +222,9 @@ impl Sandbox {
     pub fn attach_vsock(path: impl Into<PathBuf>, timeout: Duration) -> Result<Sandbox> {
         let path = path.into();
         let p2 = path.clone();
-        Self::attach(SandboxKind::Linux, Some(path), timeout, move |streams| connect_tracked(&p2, DEFAULT_AGENT_PORT, timeout, streams))
+        Self::attach(SandboxKind::Linux, Some(path), timeout, move |streams| {
+            connect_tracked(&p2, DEFAULT_AGENT_PORT, timeout, streams)
+        })
     }
 
     /// A sandbox without a VM of its own, whose agent `connect` reaches; every
@@ -235,19 +255,26 @@ impl Sandbox {
             vsock_path,
             runtime_dir: None,
         };
-        let c = sb.new_client(None).map_err(|e| sb.agent_error("attach", e))?;
+        let c = sb
+            .new_client(None)
+            .map_err(|e| sb.agent_error("attach", e))?;
         lock(&sb.pool).push(c);
         Ok(sb)
     }
 
-    fn new_client(&self, timeout: Option<Duration>) -> std::result::Result<AgentClient, AgentError> {
+    fn new_client(
+        &self,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<AgentClient, AgentError> {
         let t = timeout.unwrap_or(self.timeout);
         let t0 = Instant::now();
         match AgentClient::from_connector(self.connector.clone(), t) {
             // A connection refused or reset at once while the guest was busy: one
             // retry. Not after a long wait (the VMM giving up on a guest that does
             // not answer): that would double the time the caller waits.
-            Err(AgentError::Disconnected { .. } | AgentError::Io { .. }) if t0.elapsed() < FAST_FAILURE && self.stopped("connect").is_none() => {
+            Err(AgentError::Disconnected { .. } | AgentError::Io { .. })
+                if t0.elapsed() < FAST_FAILURE && self.stopped("connect").is_none() =>
+            {
                 std::thread::sleep(Duration::from_millis(20));
                 AgentClient::from_connector(self.connector.clone(), t)
             }
@@ -269,13 +296,20 @@ impl Sandbox {
     /// Maps an agent failure, noticing when the sandbox itself is what stopped.
     fn agent_error(&self, op: &'static str, e: AgentError) -> Error {
         if let AgentError::Unsupported { .. } = e {
-            return Error::Unsupported { op, guest: self.kind.name() };
+            return Error::Unsupported {
+                op,
+                guest: self.kind.name(),
+            };
         }
         self.stopped(op).unwrap_or(Error::Agent(e))
     }
 
     /// Runs `f` on a pooled connection (or a new one); failed connections are dropped.
-    fn with_client<T>(&self, op: &'static str, f: impl FnOnce(&mut AgentClient) -> std::result::Result<T, AgentError>) -> Result<T> {
+    fn with_client<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut AgentClient) -> std::result::Result<T, AgentError>,
+    ) -> Result<T> {
         if let Some(e) = self.stopped(op) {
             return Err(e);
         }
@@ -298,7 +332,10 @@ impl Sandbox {
         if ok {
             Ok(())
         } else {
-            Err(Error::Unsupported { op, guest: self.kind.name() })
+            Err(Error::Unsupported {
+                op,
+                guest: self.kind.name(),
+            })
         }
     }
 
@@ -368,7 +405,11 @@ impl Sandbox {
     }
 
     /// Runs a WASM module, collecting its output (micro guest).
-    pub fn run_wasm(&self, req: &WasmRequest, wall_timeout: Option<Duration>) -> Result<WasmOutput> {
+    pub fn run_wasm(
+        &self,
+        req: &WasmRequest,
+        wall_timeout: Option<Duration>,
+    ) -> Result<WasmOutput> {
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
         let max = self.limits.max_output;
@@ -378,25 +419,42 @@ impl Sandbox {
                 Stream::Stderr => &mut stderr,
             };
             if (buf.len() + d.len()) as u64 > max {
-                return Err(AgentError::OutputLimit { op: "run_wasm", limit: max });
+                return Err(AgentError::OutputLimit {
+                    op: "run_wasm",
+                    limit: max,
+                });
             }
             buf.extend_from_slice(d);
             Ok(())
         })?;
-        Ok(WasmOutput { outcome, stdout, stderr })
+        Ok(WasmOutput {
+            outcome,
+            stdout,
+            stderr,
+        })
     }
 
     /// Runs a WASM module, handing output to `on_output` as the module writes it.
     /// If `wall_timeout` passes first, the VM is stopped (a module cannot be
     /// interrupted otherwise) and [`Error::Timeout`] is returned.
-    pub fn run_wasm_streaming(&self, req: &WasmRequest, wall_timeout: Option<Duration>, mut on_output: impl FnMut(Stream, &[u8])) -> Result<WasmOutcome> {
+    pub fn run_wasm_streaming(
+        &self,
+        req: &WasmRequest,
+        wall_timeout: Option<Duration>,
+        mut on_output: impl FnMut(Stream, &[u8]),
+    ) -> Result<WasmOutcome> {
         self.run_wasm_with(req, wall_timeout, |s, d| {
             on_output(s, d);
             Ok(())
         })
     }
 
-    fn run_wasm_with(&self, req: &WasmRequest, wall_timeout: Option<Duration>, on_output: impl FnMut(Stream, &[u8]) -> std::result::Result<(), AgentError>) -> Result<WasmOutcome> {
+    fn run_wasm_with(
+        &self,
+        req: &WasmRequest,
+        wall_timeout: Option<Duration>,
+        on_output: impl FnMut(Stream, &[u8]) -> std::result::Result<(), AgentError>,
+    ) -> Result<WasmOutcome> {
         self.require("run_wasm", self.kind == SandboxKind::Micro)?;
         let fired = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -404,12 +462,20 @@ impl Sandbox {
             (Some(t), Some(vm)) => {
                 let vm = vm.clone();
                 let fired = fired.clone();
-                Some(std::thread::Builder::new().name("kvmsb-wasm-watchdog".into()).spawn(move || {
-                    if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(t) {
-                        fired.store(true, Ordering::SeqCst);
-                        vm.kill();
-                    }
-                }).map_err(|source| Error::Host { what: "watchdog thread", source })?)
+                Some(
+                    std::thread::Builder::new()
+                        .name("kvmsb-wasm-watchdog".into())
+                        .spawn(move || {
+                            if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(t) {
+                                fired.store(true, Ordering::SeqCst);
+                                vm.kill();
+                            }
+                        })
+                        .map_err(|source| Error::Host {
+                            what: "watchdog thread",
+                            source,
+                        })?,
+                )
             }
             _ => None,
         };
@@ -427,7 +493,10 @@ impl Sandbox {
             let _ = w.join();
         }
         if fired.load(Ordering::SeqCst) {
-            return Err(Error::Timeout { op: "run_wasm", after: wall_timeout.unwrap_or_default() });
+            return Err(Error::Timeout {
+                op: "run_wasm",
+                after: wall_timeout.unwrap_or_default(),
+            });
         }
         r
     }
@@ -436,11 +505,15 @@ impl Sandbox {
     /// or take its fd). Stopping the sandbox shuts it down.
     pub fn connect(&self, port: u32) -> Result<UnixStream> {
         let op = "connect";
-        let path = self.vsock_path.as_ref().ok_or(Error::Unsupported { op, guest: self.kind.name() })?;
+        let path = self.vsock_path.as_ref().ok_or(Error::Unsupported {
+            op,
+            guest: self.kind.name(),
+        })?;
         if let Some(e) = self.stopped(op) {
             return Err(e);
         }
-        connect_tracked(path, port, self.timeout, &self.streams).map_err(|source| self.stopped(op).unwrap_or(Error::Connect { port, source }))
+        connect_tracked(path, port, self.timeout, &self.streams)
+            .map_err(|source| self.stopped(op).unwrap_or(Error::Connect { port, source }))
     }
 
     /// The hybrid vsock socket (for `socat` and friends): `CONNECT <port>\n`.
@@ -455,7 +528,10 @@ impl Sandbox {
 
     /// The guest's console output so far.
     pub fn console_output(&self) -> String {
-        self.vm.as_ref().map(|v| v.console_output()).unwrap_or_default()
+        self.vm
+            .as_ref()
+            .map(|v| v.console_output())
+            .unwrap_or_default()
     }
 
     /// The VM underneath (none for a host agent).

@@ -10,8 +10,8 @@
 use std::mem::size_of;
 
 use kvm_bindings::{
-    kvm_cpuid2, kvm_fpu, kvm_irq_level, kvm_lapic_state, kvm_mp_state, kvm_msrs, kvm_regs,
-    kvm_sregs, kvm_vcpu_events, KVMIO,
+    kvm_cpuid2, kvm_debugregs, kvm_fpu, kvm_irq_level, kvm_lapic_state, kvm_mp_state, kvm_msrs,
+    kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, KVMIO,
 };
 use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
@@ -58,6 +58,22 @@ pub const KVM_GET_MP_STATE: u64 = ior(0x98, size_of::<kvm_mp_state>());
 pub const KVM_SET_MP_STATE: u64 = iow(0x99, size_of::<kvm_mp_state>());
 /// `KVM_GET_VCPU_EVENTS` (vcpu fd).
 pub const KVM_GET_VCPU_EVENTS: u64 = ior(0x9f, size_of::<kvm_vcpu_events>());
+/// `KVM_GET_FPU` (vcpu fd).
+pub const KVM_GET_FPU: u64 = ior(0x8c, size_of::<kvm_fpu>());
+/// `KVM_SET_VCPU_EVENTS` (vcpu fd).
+pub const KVM_SET_VCPU_EVENTS: u64 = iow(0xa0, size_of::<kvm_vcpu_events>());
+/// `KVM_GET_DEBUGREGS` (vcpu fd).
+pub const KVM_GET_DEBUGREGS: u64 = ior(0xa1, size_of::<kvm_debugregs>());
+/// `KVM_SET_DEBUGREGS` (vcpu fd).
+pub const KVM_SET_DEBUGREGS: u64 = iow(0xa2, size_of::<kvm_debugregs>());
+/// `KVM_GET_XSAVE` (vcpu fd).
+pub const KVM_GET_XSAVE: u64 = ior(0xa4, size_of::<kvm_xsave>());
+/// `KVM_SET_XSAVE` (vcpu fd).
+pub const KVM_SET_XSAVE: u64 = iow(0xa5, size_of::<kvm_xsave>());
+/// `KVM_GET_XCRS` (vcpu fd).
+pub const KVM_GET_XCRS: u64 = ior(0xa6, size_of::<kvm_xcrs>());
+/// `KVM_SET_XCRS` (vcpu fd).
+pub const KVM_SET_XCRS: u64 = iow(0xa7, size_of::<kvm_xcrs>());
 /// `KVM_KVMCLOCK_CTRL` (vcpu fd): tell the guest's kvmclock it was paused.
 pub const KVM_KVMCLOCK_CTRL: u64 = io(0xad);
 /// `FIONBIO`: std's `set_nonblocking` on sockets.
@@ -85,10 +101,18 @@ mod tests {
     ioctl_iow_nr!(REF_KVM_SET_MP_STATE, KVMIO, 0x99, kvm_mp_state);
     ioctl_ior_nr!(REF_KVM_GET_VCPU_EVENTS, KVMIO, 0x9f, kvm_vcpu_events);
     ioctl_io_nr!(REF_KVM_KVMCLOCK_CTRL, KVMIO, 0xad);
+    ioctl_ior_nr!(REF_KVM_GET_FPU, KVMIO, 0x8c, kvm_fpu);
+    ioctl_iow_nr!(REF_KVM_SET_VCPU_EVENTS, KVMIO, 0xa0, kvm_vcpu_events);
+    ioctl_ior_nr!(REF_KVM_GET_DEBUGREGS, KVMIO, 0xa1, kvm_debugregs);
+    ioctl_iow_nr!(REF_KVM_SET_DEBUGREGS, KVMIO, 0xa2, kvm_debugregs);
+    ioctl_ior_nr!(REF_KVM_GET_XSAVE, KVMIO, 0xa4, kvm_xsave);
+    ioctl_iow_nr!(REF_KVM_SET_XSAVE, KVMIO, 0xa5, kvm_xsave);
+    ioctl_ior_nr!(REF_KVM_GET_XCRS, KVMIO, 0xa6, kvm_xcrs);
+    ioctl_iow_nr!(REF_KVM_SET_XCRS, KVMIO, 0xa7, kvm_xcrs);
 
     #[test]
     fn seccomp_ioctl_numbers_match_kvm_ioctls_definitions() {
-        let pairs: [(u64, fn() -> u64); 16] = [
+        let pairs: [(u64, fn() -> u64); 24] = [
             (super::KVM_IRQ_LINE, REF_KVM_IRQ_LINE),
             (super::KVM_RUN, REF_KVM_RUN),
             (super::KVM_GET_REGS, REF_KVM_GET_REGS),
@@ -105,6 +129,14 @@ mod tests {
             (super::KVM_SET_MP_STATE, REF_KVM_SET_MP_STATE),
             (super::KVM_GET_VCPU_EVENTS, REF_KVM_GET_VCPU_EVENTS),
             (super::KVM_KVMCLOCK_CTRL, REF_KVM_KVMCLOCK_CTRL),
+            (super::KVM_GET_FPU, REF_KVM_GET_FPU),
+            (super::KVM_SET_VCPU_EVENTS, REF_KVM_SET_VCPU_EVENTS),
+            (super::KVM_GET_DEBUGREGS, REF_KVM_GET_DEBUGREGS),
+            (super::KVM_SET_DEBUGREGS, REF_KVM_SET_DEBUGREGS),
+            (super::KVM_GET_XSAVE, REF_KVM_GET_XSAVE),
+            (super::KVM_SET_XSAVE, REF_KVM_SET_XSAVE),
+            (super::KVM_GET_XCRS, REF_KVM_GET_XCRS),
+            (super::KVM_SET_XCRS, REF_KVM_SET_XCRS),
         ];
         for (ours, reference) in pairs {
             assert_eq!(ours, reference(), "{ours:#x}");

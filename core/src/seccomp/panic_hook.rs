@@ -55,6 +55,8 @@ mod tests {
         .join()
         .unwrap();
         assert!(marked);
-        assert!(!std::thread::spawn(is_current_thread_filtered).join().unwrap());
+        assert!(!std::thread::spawn(is_current_thread_filtered)
+            .join()
+            .unwrap());
     }
 }

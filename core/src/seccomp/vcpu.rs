@@ -6,7 +6,8 @@
 //! Bus::read/write under a Mutex (futex); serial output goes into a Mutex<Vec<u8>> /
 //! a channel (futex) or write(2) to a pipe; interrupts via an irqfd (write) or
 //! KVM_IRQ_LINE }`, plus register setup (SET_REGS/SREGS/FPU/MSRS/CPUID2/LAPIC/MP_STATE)
-//! which may happen on the thread after the filter is installed.
+//! which may happen on the thread after the filter is installed, and the snapshot
+//! jobs a parked vCPU runs on its own fd (vmm/snapshot/vcpu.rs: every GET/SET pair).
 
 use super::ioctls::*;
 use super::rules::{sys, val, Args, Syscall, Value};
@@ -71,6 +72,30 @@ pub(super) const VCPU_IOCTLS: &[Value] = &[
         KVM_GET_VCPU_EVENTS,
         "pending exceptions/interrupts (diagnostics)"
     ),
+    val!(KVM_GET_FPU, KVM_GET_FPU, "snapshot: read the x87/SSE state"),
+    val!(
+        KVM_SET_VCPU_EVENTS,
+        KVM_SET_VCPU_EVENTS,
+        "restore: pending exceptions/interrupts"
+    ),
+    val!(
+        KVM_GET_DEBUGREGS,
+        KVM_GET_DEBUGREGS,
+        "snapshot: read the debug registers"
+    ),
+    val!(
+        KVM_SET_DEBUGREGS,
+        KVM_SET_DEBUGREGS,
+        "restore: the debug registers"
+    ),
+    val!(
+        KVM_GET_XSAVE,
+        KVM_GET_XSAVE,
+        "snapshot: read the XSAVE area"
+    ),
+    val!(KVM_SET_XSAVE, KVM_SET_XSAVE, "restore: the XSAVE area"),
+    val!(KVM_GET_XCRS, KVM_GET_XCRS, "snapshot: read XCR0"),
+    val!(KVM_SET_XCRS, KVM_SET_XCRS, "restore: XCR0"),
     val!(
         KVM_KVMCLOCK_CTRL,
         KVM_KVMCLOCK_CTRL,

@@ -62,7 +62,10 @@ impl ConsoleLog {
 
     /// Feeds bytes written by the guest.
     pub fn push(&mut self, data: &[u8]) -> ConsoleEvents {
-        let mut ev = ConsoleEvents { first_byte: self.total == 0 && !data.is_empty(), ..Default::default() };
+        let mut ev = ConsoleEvents {
+            first_byte: self.total == 0 && !data.is_empty(),
+            ..Default::default()
+        };
         self.total += data.len() as u64;
         for &b in data {
             if self.bytes.len() == MAX_BYTES {
@@ -138,7 +141,9 @@ mod tests {
     fn finds_markers_and_keeps_lines() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = seen.clone();
-        let (sink, delivery) = ConsoleDelivery::spawn(Box::new(move |l| s2.lock().unwrap().push(l.to_string()))).unwrap();
+        let (sink, delivery) =
+            ConsoleDelivery::spawn(Box::new(move |l| s2.lock().unwrap().push(l.to_string())))
+                .unwrap();
         let mut log = ConsoleLog::new("READY".into(), &["PANIC:"]);
         log.set_sink(sink);
         let ev = log.push(b"hello\r\nwor");
@@ -151,7 +156,10 @@ mod tests {
         assert_eq!(log.last_lines().last().unwrap(), "partial");
         log.close_sink();
         assert!(delivery.finish(Duration::from_secs(10)));
-        assert_eq!(seen.lock().unwrap()[..2], ["hello".to_string(), "world".to_string()]);
+        assert_eq!(
+            seen.lock().unwrap()[..2],
+            ["hello".to_string(), "world".to_string()]
+        );
         assert!(log.text().starts_with("hello\r\nworld\n"));
     }
 

@@ -21,7 +21,15 @@ const ECX_F16C: u32 = 1 << 29;
 const ECX_FMA: u32 = 1 << 12;
 const ECX_HYPERVISOR: u32 = 1 << 31;
 // Leaf 7 EBX: AVX2 (5), AVX-512 family (16, 17, 21, 26, 27, 28, 30, 31).
-const EBX7_AVX_MASK: u32 = (1 << 5) | (1 << 16) | (1 << 17) | (1 << 21) | (1 << 26) | (1 << 27) | (1 << 28) | (1 << 30) | (1 << 31);
+const EBX7_AVX_MASK: u32 = (1 << 5)
+    | (1 << 16)
+    | (1 << 17)
+    | (1 << 21)
+    | (1 << 26)
+    | (1 << 27)
+    | (1 << 28)
+    | (1 << 30)
+    | (1 << 31);
 // Leaf 7 EBX: SMAP (20): Linux then patches `clac`/`stac` into every entry path,
 // and PVM's emulator cannot run them (measured: emulation failure at the first
 // interrupt, in asm_common_interrupt).
@@ -35,7 +43,13 @@ pub fn filter(cpuid: &mut CpuId, index: u8, count: u8, host: HostKind) {
                 e.ebx = (e.ebx & 0x0000_ffff) | (u32::from(index) << 24) | (u32::from(count) << 16);
                 e.ecx |= ECX_HYPERVISOR;
                 if host.is_pvm() {
-                    e.ecx &= !(ECX_CX16 | ECX_POPCNT | ECX_XSAVE | ECX_OSXSAVE | ECX_AVX | ECX_F16C | ECX_FMA);
+                    e.ecx &= !(ECX_CX16
+                        | ECX_POPCNT
+                        | ECX_XSAVE
+                        | ECX_OSXSAVE
+                        | ECX_AVX
+                        | ECX_F16C
+                        | ECX_FMA);
                 }
             }
             LEAF_EXT_FEATURES if host.is_pvm() && e.index == 0 => {
@@ -64,9 +78,22 @@ mod tests {
 
     fn sample() -> CpuId {
         let entries = [
-            kvm_cpuid_entry2 { function: 1, ebx: 0xdead_0800, ecx: ECX_CX16 | ECX_POPCNT | ECX_XSAVE | 1, ..Default::default() },
-            kvm_cpuid_entry2 { function: 7, ebx: EBX7_AVX_MASK | 1, ..Default::default() },
-            kvm_cpuid_entry2 { function: 0xd, eax: 7, ..Default::default() },
+            kvm_cpuid_entry2 {
+                function: 1,
+                ebx: 0xdead_0800,
+                ecx: ECX_CX16 | ECX_POPCNT | ECX_XSAVE | 1,
+                ..Default::default()
+            },
+            kvm_cpuid_entry2 {
+                function: 7,
+                ebx: EBX7_AVX_MASK | 1,
+                ..Default::default()
+            },
+            kvm_cpuid_entry2 {
+                function: 0xd,
+                eax: 7,
+                ..Default::default()
+            },
         ];
         CpuId::from_entries(&entries).unwrap()
     }

@@ -29,7 +29,13 @@ pub struct Placed {
 }
 
 /// Opens every configured device and places it on `mmio`.
-pub fn place(vm: &VmFd, mem: &GuestMemory, mmio: &mut Bus, disks: &[BlockConfig], vsock: Option<&VsockConfig>) -> Result<Placed> {
+pub fn place(
+    vm: &VmFd,
+    mem: &GuestMemory,
+    mmio: &mut Bus,
+    disks: &[BlockConfig],
+    vsock: Option<&VsockConfig>,
+) -> Result<Placed> {
     let mut devices: Vec<(u32, Box<dyn VirtioDevice>)> = Vec::new();
     for d in disks {
         devices.push((device_kind::VIRTIO_BLK, Box::new(Block::open(d)?)));
@@ -39,25 +45,49 @@ pub fn place(vm: &VmFd, mem: &GuestMemory, mmio: &mut Bus, disks: &[BlockConfig]
     }
     let max = (IRQ_MAX - IRQ_BASE + 1) as usize;
     if devices.len() > max {
-        return Err(Error::TooManyDevices { count: devices.len(), max });
+        return Err(Error::TooManyDevices {
+            count: devices.len(),
+            max,
+        });
     }
     let mut placed = Placed::default();
     for (i, (kind, dev)) in devices.into_iter().enumerate() {
         let base = MMIO_START + i as u64 * MMIO_SIZE;
         let irq = IRQ_BASE + i as u32;
-        let irq_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(|source| Error::Host { what: "device irq eventfd", source })?;
-        vm.register_irqfd(&irq_evt, irq).map_err(|source| Error::KvmIoctl { what: "KVM_IRQFD", source })?;
+        let irq_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(|source| Error::Host {
+            what: "device irq eventfd",
+            source,
+        })?;
+        vm.register_irqfd(&irq_evt, irq)
+            .map_err(|source| Error::KvmIoctl {
+                what: "KVM_IRQFD",
+                source,
+            })?;
         let t = MmioTransport::new(mem.clone(), dev, irq_evt)?;
         for (q, evt) in t.queue_evts().iter().enumerate() {
-            vm.register_ioevent(evt, &IoEventAddress::Mmio(base + NOTIFY_REG_OFFSET), q as u32)
-                .map_err(|source| Error::KvmIoctl { what: "KVM_IOEVENTFD", source })?;
+            vm.register_ioevent(
+                evt,
+                &IoEventAddress::Mmio(base + NOTIFY_REG_OFFSET),
+                q as u32,
+            )
+            .map_err(|source| Error::KvmIoctl {
+                what: "KVM_IOEVENTFD",
+                source,
+            })?;
         }
         let t = Arc::new(Mutex::new(t));
         let shared: SharedDevice = t.clone();
         mmio.insert(shared, base, MMIO_SIZE)?;
         placed.transports.push(t);
-        placed.infos.push(DeviceInfo { kind, irq, mmio_base: base, mmio_size: MMIO_SIZE });
-        placed.cmdline.push(linux_cmdline_fragment(base, MMIO_SIZE, irq));
+        placed.infos.push(DeviceInfo {
+            kind,
+            irq,
+            mmio_base: base,
+            mmio_size: MMIO_SIZE,
+        });
+        placed
+            .cmdline
+            .push(linux_cmdline_fragment(base, MMIO_SIZE, irq));
     }
     Ok(placed)
 }

@@ -78,7 +78,10 @@ pub fn install() -> Result<(), KickError> {
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
-            return Err((sig, Some(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))));
+            return Err((
+                sig,
+                Some(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+            ));
         }
         if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != on_kick as *const () as usize {
             return Err((sig, None));
@@ -92,14 +95,20 @@ pub fn install() -> Result<(), KickError> {
         unsafe { libc::sigemptyset(&mut act.sa_mask) };
         // SAFETY: installing a valid handler for a real-time signal.
         if unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) } != 0 {
-            return Err((sig, Some(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))));
+            return Err((
+                sig,
+                Some(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+            ));
         }
         Ok(())
     });
     match r {
         Ok(()) => Ok(()),
         Err((sig, None)) => Err(KickError::InUse(*sig)),
-        Err((sig, Some(e))) => Err(KickError::Install(*sig, std::io::Error::from_raw_os_error(*e))),
+        Err((sig, Some(e))) => Err(KickError::Install(
+            *sig,
+            std::io::Error::from_raw_os_error(*e),
+        )),
     }
 }
 

@@ -27,8 +27,12 @@ pub enum KvmError {
 
 /// Opens the KVM device (normally /dev/kvm) and checks what every VM needs.
 pub fn open(path: &std::path::Path) -> Result<Kvm, KvmError> {
-    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| KvmError::Open(io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL")))?;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+        KvmError::Open(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path contains NUL",
+        ))
+    })?;
     let kvm = Kvm::new_with_path(&cpath).map_err(|e| match e.errno() {
         libc::ENOENT => KvmError::NotFound(path.to_path_buf()),
         libc::EACCES | libc::EPERM => KvmError::PermissionDenied(path.to_path_buf()),

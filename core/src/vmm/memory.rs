@@ -36,6 +36,29 @@ pub fn create(size: u64) -> Result<GuestMemory, MemoryError> {
         .map_err(|source| MemoryError::Map { size, source })
 }
 
+/// Deletes and re-adds every memory slot, so KVM drops whatever it mapped of the
+/// old host pages. Used after guest RAM was re-mapped in place (snapshots) on PVM
+/// hosts, where we once saw a guest keep writing to the replaced pages; hardware
+/// KVM follows the re-map through its MMU notifiers. The vCPUs must be paused.
+pub fn refresh_slots(vm: &VmFd, mem: &GuestMemory) -> Result<(), MemoryError> {
+    for (slot, region) in mem.iter().enumerate() {
+        let gone = kvm_bindings::kvm_userspace_memory_region {
+            slot: slot as u32,
+            flags: 0,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: 0,
+            userspace_addr: region.as_ptr() as u64,
+        };
+        // SAFETY: a zero-sized region deletes the slot; no memory is handed over.
+        unsafe { vm.set_user_memory_region(gone) }.map_err(|source| MemoryError::Slot {
+            slot: slot as u32,
+            size: 0,
+            source,
+        })?;
+    }
+    register(vm, mem)
+}
+
 /// Registers every region of `mem` with KVM.
 pub fn register(vm: &VmFd, mem: &GuestMemory) -> Result<(), MemoryError> {
     for (slot, region) in mem.iter().enumerate() {

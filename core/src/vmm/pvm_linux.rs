@@ -34,7 +34,9 @@ pub fn init_killed_by_signal(panic: &str, last_lines: &[String]) -> Option<i32> 
 fn exitcode(panic: &str) -> Option<u32> {
     let rest = &panic[panic.find("exitcode=")? + "exitcode=".len()..];
     let hex = rest.strip_prefix("0x")?;
-    let end = hex.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(hex.len());
+    let end = hex
+        .find(|c: char| !c.is_ascii_hexdigit())
+        .unwrap_or(hex.len());
     u32::from_str_radix(&hex[..end], 16).ok()
 }
 
@@ -53,9 +55,15 @@ mod tests {
     #[test]
     fn init_exiting_with_a_status_is_not_the_host() {
         let p = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100";
-        assert_eq!(init_killed_by_signal(p, &["init[1]: segfault at 0".into()]), None);
+        assert_eq!(
+            init_killed_by_signal(p, &["init[1]: segfault at 0".into()]),
+            None
+        );
         let p = "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)";
-        assert_eq!(init_killed_by_signal(p, &["init[1]: segfault at 0".into()]), None);
+        assert_eq!(
+            init_killed_by_signal(p, &["init[1]: segfault at 0".into()]),
+            None
+        );
     }
 
     #[test]

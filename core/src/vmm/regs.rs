@@ -47,7 +47,8 @@ const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 
 fn write<T: vm_memory::ByteValued>(mem: &GuestMemory, addr: u64, v: T) -> Result<(), RegsError> {
-    mem.write_obj(v, GuestAddress(addr)).map_err(|source| RegsError::Write { addr, source })
+    mem.write_obj(v, GuestAddress(addr))
+        .map_err(|source| RegsError::Write { addr, source })
 }
 
 /// Writes the GDT and identity page tables (4 GiB of 2 MiB pages).
@@ -85,7 +86,13 @@ fn segment(index: u16, desc: u64) -> kvm_segment {
 }
 
 /// Puts `vcpu` in 64-bit long mode at `rip` with the given stack and arguments.
-pub fn setup_long_mode(vcpu: &VcpuFd, rip: u64, rsp: u64, rdi: u64, rsi: u64) -> Result<(), RegsError> {
+pub fn setup_long_mode(
+    vcpu: &VcpuFd,
+    rip: u64,
+    rsp: u64,
+    rdi: u64,
+    rsi: u64,
+) -> Result<(), RegsError> {
     let kvm = |what| move |source| RegsError::Kvm { what, source };
     let mut sregs: kvm_sregs = vcpu.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
     let code = segment(1, GDT[1]);
@@ -109,10 +116,22 @@ pub fn setup_long_mode(vcpu: &VcpuFd, rip: u64, rsp: u64, rdi: u64, rsi: u64) ->
     sregs.efer |= EFER_LME | EFER_LMA;
     vcpu.set_sregs(&sregs).map_err(kvm("KVM_SET_SREGS"))?;
 
-    let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    let fpu = kvm_fpu {
+        fcw: 0x37f,
+        mxcsr: 0x1f80,
+        ..Default::default()
+    };
     vcpu.set_fpu(&fpu).map_err(kvm("KVM_SET_FPU"))?;
 
-    let regs = kvm_regs { rflags: 0x2, rip, rsp, rbp: rsp, rdi, rsi, ..Default::default() };
+    let regs = kvm_regs {
+        rflags: 0x2,
+        rip,
+        rsp,
+        rbp: rsp,
+        rdi,
+        rsi,
+        ..Default::default()
+    };
     vcpu.set_regs(&regs).map_err(kvm("KVM_SET_REGS"))?;
     Ok(())
 }
@@ -130,7 +149,11 @@ pub fn setup_boot_msrs(vcpu: &VcpuFd) -> Result<(), RegsError> {
     const MSR_IA32_TSC: u32 = 0x10;
     const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
     const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
-    let e = |index, data| kvm_msr_entry { index, data, ..Default::default() };
+    let e = |index, data| kvm_msr_entry {
+        index,
+        data,
+        ..Default::default()
+    };
     let entries = [
         e(MSR_IA32_SYSENTER_CS, 0),
         e(MSR_IA32_SYSENTER_ESP, 0),
@@ -141,14 +164,17 @@ pub fn setup_boot_msrs(vcpu: &VcpuFd) -> Result<(), RegsError> {
         e(MSR_SYSCALL_MASK, 0),
         e(MSR_LSTAR, 0),
         e(MSR_IA32_TSC, 0),
-        e(MSR_IA32_MISC_ENABLE, 1), // fast strings
+        e(MSR_IA32_MISC_ENABLE, 1),          // fast strings
         e(MSR_MTRR_DEF_TYPE, (1 << 11) | 6), // MTRRs on, write-back default
     ];
     let msrs = Msrs::from_entries(&entries).map_err(|_| RegsError::Kvm {
         what: "building the MSR list",
         source: kvm_ioctls::Error::new(libc::EINVAL),
     })?;
-    let n = vcpu.set_msrs(&msrs).map_err(|source| RegsError::Kvm { what: "KVM_SET_MSRS", source })?;
+    let n = vcpu.set_msrs(&msrs).map_err(|source| RegsError::Kvm {
+        what: "KVM_SET_MSRS",
+        source,
+    })?;
     if n != entries.len() {
         // Some MSRs are not supported by this KVM (e.g. PVM); the guest copes.
         return Ok(());
@@ -163,7 +189,10 @@ pub fn setup_lapic(vcpu: &VcpuFd) -> Result<(), RegsError> {
     const APIC_LVT1: usize = 0x360;
     const MODE_EXTINT: u32 = 0x7;
     const MODE_NMI: u32 = 0x4;
-    let mut lapic = vcpu.get_lapic().map_err(|source| RegsError::Kvm { what: "KVM_GET_LAPIC", source })?;
+    let mut lapic = vcpu.get_lapic().map_err(|source| RegsError::Kvm {
+        what: "KVM_GET_LAPIC",
+        source,
+    })?;
     let set = |regs: &mut [std::os::raw::c_char], off: usize, mode: u32| {
         let mut b = [0u8; 4];
         for (i, x) in b.iter_mut().enumerate() {
@@ -176,7 +205,10 @@ pub fn setup_lapic(vcpu: &VcpuFd) -> Result<(), RegsError> {
     };
     set(&mut lapic.regs, APIC_LVT0, MODE_EXTINT);
     set(&mut lapic.regs, APIC_LVT1, MODE_NMI);
-    vcpu.set_lapic(&lapic).map_err(|source| RegsError::Kvm { what: "KVM_SET_LAPIC", source })
+    vcpu.set_lapic(&lapic).map_err(|source| RegsError::Kvm {
+        what: "KVM_SET_LAPIC",
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -192,7 +224,9 @@ mod tests {
         let pdpt3: u64 = mem.read_obj(GuestAddress(PDPT_START + 24)).unwrap();
         assert_eq!(pdpt3, (PD_START + 0x3000) | 3);
         // The last 2 MiB page below 4 GiB maps to itself.
-        let last: u64 = mem.read_obj(GuestAddress(PD_START + 0x3000 + 511 * 8)).unwrap();
+        let last: u64 = mem
+            .read_obj(GuestAddress(PD_START + 0x3000 + 511 * 8))
+            .unwrap();
         assert_eq!(last, 0xffe0_0000 | 0x83);
         let code: u64 = mem.read_obj(GuestAddress(GDT_START + 8)).unwrap();
         assert_eq!(code, GDT[1]);
@@ -201,7 +235,10 @@ mod tests {
     #[test]
     fn segments_decode_from_descriptors() {
         let cs = segment(1, GDT[1]);
-        assert_eq!((cs.selector, cs.l, cs.present, cs.s, cs.type_), (8, 1, 1, 1, 0xb));
+        assert_eq!(
+            (cs.selector, cs.l, cs.present, cs.s, cs.type_),
+            (8, 1, 1, 1, 0xb)
+        );
         let ds = segment(2, GDT[2]);
         assert_eq!((ds.selector, ds.l, ds.db, ds.type_), (16, 0, 1, 3));
     }

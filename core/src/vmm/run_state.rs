@@ -3,10 +3,13 @@
 //! setting it kicks every vCPU out of the guest. It is also the vCPUs' start gate
 //! (they enter the guest once the VM releases them, or leave if it stops first)
 //! and counts the vCPU threads still running, so stopping can wait for them with
-//! a bound instead of joining blindly.
+//! a bound instead of joining blindly. Last, it is the pause gate: a snapshot or
+//! restore asks the vCPUs to park at a safe point (between two KVM_RUNs) and hands
+//! each parked thread a job to run on its own vCPU fd.
 
 use super::console::ConsoleLog;
 use super::timings::BootTimings;
+use kvm_ioctls::VcpuFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -83,7 +86,12 @@ impl ExitCounters {
     pub fn snapshot(&self, devices: usize) -> ExitStats {
         ExitStats {
             pio: self.pio.load(Ordering::Relaxed),
-            mmio_device: self.mmio_device.iter().take(devices).map(|c| c.load(Ordering::Relaxed)).collect(),
+            mmio_device: self
+                .mmio_device
+                .iter()
+                .take(devices)
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
             mmio_other: self.mmio_other.load(Ordering::Relaxed),
         }
     }
@@ -101,7 +109,16 @@ pub struct Inner {
     pub released: bool,
     /// vCPU threads spawned (or about to be) that have not ended yet.
     pub live_vcpus: usize,
+    /// A pause is requested: vCPUs park before their next KVM_RUN.
+    pub pause: bool,
+    /// vCPU threads parked at the pause gate.
+    pub parked: usize,
+    /// Work for parked vCPUs, by vCPU index (run on the vCPU's own thread).
+    pub jobs: Vec<Option<VcpuJob>>,
 }
+
+/// Work a parked vCPU thread runs on its own vCPU fd.
+pub type VcpuJob = Box<dyn FnOnce(&VcpuFd) + Send>;
 
 /// Counts one vCPU thread as live until dropped: moved into the thread's closure,
 /// it is dropped when the thread body ends, or with the closure if the spawn failed.
@@ -119,6 +136,7 @@ pub struct RunState {
     inner: Mutex<Inner>,
     cond: Condvar,
     stopping: AtomicBool,
+    pausing: AtomicBool,
     start: Instant,
     kicker: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
     /// Exit counters, bumped by the vCPU threads.
@@ -129,9 +147,19 @@ impl RunState {
     /// New state; timings are measured from `start`.
     pub fn new(console: ConsoleLog, start: Instant) -> Self {
         RunState {
-            inner: Mutex::new(Inner { console, timings: BootTimings::default(), stop: None, released: false, live_vcpus: 0 }),
+            inner: Mutex::new(Inner {
+                console,
+                timings: BootTimings::default(),
+                stop: None,
+                released: false,
+                live_vcpus: 0,
+                pause: false,
+                parked: 0,
+                jobs: Vec::new(),
+            }),
             cond: Condvar::new(),
             stopping: AtomicBool::new(false),
+            pausing: AtomicBool::new(false),
             start,
             kicker: Mutex::new(None),
             exits: ExitCounters::default(),
@@ -191,12 +219,84 @@ impl RunState {
 
     /// Waits up to `timeout` for every vCPU thread to end; returns how many are left.
     pub fn wait_vcpus_gone(&self, timeout: Duration) -> usize {
-        self.wait_until(Some(timeout), |s| s.live_vcpus == 0).0.live_vcpus
+        self.wait_until(Some(timeout), |s| s.live_vcpus == 0)
+            .0
+            .live_vcpus
     }
 
     /// True once the VM is stopping: vCPU loops must return.
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    /// True while a pause is requested (the vCPU loop's cheap check).
+    pub fn pausing(&self) -> bool {
+        self.pausing.load(Ordering::Acquire)
+    }
+
+    /// Asks every vCPU to park and kicks them out of the guest; returns at once.
+    pub fn request_pause(&self) {
+        {
+            let mut g = self.lock();
+            // As for `stopping`: set before the kick, so a kicked vCPU sees it.
+            self.pausing.store(true, Ordering::Release);
+            g.pause = true;
+        }
+        if let Some(k) = crate::devices::bus::lock(&self.kicker).as_ref() {
+            k();
+        }
+    }
+
+    /// Waits up to `timeout` until `vcpus` threads are parked; `false` if the VM
+    /// stopped or the time passed first.
+    pub fn wait_parked(&self, vcpus: usize, timeout: Duration) -> bool {
+        let (g, ok) = self.wait_until(Some(timeout), |s| s.parked >= vcpus || s.stop.is_some());
+        ok && g.stop.is_none()
+    }
+
+    /// Gives parked vCPU `index` a job (the caller paused the VM first).
+    pub fn give_job(&self, index: u8, job: VcpuJob) {
+        let mut g = self.lock();
+        let i = usize::from(index);
+        if g.jobs.len() <= i {
+            g.jobs.resize_with(i + 1, || None);
+        }
+        g.jobs[i] = Some(job);
+        drop(g);
+        self.cond.notify_all();
+    }
+
+    /// Lets parked vCPUs go back into the guest.
+    pub fn resume(&self) {
+        {
+            let mut g = self.lock();
+            g.pause = false;
+            self.pausing.store(false, Ordering::Release);
+        }
+        self.cond.notify_all();
+    }
+
+    /// vCPU side of the pause gate: counts this thread as parked, runs the jobs
+    /// given to vCPU `index` on `fd`, and returns when the pause ends or the VM stops.
+    pub fn park(&self, index: u8, fd: &VcpuFd) {
+        let mut g = self.lock();
+        g.parked += 1;
+        self.cond.notify_all();
+        loop {
+            if let Some(job) = g.jobs.get_mut(usize::from(index)).and_then(Option::take) {
+                drop(g);
+                job(fd);
+                g = self.lock();
+                continue;
+            }
+            if !g.pause || g.stop.is_some() {
+                break;
+            }
+            g = self.cond.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.parked -= 1;
+        drop(g);
+        self.cond.notify_all();
     }
 
     /// Stops the VM for `reason` unless it already stopped; kicks the vCPUs.
@@ -227,7 +327,11 @@ impl RunState {
         if ev.ready && g.timings.ready.is_none() {
             g.timings.ready = Some(now);
         }
-        let panic = if ev.panic { g.console.panic_line.clone() } else { None };
+        let panic = if ev.panic {
+            g.console.panic_line.clone()
+        } else {
+            None
+        };
         drop(g);
         if ev.ready || ev.panic {
             self.cond.notify_all();
@@ -239,7 +343,11 @@ impl RunState {
 
     /// Waits until `done(inner)` holds or `timeout` passes; returns the guard and
     /// whether the condition held.
-    pub fn wait_until(&self, timeout: Option<Duration>, mut done: impl FnMut(&Inner) -> bool) -> (MutexGuard<'_, Inner>, bool) {
+    pub fn wait_until(
+        &self,
+        timeout: Option<Duration>,
+        mut done: impl FnMut(&Inner) -> bool,
+    ) -> (MutexGuard<'_, Inner>, bool) {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut g = self.lock();
         loop {
@@ -253,7 +361,11 @@ impl RunState {
                     if now >= d {
                         return (g, false);
                     }
-                    g = self.cond.wait_timeout(g, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                    g = self
+                        .cond
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
                 }
             }
         }

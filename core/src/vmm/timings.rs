@@ -7,9 +7,9 @@ use std::time::Duration;
 /// When each boot phase completed, measured from the start of creation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BootTimings {
-    /// KVM VM (and irqchip) created.
+    /// KVM VM created.
     pub vm_created: Option<Duration>,
-    /// Guest RAM mapped and registered.
+    /// Guest RAM mapped and registered, then the irqchip (and PIT) created.
     pub memory_mapped: Option<Duration>,
     /// Guest image, boot structures and command line written.
     pub image_loaded: Option<Duration>,

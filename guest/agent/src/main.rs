@@ -35,8 +35,8 @@ fn main() {
     if let Err(msg) = run(is_pid1) {
         eprintln!("kvmsandbox-agent: {msg}");
         if is_pid1 {
-            // Exiting PID 1 panics the kernel; power off cleanly instead.
-            pid1::power_off();
+            // Exiting PID 1 panics the kernel; end the VM cleanly instead.
+            pid1::end_vm();
         }
         std::process::exit(1);
     }
@@ -67,10 +67,19 @@ fn run(is_pid1: bool) -> Result<(), String> {
     let listener = transport::Listener::bind(&transport)
         .map_err(|e| format!("listening on {transport:?}: {e}"))?;
     let listener = LISTENER.get_or_init(|| listener);
-    let shutdown: serve::ShutdownHook = if is_pid1 {
-        pid1::power_off
+    let shutdown = if is_pid1 {
+        serve::ShutdownHook {
+            prepare: pid1::prepare_shutdown,
+            linger: pid1::SHUTDOWN_LINGER,
+            end: pid1::end_vm,
+        }
     } else {
-        host_shutdown
+        // A Unix socket delivers `Ok` before `send` returns: nothing to wait for.
+        serve::ShutdownHook {
+            prepare: || {},
+            linger: std::time::Duration::ZERO,
+            end: host_shutdown,
+        }
     };
     if is_pid1 {
         pid1::announce_ready();

@@ -1,10 +1,21 @@
 //! Duties of init when the agent is PID 1 in a Linux guest: mount the API
 //! filesystems, optionally switch to a root disk named on the kernel command line
-//! (`kvmsandbox.root=/dev/vdX`, ext4), announce readiness on the console, and power
-//! off on request.
+//! (`kvmsandbox.root=/dev/vdX`, ext4), announce readiness on the console, and end
+//! the VM on request.
+//!
+//! Ending the VM is a *restart*, not a power-off: the kernel has no ACPI, so
+//! `RB_POWER_OFF` only halts the vCPUs and the host has to notice and kill the VM.
+//! `RB_AUTOBOOT` with `reboot=k` pulses the i8042 reset line, which our VMM reports
+//! as the guest's clean exit and QEMU (`-no-reboot`) turns into its own exit. Before
+//! that nothing is unmounted by anyone, so the agent ends the commands, flushes and
+//! remounts the root read-only itself: the disk is clean when the VM goes.
 
 use std::ffi::CString;
 use std::io::{self, Write};
+
+/// How long shutdown waits, after answering, for the host to hang up before the
+/// reset takes the vsock device away (the host's client closes right after `Ok`).
+pub const SHUTDOWN_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Ready line printed on /dev/console (the host's Linux ready marker).
 pub const READY_MARKER: &str = "kvmsandbox-agent ready";
@@ -89,14 +100,30 @@ pub fn announce_ready() {
     }
 }
 
-/// Flushes filesystems and powers the VM off.
-pub fn power_off() -> ! {
+/// Before the host is told the shutdown is done: kill every command (their open
+/// files would keep the root writable), flush, and remount the root read-only so
+/// the file system is marked clean. Failures are logged: the flush happened anyway.
+pub fn prepare_shutdown() {
+    if let Some(t) = crate::cgroup::subtree() {
+        t.remove();
+    }
+    // SAFETY: sync(2) takes no arguments.
+    unsafe { libc::sync() };
+    let flags = libc::MS_REMOUNT | libc::MS_RDONLY;
+    if let Err(e) = crate::mounts::mount("", "/", "", flags, "") {
+        eprintln!("kvmsandbox-agent: remounting / read-only: {e}");
+    }
+}
+
+/// Flushes file systems and ends the VM through a reset (see the module notes).
+pub fn end_vm() -> ! {
     // SAFETY: sync(2) and reboot(2) take no pointers; as PID 1 we may reboot.
     unsafe {
         libc::sync();
-        libc::reboot(libc::RB_POWER_OFF);
+        libc::reboot(libc::RB_AUTOBOOT);
     }
     // reboot only returns on failure; PID 1 must not exit (kernel panic).
+    eprintln!("kvmsandbox-agent: reboot: {}", io::Error::last_os_error());
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
+use std::time::{Duration, Instant};
 
 use kvmsandbox_proto::msg::{caps, Hello};
 use kvmsandbox_proto::{ErrorCode, Message, PROTOCOL_VERSION};
@@ -23,8 +24,17 @@ use crate::files;
 use crate::stdin::Push;
 use crate::wire::{code_of, Reader, Writer};
 
-/// What the agent does on `Shutdown` (host process: exit; PID 1: power off).
-pub type ShutdownHook = fn() -> !;
+/// What the agent does on `Shutdown` (host process: exit; PID 1: end the VM).
+#[derive(Clone, Copy)]
+pub struct ShutdownHook {
+    /// Runs before the answer: after `Ok` the host may assume the data is safe.
+    pub prepare: fn(),
+    /// How long to wait after `Ok` for the host to hang up, the only proof that
+    /// the answer left the guest before [`Self::end`] takes the transport down.
+    pub linger: Duration,
+    /// Ends the agent.
+    pub end: fn() -> !,
+}
 
 /// Capabilities of this agent.
 pub const CAPS: u64 = caps::EXEC | caps::FILES | caps::ECHO | caps::STDIN_ACK;
@@ -63,7 +73,14 @@ pub fn serve(conn: File, shutdown: ShutdownHook) -> io::Result<()> {
         };
         execs.retain(|_, c| !c.finished());
         let id = frame.request_id;
-        if let Err(e) = handle(id, frame.msg, &out, &mut execs, &mut uploads, shutdown) {
+        if matches!(frame.msg, Message::Shutdown) {
+            (shutdown.prepare)();
+            if out.send(id, Message::Ok).is_ok() {
+                input.wait_hangup(Instant::now() + shutdown.linger);
+            }
+            (shutdown.end)()
+        }
+        if let Err(e) = handle(id, frame.msg, &out, &mut execs, &mut uploads) {
             break Err(e);
         }
     };
@@ -80,7 +97,6 @@ fn handle(
     out: &Writer,
     execs: &mut HashMap<u32, ExecControl>,
     uploads: &mut HashMap<u32, Upload>,
-    shutdown: ShutdownHook,
 ) -> io::Result<()> {
     match msg {
         Message::Ping { nonce } => out.send(id, Message::Pong { nonce }),
@@ -171,10 +187,6 @@ fn handle(
                 ErrorCode::Unsupported,
                 "the Linux agent does not serve raw disks",
             ),
-        Message::Shutdown => {
-            out.send(id, Message::Ok)?;
-            shutdown()
-        }
         Message::Unknown { msg_type, .. } => out.error(
             id,
             ErrorCode::Unsupported,

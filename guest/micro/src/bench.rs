@@ -16,7 +16,9 @@ fn phase(name: &str, iters: usize, mut f: impl FnMut()) {
 pub fn run() {
     let src = vec![1u8; 64 * 1024];
     let mut dst = vec![0u8; 64 * 1024];
-    phase("copy-64k", 20, || dst.copy_from_slice(core::hint::black_box(&src)));
+    phase("copy-64k", 20, || {
+        dst.copy_from_slice(core::hint::black_box(&src))
+    });
     phase("zero-64k", 20, || core::hint::black_box(&mut dst).fill(0));
     phase("alloc-64k", 20, || {
         core::hint::black_box(alloc::vec::Vec::<u8>::with_capacity(64 * 1024));
@@ -35,12 +37,18 @@ pub fn run() {
     phase("pio-exit", 1000, || {
         let _ = crate::io::inb(0x3fd);
     });
-    let ping = kvmsandbox_proto::Frame::new(1, kvmsandbox_proto::Message::Ping { nonce: 7 }).encode().unwrap_or_default();
+    let ping = kvmsandbox_proto::Frame::new(1, kvmsandbox_proto::Message::Ping { nonce: 7 })
+        .encode()
+        .unwrap_or_default();
     phase("frame-decode-encode", 100, || {
         let mut d = kvmsandbox_proto::FrameDecoder::new();
         d.feed(core::hint::black_box(&ping));
         if let Ok(Some(f)) = d.next_frame() {
-            core::hint::black_box(kvmsandbox_proto::Frame::new(f.request_id, f.msg).encode().ok());
+            core::hint::black_box(
+                kvmsandbox_proto::Frame::new(f.request_id, f.msg)
+                    .encode()
+                    .ok(),
+            );
         }
     });
     phase("small-alloc", 100, || {

@@ -1,6 +1,7 @@
 //! Entry point: the VMM enters here on every vCPU (contract in
 //! `kvmsandbox_proto::bootinfo`): rdi = boot info, rsi = vCPU index, rsp = a boot
-//! stack. We realign the stack, then branch to the BSP or AP path in Rust.
+//! stack. The BSP moves to its own guarded stack (`stack.rs`), the APs keep the
+//! VMM's; then we branch to the BSP or AP path in Rust.
 
 use kvmsandbox_proto::bootinfo::{BootInfo, BOOT_MAGIC, BOOT_VERSION};
 
@@ -8,6 +9,10 @@ core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
     ".global _start",
     "_start:",
+    "test rsi, rsi",
+    "jnz 1f",
+    "lea rsp, [rip + stack_top]",
+    "1:",
     "and rsp, -16",
     "xor rbp, rbp",
     "call {entry}",
@@ -25,7 +30,11 @@ pub(crate) extern "sysv64" fn rust_entry(info: *const BootInfo, cpu: u64) -> ! {
     // before trusting any other field, and never write to it.
     let info: &'static BootInfo = unsafe { &*info };
     if info.magic != BOOT_MAGIC || info.version < BOOT_VERSION {
-        crate::println!("bad boot info: magic {:#x} version {}", info.magic, info.version);
+        crate::println!(
+            "bad boot info: magic {:#x} version {}",
+            info.magic,
+            info.version
+        );
         crate::io::exit(kvmsandbox_proto::bootinfo::EXIT_PANIC);
     }
     crate::main(info)

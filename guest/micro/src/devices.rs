@@ -17,16 +17,23 @@ pub struct Devices {
 
 /// Bitmask of the IRQ lines of the listed devices (for the PIC).
 pub fn irq_mask(info: &BootInfo) -> u16 {
-    listed(info).filter(|d| d.irq < 16 && d.irq != 4).fold(0, |m, d| m | (1 << d.irq))
+    listed(info)
+        .filter(|d| d.irq < 16 && d.irq != 4)
+        .fold(0, |m, d| m | (1 << d.irq))
 }
 
 fn listed(info: &BootInfo) -> impl Iterator<Item = &kvmsandbox_proto::bootinfo::DeviceInfo> {
-    info.devices.iter().take((info.num_devices as usize).min(MAX_DEVICES))
+    info.devices
+        .iter()
+        .take((info.num_devices as usize).min(MAX_DEVICES))
 }
 
 /// Probes and initialises every listed device.
 pub fn init(info: &BootInfo) -> Devices {
-    let mut devs = Devices { disks: Vec::new(), vsock: None };
+    let mut devs = Devices {
+        disks: Vec::new(),
+        vsock: None,
+    };
     for d in listed(info) {
         match d.kind {
             device_kind::VIRTIO_BLK => match Blk::init(d.mmio_base, d.irq) {
@@ -42,13 +49,15 @@ pub fn init(info: &BootInfo) -> Devices {
                 }
                 Err(e) => crate::println!("virtio-blk at {:#x} unusable: {}", d.mmio_base, e),
             },
-            device_kind::VIRTIO_VSOCK if devs.vsock.is_none() => match Vsock::init(d.mmio_base, d.irq) {
-                Ok(v) => {
-                    crate::println!("virtio-vsock: cid {} (irq {})", v.cid(), d.irq);
-                    devs.vsock = Some(v);
+            device_kind::VIRTIO_VSOCK if devs.vsock.is_none() => {
+                match Vsock::init(d.mmio_base, d.irq) {
+                    Ok(v) => {
+                        crate::println!("virtio-vsock: cid {} (irq {})", v.cid(), d.irq);
+                        devs.vsock = Some(v);
+                    }
+                    Err(e) => crate::println!("virtio-vsock at {:#x} unusable: {}", d.mmio_base, e),
                 }
-                Err(e) => crate::println!("virtio-vsock at {:#x} unusable: {}", d.mmio_base, e),
-            },
+            }
             kind => crate::println!("ignoring device kind {} at {:#x}", kind, d.mmio_base),
         }
     }

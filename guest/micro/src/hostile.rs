@@ -26,14 +26,20 @@ use alloc::alloc::{alloc_zeroed, Layout};
 use alloc::vec::Vec;
 use core::ptr::{read_volatile, write_volatile};
 
-use kvmsandbox_proto::bootinfo::{device_kind, BootInfo, READY_MARKER, MAX_DEVICES};
+use kvmsandbox_proto::bootinfo::{device_kind, BootInfo, MAX_DEVICES, READY_MARKER};
 
-use crate::{devices, io, println};
-use crate::virtio::mmio::status::{ACKNOWLEDGE as S_ACK, DRIVER as S_DRIVER, DRIVER_OK as S_DRIVER_OK, FEATURES_OK as S_FEATURES_OK};
-use crate::virtio::mmio::{REG_DEVICE_FEATURES, REG_DEVICE_FEATURES_SEL, REG_DRIVER_FEATURES, REG_DRIVER_FEATURES_SEL, REG_QUEUE_SEL, REG_QUEUE_NUM_MAX, REG_QUEUE_NUM, REG_QUEUE_READY, REG_QUEUE_NOTIFY, REG_INTERRUPT_STATUS, REG_INTERRUPT_ACK, REG_STATUS, REG_QUEUE_DESC, REG_QUEUE_DRIVER, REG_QUEUE_DEVICE, REG_CONFIG};
+use crate::virtio::mmio::status::{
+    ACKNOWLEDGE as S_ACK, DRIVER as S_DRIVER, DRIVER_OK as S_DRIVER_OK,
+    FEATURES_OK as S_FEATURES_OK,
+};
+use crate::virtio::mmio::{
+    REG_CONFIG, REG_DEVICE_FEATURES, REG_DEVICE_FEATURES_SEL, REG_DRIVER_FEATURES,
+    REG_DRIVER_FEATURES_SEL, REG_INTERRUPT_ACK, REG_INTERRUPT_STATUS, REG_QUEUE_DESC,
+    REG_QUEUE_DEVICE, REG_QUEUE_DRIVER, REG_QUEUE_NOTIFY, REG_QUEUE_NUM, REG_QUEUE_NUM_MAX,
+    REG_QUEUE_READY, REG_QUEUE_SEL, REG_STATUS,
+};
 use crate::virtio::F_VERSION_1;
-
-
+use crate::{devices, io, println};
 
 const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
@@ -94,11 +100,14 @@ struct Rng(u64);
 impl Rng {
     fn new(info: &BootInfo) -> Self {
         let cmd = crate::cmdline::Cmdline::from_boot_info(info);
-        let seed = cmd.get("seed").and_then(|s| s.parse::<u64>().ok()).unwrap_or_else(|| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&info.random_seed[..8]);
-            u64::from_le_bytes(b)
-        });
+        let seed = cmd
+            .get("seed")
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or_else(|| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&info.random_seed[..8]);
+                u64::from_le_bytes(b)
+            });
         println!("hostile: seed={}", seed);
         Rng(seed | 1)
     }
@@ -113,7 +122,18 @@ impl Rng {
     }
     /// A value biased towards the interesting ones.
     fn value(&mut self) -> u32 {
-        const EDGES: [u32; 10] = [0, 1, 2, 3, 0x8000, 0xffff, 0x1_0000, 0x7fff_ffff, 0x8000_0000, u32::MAX];
+        const EDGES: [u32; 10] = [
+            0,
+            1,
+            2,
+            3,
+            0x8000,
+            0xffff,
+            0x1_0000,
+            0x7fff_ffff,
+            0x8000_0000,
+            u32::MAX,
+        ];
         if self.below(3) == 0 {
             EDGES[self.below(EDGES.len() as u64) as usize]
         } else {
@@ -206,7 +226,9 @@ impl Regs {
 }
 
 fn zeroed(bytes: usize) -> *mut u8 {
-    let Ok(layout) = Layout::from_size_align(bytes.max(1), 4096) else { io::exit(1) };
+    let Ok(layout) = Layout::from_size_align(bytes.max(1), 4096) else {
+        io::exit(1)
+    };
     // SAFETY: non-zero size; leaked on purpose (the device may still hold it).
     let p = unsafe { alloc_zeroed(layout) };
     if p.is_null() {
@@ -230,7 +252,13 @@ impl RawQueue {
     fn new(index: u32, size: u16) -> Self {
         let n = usize::from(size);
         let base = zeroed(16 * n + 4096 + 4096 + 8 * n);
-        RawQueue { index, size, base, avail_idx: 0, last_used: 0 }
+        RawQueue {
+            index,
+            size,
+            base,
+            avail_idx: 0,
+            last_used: 0,
+        }
     }
     fn desc_addr(&self) -> u64 {
         self.base as u64
@@ -242,7 +270,13 @@ impl RawQueue {
         (self.avail_addr() + 6 + 2 * u64::from(self.size) + 4095) & !4095
     }
     fn attach(&self, r: Regs) {
-        r.set_queue(self.index, u32::from(self.size), self.desc_addr(), self.avail_addr(), self.used_addr());
+        r.set_queue(
+            self.index,
+            u32::from(self.size),
+            self.desc_addr(),
+            self.avail_addr(),
+            self.used_addr(),
+        );
     }
     fn set_desc(&self, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
         let p = (self.base as u64 + 16 * u64::from(i % self.size)) as *mut u8;
@@ -274,7 +308,12 @@ impl RawQueue {
     fn used_elem(&self, n: u16) -> (u32, u32) {
         let e = self.used_addr() + 4 + 8 * u64::from(n % self.size);
         // SAFETY: inside the used ring.
-        unsafe { (read_volatile(e as *const u32), read_volatile((e + 4) as *const u32)) }
+        unsafe {
+            (
+                read_volatile(e as *const u32),
+                read_volatile((e + 4) as *const u32),
+            )
+        }
     }
     fn notify(&self, r: Regs) {
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
@@ -295,7 +334,9 @@ impl RawQueue {
 }
 
 fn listed(info: &BootInfo) -> impl Iterator<Item = &kvmsandbox_proto::bootinfo::DeviceInfo> {
-    info.devices.iter().take((info.num_devices as usize).min(MAX_DEVICES))
+    info.devices
+        .iter()
+        .take((info.num_devices as usize).min(MAX_DEVICES))
 }
 
 // ---------------------------------------------------------------- hostile-mmio
@@ -322,7 +363,11 @@ fn mmio(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
             if rng.below(2) == 0 {
                 let _ = r.read_width(off, width);
             } else {
-                r.write_width(off, width, u64::from(rng.value()) | (u64::from(rng.value()) << 32));
+                r.write_width(
+                    off,
+                    width,
+                    u64::from(rng.value()) | (u64::from(rng.value()) << 32),
+                );
             }
             accesses += 1;
         }
@@ -336,9 +381,21 @@ fn mmio(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
         // 2. Wrong queue sizes and rings outside RAM, then DRIVER_OK and notify.
         for (i, size) in [0u32, 3, 65535, 0x1_0000, u32::MAX].into_iter().enumerate() {
             r.negotiate();
-            let far = [info.mem_size, 0xffff_ffff_ffff_f000, u64::MAX - 3, 0xd000_0000, info.mem_size - 8];
+            let far = [
+                info.mem_size,
+                0xffff_ffff_ffff_f000,
+                u64::MAX - 3,
+                0xd000_0000,
+                info.mem_size - 8,
+            ];
             for q in 0..4 {
-                r.set_queue(q, size, far[i], far[(i + 1) % far.len()], far[(i + 2) % far.len()]);
+                r.set_queue(
+                    q,
+                    size,
+                    far[i],
+                    far[(i + 1) % far.len()],
+                    far[(i + 2) % far.len()],
+                );
             }
             r.driver_ok();
             for q in [0, 1, 2, 3, 7, 0xffff, u32::MAX] {
@@ -353,7 +410,13 @@ fn mmio(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
         // Valid size, rings outside RAM.
         r.negotiate();
         let max = r.queue_max(0);
-        r.set_queue(0, max, info.mem_size, u64::MAX - 0xfff, 0xffff_ffff_0000_0000);
+        r.set_queue(
+            0,
+            max,
+            info.mem_size,
+            u64::MAX - 0xfff,
+            0xffff_ffff_0000_0000,
+        );
         r.driver_ok();
         r.w32(REG_QUEUE_NOTIFY, 0);
         if r.r32(REG_STATUS) & 0x40 != 0 {
@@ -364,7 +427,14 @@ fn mmio(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
         for q in 0..4 {
             r.w32(REG_QUEUE_NOTIFY, q);
         }
-        for s in [S_DRIVER_OK, S_ACK | S_DRIVER_OK, S_ACK | S_DRIVER | S_DRIVER_OK, S_FEATURES_OK | S_DRIVER_OK, 0xff, 0x7f] {
+        for s in [
+            S_DRIVER_OK,
+            S_ACK | S_DRIVER_OK,
+            S_ACK | S_DRIVER | S_DRIVER_OK,
+            S_FEATURES_OK | S_DRIVER_OK,
+            0xff,
+            0x7f,
+        ] {
             r.w32(REG_STATUS, 0);
             r.w32(REG_STATUS, S_ACK);
             r.w32(REG_STATUS, S_ACK | S_DRIVER);
@@ -395,7 +465,12 @@ fn mmio(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
         }
         r.w32(REG_STATUS, 0);
     }
-    alloc::format!("accesses={} live_on_garbage={} needs_reset={}", accesses, live, needs_reset)
+    alloc::format!(
+        "accesses={} live_on_garbage={} needs_reset={}",
+        accesses,
+        live,
+        needs_reset
+    )
 }
 
 const SCRATCH: usize = 64 * 1024;
@@ -426,7 +501,13 @@ fn random_with_status(info: &BootInfo, r: Regs, rng: &mut Rng) -> (u64, u64) {
         // A plausible start: every queue in the scratch area, then chaos.
         for q in 0..3 {
             let base = scratch as u64 + 0x4000 * u64::from(q);
-            r.set_queue(q, r.queue_max(q).min(256), base, base + 0x1000, base + 0x2000);
+            r.set_queue(
+                q,
+                r.queue_max(q).min(256),
+                base,
+                base + 0x1000,
+                base + 0x2000,
+            );
         }
         // Live on rings of pure garbage, notified while the garbage changes.
         r.driver_ok();
@@ -440,13 +521,31 @@ fn random_with_status(info: &BootInfo, r: Regs, rng: &mut Rng) -> (u64, u64) {
         r.negotiate();
         for q in 0..3 {
             let base = scratch as u64 + 0x4000 * u64::from(q);
-            r.set_queue(q, r.queue_max(q).min(256), base + 0x800, base + 0x1802, base + 0x2804);
+            r.set_queue(
+                q,
+                r.queue_max(q).min(256),
+                base + 0x800,
+                base + 0x1802,
+                base + 0x2804,
+            );
         }
         for _ in 0..300 {
             let off = [
-                REG_STATUS, REG_QUEUE_NOTIFY, REG_QUEUE_SEL, REG_QUEUE_NUM, REG_QUEUE_READY, REG_INTERRUPT_ACK,
-                REG_QUEUE_DESC, REG_QUEUE_DESC + 4, REG_QUEUE_DRIVER, REG_QUEUE_DRIVER + 4, REG_QUEUE_DEVICE,
-                REG_QUEUE_DEVICE + 4, REG_DRIVER_FEATURES, REG_DRIVER_FEATURES_SEL, REG_DEVICE_FEATURES_SEL,
+                REG_STATUS,
+                REG_QUEUE_NOTIFY,
+                REG_QUEUE_SEL,
+                REG_QUEUE_NUM,
+                REG_QUEUE_READY,
+                REG_INTERRUPT_ACK,
+                REG_QUEUE_DESC,
+                REG_QUEUE_DESC + 4,
+                REG_QUEUE_DRIVER,
+                REG_QUEUE_DRIVER + 4,
+                REG_QUEUE_DEVICE,
+                REG_QUEUE_DEVICE + 4,
+                REG_DRIVER_FEATURES,
+                REG_DRIVER_FEATURES_SEL,
+                REG_DEVICE_FEATURES_SEL,
             ][rng.below(15) as usize];
             let mut v = match off {
                 REG_STATUS => [0, 1, 3, 0xb, 0xf, 0x4f, 0x80, rng.value()][rng.below(8) as usize],
@@ -497,7 +596,9 @@ fn reset_mid_request(kind: u32, r: Regs) -> u64 {
         queues.push(rq);
     }
     r.driver_ok();
-    let Some(q0) = queues.first_mut() else { return 0 };
+    let Some(q0) = queues.first_mut() else {
+        return 0;
+    };
     let hdr = zeroed(64);
     if kind == device_kind::VIRTIO_BLK {
         // A 64 KiB read of sector 0: header, data, status.
@@ -558,7 +659,11 @@ fn desc(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
         ("whole-table-chain", |q, hdr, buf, _| {
             // Every descriptor chained to the next, the last back to the first.
             for i in 0..q.size {
-                let (addr, len, fl) = if i == 0 { (hdr, 16, 0) } else { (buf, 512, DESC_F_WRITE) };
+                let (addr, len, fl) = if i == 0 {
+                    (hdr, 16, 0)
+                } else {
+                    (buf, 512, DESC_F_WRITE)
+                };
                 q.set_desc(i, addr, len, fl | DESC_F_NEXT, (i + 1) % q.size);
             }
             q.publish(0, 1);
@@ -572,15 +677,28 @@ fn desc(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
                 unsafe {
                     write_volatile(p.cast::<u64>(), if i == 0 { hdr } else { buf });
                     write_volatile(p.add(8).cast::<u32>(), 16);
-                    let fl = if i == 0 { DESC_F_NEXT } else { DESC_F_NEXT | DESC_F_WRITE };
-                    write_volatile(p.add(12).cast::<u16>(), if i == 999 { DESC_F_WRITE } else { fl });
+                    let fl = if i == 0 {
+                        DESC_F_NEXT
+                    } else {
+                        DESC_F_NEXT | DESC_F_WRITE
+                    };
+                    write_volatile(
+                        p.add(12).cast::<u16>(),
+                        if i == 999 { DESC_F_WRITE } else { fl },
+                    );
                     write_volatile(p.add(14).cast::<u16>(), (i + 1) as u16);
                 }
             }
             q.set_desc(9, table as u64, 16 * 1000, DESC_F_INDIRECT, 0);
             q.publish(9, 1);
             // And one whose table lies outside RAM and loops on itself.
-            q.set_desc(10, u64::MAX - 0xfff, 0xffff_fff0, DESC_F_INDIRECT | DESC_F_NEXT, 10);
+            q.set_desc(
+                10,
+                u64::MAX - 0xfff,
+                0xffff_fff0,
+                DESC_F_INDIRECT | DESC_F_NEXT,
+                10,
+            );
             q.publish(10, 1);
         }),
         ("random", |q, hdr, buf, rng| {
@@ -592,7 +710,13 @@ fn desc(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
                     2 => rng.next() | (1 << 48),
                     _ => (1 << 40) + u64::from(rng.value()),
                 };
-                q.set_desc(i, addr, rng.value(), rng.next() as u16 & 7, rng.next() as u16);
+                q.set_desc(
+                    i,
+                    addr,
+                    rng.value(),
+                    rng.next() as u16 & 7,
+                    rng.next() as u16,
+                );
             }
             for _ in 0..32 {
                 let head = rng.next() as u16;
@@ -615,15 +739,22 @@ fn desc(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
         q.attach(r);
         r.driver_ok();
         let hdr = zeroed(64); // a T_IN header of zeros: read sector 0
-        // Larger than the test disk, so even a read the device wrongly honours in
-        // full stays inside it.
+                              // Larger than the test disk, so even a read the device wrongly honours in
+                              // full stays inside it.
         let buf = zeroed(BUF_BYTES);
         attack(&mut q, hdr as u64, buf as u64, rng);
         q.notify(r);
         let used = q.settle(200_000);
         let status = r.r32(REG_STATUS);
         let (id, len) = q.used_elem(used.wrapping_sub(1));
-        out.push_str(&alloc::format!("{}:used={},status={:#x},last=({},{}) ", name, used, status, id, len));
+        out.push_str(&alloc::format!(
+            "{}:used={},status={:#x},last=({},{}) ",
+            name,
+            used,
+            status,
+            id,
+            len
+        ));
         r.ack_irq();
         r.w32(REG_STATUS, 0);
     }
@@ -641,7 +772,15 @@ mod op {
     pub const CREDIT_REQUEST: u16 = 7;
 }
 
-fn vsock_hdr(src_cid: u64, dst_cid: u64, src_port: u32, dst_port: u32, len: u32, op: u16, buf_alloc: u32) -> [u8; 44] {
+fn vsock_hdr(
+    src_cid: u64,
+    dst_cid: u64,
+    src_port: u32,
+    dst_port: u32,
+    len: u32,
+    op: u16,
+    buf_alloc: u32,
+) -> [u8; 44] {
     let h = crate::virtio::vsock::packet::Header {
         src_cid,
         dst_cid,
@@ -678,7 +817,13 @@ struct Rx {
 impl Rx {
     fn post_all(&mut self, r: Regs) {
         for i in 0..self.q.size {
-            self.q.set_desc(i, self.bufs as u64 + 4096 * u64::from(i), 4096, DESC_F_WRITE, 0);
+            self.q.set_desc(
+                i,
+                self.bufs as u64 + 4096 * u64::from(i),
+                4096,
+                DESC_F_WRITE,
+                0,
+            );
             self.q.publish(i, 1);
         }
         self.q.notify(r);
@@ -766,8 +911,18 @@ fn vsock(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
     }
     let cid = u64::from(r.r32(REG_CONFIG)) | (u64::from(r.r32(REG_CONFIG + 4)) << 32);
     let size = |q: u32| r.queue_max(q).clamp(2, 128) as u16;
-    let mut rx = Rx { q: RawQueue::new(0, size(0)), bufs: zeroed(4096 * 128), received: 0, seen: Vec::new() };
-    let mut tx = Tx { q: RawQueue::new(1, size(1)), hdrs: zeroed(64 * 128), sent: 0, stalled: 0 };
+    let mut rx = Rx {
+        q: RawQueue::new(0, size(0)),
+        bufs: zeroed(4096 * 128),
+        received: 0,
+        seen: Vec::new(),
+    };
+    let mut tx = Tx {
+        q: RawQueue::new(1, size(1)),
+        hdrs: zeroed(64 * 128),
+        sent: 0,
+        stalled: 0,
+    };
     let ev = RawQueue::new(2, size(2));
     rx.q.attach(r);
     tx.q.attach(r);
@@ -778,7 +933,15 @@ fn vsock(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
     // 1. REQUEST flood to ports without listeners, no rx buffers posted yet: the
     //    RSTs pile up on the host until it stops taking tx.
     let mut flood = 0u32;
-    while flood < 400 && send(&mut tx, &mut rx, r, vsock_hdr(cid, 2, 20000 + flood, 30000 + flood, 0, op::REQUEST, 65536), None) {
+    while flood < 400
+        && send(
+            &mut tx,
+            &mut rx,
+            r,
+            vsock_hdr(cid, 2, 20000 + flood, 30000 + flood, 0, op::REQUEST, 65536),
+            None,
+        )
+    {
         flood += 1;
     }
     let stalled_before_rx = tx.stalled;
@@ -790,10 +953,26 @@ fn vsock(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
     for i in 0..600u32 {
         let dst = if i % 3 == 0 { 2 } else { rng.next() };
         let src = if i % 7 == 0 { rng.next() } else { cid };
-        let opc = [op::RW, op::SHUTDOWN, op::CREDIT_UPDATE, op::CREDIT_REQUEST, op::RST, 0, 99][(i % 7) as usize];
+        let opc = [
+            op::RW,
+            op::SHUTDOWN,
+            op::CREDIT_UPDATE,
+            op::CREDIT_REQUEST,
+            op::RST,
+            0,
+            99,
+        ][(i % 7) as usize];
         let len = [0u32, 10, 4096, 65536, 65537, u32::MAX][rng.below(6) as usize];
         let data_len = [0u32, 10, 44, 4096, 65536][rng.below(5) as usize];
-        let mut h = vsock_hdr(src, dst, rng.next() as u32, rng.next() as u32 & 0xffff, len, opc, rng.value());
+        let mut h = vsock_hdr(
+            src,
+            dst,
+            rng.next() as u32,
+            rng.next() as u32 & 0xffff,
+            len,
+            opc,
+            rng.value(),
+        );
         if i % 11 == 0 {
             h[28] = 7; // type: not STREAM
         }
@@ -806,12 +985,22 @@ fn vsock(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
     // 3. A real connection (the host test listens on port 5555) claiming
     //    buf_alloc 0, then 1 MiB regardless of credit, then lengths that lie.
     let port = 40000;
-    send(&mut tx, &mut rx, r, vsock_hdr(cid, 2, port, 5555, 0, op::REQUEST, 0), None);
+    send(
+        &mut tx,
+        &mut rx,
+        r,
+        vsock_hdr(cid, 2, port, 5555, 0, op::REQUEST, 0),
+        None,
+    );
     tx.q.notify(r);
     for _ in 0..400 {
         tx.q.settle(2_000);
         rx.drain(r);
-        if rx.seen.iter().any(|&(o, p)| p == port && (o == 2 || o == op::RST)) {
+        if rx
+            .seen
+            .iter()
+            .any(|&(o, p)| p == port && (o == 2 || o == op::RST))
+        {
             break;
         }
     }
@@ -822,9 +1011,27 @@ fn vsock(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
             break;
         }
     }
-    send(&mut tx, &mut rx, r, vsock_hdr(cid, 2, port, 5555, 65536, op::RW, 0), Some((payload as u64, 16)));
-    send(&mut tx, &mut rx, r, vsock_hdr(cid, 2, port, 5555, u32::MAX, op::RW, 0), Some((payload as u64, 64 * 1024)));
-    send(&mut tx, &mut rx, r, vsock_hdr(cid, 2, port, 5555, 0, op::REQUEST, 0), None); // duplicate
+    send(
+        &mut tx,
+        &mut rx,
+        r,
+        vsock_hdr(cid, 2, port, 5555, 65536, op::RW, 0),
+        Some((payload as u64, 16)),
+    );
+    send(
+        &mut tx,
+        &mut rx,
+        r,
+        vsock_hdr(cid, 2, port, 5555, u32::MAX, op::RW, 0),
+        Some((payload as u64, 64 * 1024)),
+    );
+    send(
+        &mut tx,
+        &mut rx,
+        r,
+        vsock_hdr(cid, 2, port, 5555, 0, op::REQUEST, 0),
+        None,
+    ); // duplicate
     pump(&mut tx, &mut rx, r, 100);
     let reset_by_host = rx.seen.contains(&(op::RST, port));
     let summary = alloc::format!(
@@ -848,8 +1055,18 @@ fn vsock_up(r: Regs) -> Option<(Rx, Tx)> {
         return None;
     }
     let size = |q: u32| r.queue_max(q).clamp(2, 32) as u16;
-    let rx = Rx { q: RawQueue::new(0, size(0)), bufs: zeroed(4096 * 32), received: 0, seen: Vec::new() };
-    let tx = Tx { q: RawQueue::new(1, size(1)), hdrs: zeroed(64 * 32), sent: 0, stalled: 0 };
+    let rx = Rx {
+        q: RawQueue::new(0, size(0)),
+        bufs: zeroed(4096 * 32),
+        received: 0,
+        seen: Vec::new(),
+    };
+    let tx = Tx {
+        q: RawQueue::new(1, size(1)),
+        hdrs: zeroed(64 * 32),
+        sent: 0,
+        stalled: 0,
+    };
     let ev = RawQueue::new(2, size(2));
     rx.q.attach(r);
     tx.q.attach(r);
@@ -867,7 +1084,9 @@ fn reset_storm(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
         return alloc::string::String::from("no virtio-vsock device");
     };
     let v = Regs(vd.mmio_base as usize);
-    let blk = listed(info).find(|d| d.kind == device_kind::VIRTIO_BLK).map(|d| Regs(d.mmio_base as usize));
+    let blk = listed(info)
+        .find(|d| d.kind == device_kind::VIRTIO_BLK)
+        .map(|d| Regs(d.mmio_base as usize));
     let cid = u64::from(v.r32(REG_CONFIG)) | (u64::from(v.r32(REG_CONFIG + 4)) << 32);
     println!("hostile-reset: waiting for host streams");
     let (mut live, mut early_requests, mut blk_resets) = (0u32, 0u32, 0u32);
@@ -901,7 +1120,13 @@ fn reset_storm(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
             return alloc::string::String::from("negotiation refused");
         };
         let port = 7000 + round;
-        let _ = send(&mut tx2, &mut rx2, v, vsock_hdr(cid, 2, 50000 + round, port, 0, op::REQUEST, 65536), None);
+        let _ = send(
+            &mut tx2,
+            &mut rx2,
+            v,
+            vsock_hdr(cid, 2, 50000 + round, port, 0, op::REQUEST, 65536),
+            None,
+        );
         early_requests += 1;
         v.driver_ok();
         rx2.post_all(v);
@@ -910,12 +1135,21 @@ fn reset_storm(info: &BootInfo, rng: &mut Rng) -> alloc::string::String {
         for _ in 0..3 {
             v.w32(REG_STATUS, 0);
             v.w32(REG_STATUS, S_ACK);
-            v.w32(REG_STATUS, [S_ACK | S_DRIVER, 0, 0xff][rng.below(3) as usize]);
+            v.w32(
+                REG_STATUS,
+                [S_ACK | S_DRIVER, 0, 0xff][rng.below(3) as usize],
+            );
         }
         v.w32(REG_STATUS, 0);
         let _ = (&mut tx, &mut rx);
     }
-    alloc::format!("rounds={} live={} early_requests={} blk_resets={}", RESET_ROUNDS, live, early_requests, blk_resets)
+    alloc::format!(
+        "rounds={} live={} early_requests={} blk_resets={}",
+        RESET_ROUNDS,
+        live,
+        early_requests,
+        blk_resets
+    )
 }
 
 /// blk up, one read queued and notified, reset at once.
@@ -961,7 +1195,10 @@ fn unmapped(info: &BootInfo) -> alloc::string::String {
     ]);
     let mut reads = 0u64;
     let mut sticky = alloc::string::String::new();
-    for &a in addrs.iter().filter(|&&a| a < 0x1_0000_0000 && a >= info.mem_size) {
+    for &a in addrs
+        .iter()
+        .filter(|&&a| a < 0x1_0000_0000 && a >= info.mem_size)
+    {
         let mut kept = false;
         for width in [1u64, 2, 4, 8] {
             if a + width > 0x1_0000_0000 {
@@ -979,7 +1216,12 @@ fn unmapped(info: &BootInfo) -> alloc::string::String {
     }
     // `sticky` lists addresses where a write could be read back (something is
     // there after all, e.g. KVM's private pages): worth knowing, not a failure.
-    alloc::format!("addresses={} accesses={} sticky=[{}]", addrs.len(), reads * 2, sticky.trim_end_matches(','))
+    alloc::format!(
+        "addresses={} accesses={} sticky=[{}]",
+        addrs.len(),
+        reads * 2,
+        sticky.trim_end_matches(',')
+    )
 }
 
 // ----------------------------------------------------------------- hostile-pio
@@ -988,9 +1230,15 @@ fn out_w(port: u16, width: u32, v: u32) {
     // SAFETY: port I/O has no memory effects; the VMM owns every port.
     unsafe {
         match width {
-            1 => core::arch::asm!("out dx, al", in("dx") port, in("al") v as u8, options(nomem, nostack, preserves_flags)),
-            2 => core::arch::asm!("out dx, ax", in("dx") port, in("ax") v as u16, options(nomem, nostack, preserves_flags)),
-            _ => core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)),
+            1 => {
+                core::arch::asm!("out dx, al", in("dx") port, in("al") v as u8, options(nomem, nostack, preserves_flags))
+            }
+            2 => {
+                core::arch::asm!("out dx, ax", in("dx") port, in("ax") v as u16, options(nomem, nostack, preserves_flags))
+            }
+            _ => {
+                core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+            }
         }
     }
 }
@@ -1010,7 +1258,9 @@ fn in_w(port: u16, width: u32) -> u32 {
                 core::arch::asm!("in ax, dx", in("dx") port, out("ax") w, options(nomem, nostack, preserves_flags));
                 v = u32::from(w);
             }
-            _ => core::arch::asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags)),
+            _ => {
+                core::arch::asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags))
+            }
         }
     }
     v
@@ -1022,9 +1272,17 @@ fn in_w(port: u16, width: u32) -> u32 {
 /// (handled separately, then restored). An access of `width` at `port` is
 /// skipped if it touches any of them.
 fn spared(port: u32, width: u32) -> bool {
-    const SPARED: [(u32, u32); 6] =
-        [(0x20, 0x21), (0xa0, 0xa1), (0x4d0, 0x4d1), (0x60, 0x64), (0x3f8, 0x3ff), (0x501, 0x504)];
-    SPARED.iter().any(|&(lo, hi)| port <= hi && port + width > lo)
+    const SPARED: [(u32, u32); 6] = [
+        (0x20, 0x21),
+        (0xa0, 0xa1),
+        (0x4d0, 0x4d1),
+        (0x60, 0x64),
+        (0x3f8, 0x3ff),
+        (0x501, 0x504),
+    ];
+    SPARED
+        .iter()
+        .any(|&(lo, hi)| port <= hi && port + width > lo)
 }
 
 fn pio(rng: &mut Rng) -> alloc::string::String {

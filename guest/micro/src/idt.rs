@@ -106,7 +106,17 @@ struct Gate {
     reserved: u32,
 }
 
-const EMPTY: Gate = Gate { offset_lo: 0, selector: 0, ist: 0, attr: 0, offset_mid: 0, offset_hi: 0, reserved: 0 };
+const EMPTY: Gate = Gate {
+    offset_lo: 0,
+    selector: 0,
+    ist: 0,
+    attr: 0,
+    offset_mid: 0,
+    offset_hi: 0,
+    reserved: 0,
+};
+/// #DF and #PF run on IST 1 (`tss.rs`): they must work on an exhausted stack.
+const IST_VECTORS: [usize; 2] = [8, 14];
 /// Present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
 const INTERRUPT_GATE: u8 = 0x8e;
 
@@ -122,28 +132,33 @@ struct Pointer {
 }
 
 /// Fills the IDT with the stubs and loads it on this CPU. Call once, on the BSP,
-/// with interrupts off.
+/// with interrupts off, after `tss::init` (the gates of [`IST_VECTORS`] use IST 1).
 pub fn init() {
     let cs: u16;
     // SAFETY: reading CS has no side effects.
-    unsafe { core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags))
+    };
     // SAFETY: single-threaded early boot with interrupts off: nothing else reads or
     // writes IDT; isr_table is a read-only table of stub addresses from the asm above.
     unsafe {
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
         let table = &*core::ptr::addr_of!(isr_table);
-        for (gate, &addr) in idt.0.iter_mut().zip(table.iter()) {
+        for (vector, (gate, &addr)) in idt.0.iter_mut().zip(table.iter()).enumerate() {
             *gate = Gate {
                 offset_lo: addr as u16,
                 selector: cs,
-                ist: 0,
+                ist: if IST_VECTORS.contains(&vector) { 1 } else { 0 },
                 attr: INTERRUPT_GATE,
                 offset_mid: (addr >> 16) as u16,
                 offset_hi: (addr >> 32) as u32,
                 reserved: 0,
             };
         }
-        let ptr = Pointer { limit: (size_of::<Table>() - 1) as u16, base: idt as *const Table as u64 };
+        let ptr = Pointer {
+            limit: (size_of::<Table>() - 1) as u16,
+            base: idt as *const Table as u64,
+        };
         core::arch::asm!("lidt [{0}]", in(reg) &ptr, options(readonly, nostack, preserves_flags));
     }
 }

@@ -1,7 +1,8 @@
 //! Interrupt dispatch and the idle primitive.
 //!
 //! CPU exceptions are fatal: the vector, error code and RIP go to serial and the VM
-//! stops with `EXIT_PANIC`, so a guest bug is a report, not a triple fault.
+//! stops with `EXIT_PANIC`, so a guest bug is a report, not a triple fault. A
+//! fault in the stack's guard page is reported as a stack overflow.
 //! PIC interrupts are EOI'd and recorded twice: a per-line bitmask the owning
 //! driver consumes (to ack its virtio InterruptStatus only when needed) and a
 //! global counter that waiters compare against a snapshot, so no waiter can
@@ -26,12 +27,38 @@ static SEEN: AtomicU32 = AtomicU32::new(0);
 static COUNT: AtomicU32 = AtomicU32::new(0);
 
 const EXCEPTION_NAMES: [&str; 32] = [
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
-    "device not available", "double fault", "coprocessor overrun", "invalid TSS",
-    "segment not present", "stack fault", "general protection", "page fault", "reserved",
-    "x87 error", "alignment check", "machine check", "SIMD error", "virtualization",
-    "control protection", "reserved", "reserved", "reserved", "reserved", "reserved",
-    "reserved", "hypervisor injection", "VMM communication", "security", "reserved",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 error",
+    "alignment check",
+    "machine check",
+    "SIMD error",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
 ];
 
 /// Called by the assembly stubs in `idt.rs` with interrupts off.
@@ -51,12 +78,40 @@ pub extern "C" fn dispatch(frame: &mut Frame) {
 fn exception(frame: &Frame) -> ! {
     let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
-    unsafe { core::arch::asm!("mov {0}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {0}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags))
+    };
     crate::serial::force_unlock();
-    let name = EXCEPTION_NAMES.get(frame.vector as usize).copied().unwrap_or("?");
+    let name = EXCEPTION_NAMES
+        .get(frame.vector as usize)
+        .copied()
+        .unwrap_or("?");
+    // #PF and #DF arrive on their own stack (IST), so an overflow gets here.
+    let overflow = match frame.vector {
+        14 => crate::stack::is_overflow(cr2),
+        8 => crate::stack::is_overflow(frame.rsp),
+        _ => false,
+    };
+    if overflow {
+        crate::println!(
+            "PANIC: stack overflow: the {} KiB stack ran into its guard page at {:#x} ({} at rip {:#x}, rsp {:#x}, cr2 {:#x})",
+            crate::stack::STACK_SIZE >> 10,
+            crate::stack::guard(),
+            name,
+            frame.rip,
+            frame.rsp,
+            cr2
+        );
+        crate::io::exit(EXIT_PANIC)
+    }
     crate::println!(
         "PANIC: CPU exception {} ({}) error code {:#x} at rip {:#x} (rsp {:#x}, cr2 {:#x})",
-        frame.vector, name, frame.error, frame.rip, frame.rsp, cr2
+        frame.vector,
+        name,
+        frame.error,
+        frame.rip,
+        frame.rsp,
+        cr2
     );
     crate::io::exit(EXIT_PANIC)
 }

@@ -12,12 +12,18 @@
 //! | `hang` / `spin` | never ready (halted / busy) |
 //! | `early-panic` / `panic` | panic before / after the marker |
 //! | `ud` | `ud2` before the marker: the exception handler reports #UD |
+//! | `stack-overflow` | recurse before the marker: the guard page stops it, reported as a panic |
 //! | `fault` | after the marker, write outside the identity map: #PF report |
 //! | `stay` | marker, then halt until killed |
+//! | `count` | marker, then count up in RAM forever (its address printed first) |
 //! | `blk-selftest` | pattern write/read on disk 0, checksum line, exit 0/1 |
 //! | `vsock-connect port=<p>` | connect out to host port `p`, print the reply |
 //! | `bench` | time the data-path primitives (see `bench.rs`) |
 //! | `hostile-<name>` | attack the VMM, then serve as the agent (see `hostile.rs`) |
+//!
+//! `stack=report` (with any mode) paints the stack at boot and prints its
+//! high-water mark after every WASM run (see `stack.rs`); `clock=calibrate`
+//! ignores the host's TSC rate and measures it against the PIT (see `pit.rs`).
 #![no_std]
 #![no_main]
 
@@ -35,10 +41,13 @@ mod interrupts;
 mod io;
 mod panic;
 mod pic;
+mod pit;
 mod pvh;
 mod selftest;
 mod serial;
 mod smp;
+mod stack;
+mod tss;
 mod virtio;
 mod wasm;
 
@@ -47,12 +56,20 @@ use kvmsandbox_proto::bootinfo::{BootInfo, READY_MARKER};
 /// Rust entry for the bootstrap processor, called by `boot.rs` once the boot info
 /// has been validated.
 fn main(info: &'static BootInfo) -> ! {
-    println!("kvmsandbox micro guest {} starting", env!("CARGO_PKG_VERSION"));
+    let cmd = cmdline::Cmdline::from_boot_info(info);
+    if cmd.get("stack") == Some("report") {
+        stack::paint();
+    }
+    tss::init(stack::ist());
+    stack::protect();
+    println!(
+        "kvmsandbox micro guest {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("memory: {} MiB", info.mem_size >> 20);
     let heap = heap::init(info.mem_size);
     println!("heap: {} KiB", heap >> 10);
-    wasm::init(info);
-    let cmd = cmdline::Cmdline::from_boot_info(info);
+    wasm::init(info, cmd.get("clock") == Some("calibrate"));
     interrupts::init(devices::irq_mask(info));
     smp::wait_for_aps(info.num_cpus);
     println!("cpus online: {}", smp::online());
@@ -64,13 +81,17 @@ fn main(info: &'static BootInfo) -> ! {
         Some("spin") => io::spin_forever(),
         Some("early-panic") => panic!("early panic requested on the command line"),
         Some("ud") => interrupts::raise_ud(),
+        Some("stack-overflow") => stack::overflow(),
         Some(m) if m.starts_with("hostile-") => hostile::run(m, info),
         _ => {}
     }
     let mut devs = devices::init(info);
     // The agent listens before the marker goes out: the host connects right after.
     let agent = match cmd.test_mode() {
-        None => devs.vsock.take().map(|v| agent::Agent::new(v, core::mem::take(&mut devs.disks))),
+        None => devs
+            .vsock
+            .take()
+            .map(|v| agent::Agent::new(v, core::mem::take(&mut devs.disks))),
         Some(_) => None,
     };
     println!("{}", READY_MARKER);
@@ -78,8 +99,12 @@ fn main(info: &'static BootInfo) -> ! {
         Some("panic") => panic!("panic requested on the command line"),
         Some("fault") => io::fault(),
         Some("stay") => io::halt_forever(),
+        Some("count") => io::count_forever(),
         Some("blk-selftest") => io::exit(selftest::blk(&mut devs.disks)),
-        Some("vsock-connect") => io::exit(selftest::vsock_connect(devs.vsock.as_mut(), cmd.get("port"))),
+        Some("vsock-connect") => io::exit(selftest::vsock_connect(
+            devs.vsock.as_mut(),
+            cmd.get("port"),
+        )),
         Some("bench") => {
             bench::run();
             io::exit(0)

@@ -40,7 +40,11 @@ pub fn set_mask(unmasked: u16) {
 
 /// In-service register bit of `irq` (OCW3 read ISR), to tell spurious IRQ 7/15.
 fn in_service(irq: u8) -> bool {
-    let (cmd, bit) = if irq < 8 { (MASTER_CMD, irq) } else { (SLAVE_CMD, irq - 8) };
+    let (cmd, bit) = if irq < 8 {
+        (MASTER_CMD, irq)
+    } else {
+        (SLAVE_CMD, irq - 8)
+    };
     outb(cmd, 0x0b);
     inb(cmd) & (1 << bit) != 0
 }

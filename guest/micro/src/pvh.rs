@@ -7,8 +7,8 @@
 //! in 32-bit protected mode, paging off, flat CS/DS/SS, interrupts off, no stack,
 //! with `ebx` = guest-physical address of a `hvm_start_info`. The stub below builds
 //! what kvmsandbox gives the guest at its normal entry (identity page tables for
-//! the first 4 GiB in 2 MiB pages, a flat GDT with code 0x08 and data 0x10, a boot
-//! stack), switches to long mode and calls [`pvh_main`], which turns the start
+//! the first 4 GiB in 2 MiB pages, a flat GDT with code 0x08 and data 0x10, the
+//! BSP's stack), switches to long mode and calls [`pvh_main`], which turns the start
 //! info into a [`BootInfo`] and continues on the normal path (`boot::rust_entry`).
 //! kvmsandbox itself ignores the note and keeps entering at `_start` in long mode.
 //!
@@ -38,14 +38,13 @@ core::arch::global_asm!(
     ".quad pvh_start32",
     ".balign 4",
     ".popsection",
-    // Page tables and the boot stack (zeroed by the loader, cleared again below).
+    // Page tables (zeroed by the loader, cleared again below); the stack is the
+    // BSP's guarded one (stack.rs).
     ".pushsection .bss.pvh, \"aw\", @nobits",
     ".balign 4096",
     "pvh_pml4: .skip 4096",
     "pvh_pdpt: .skip 4096",
     "pvh_pd: .skip 4096 * 4",
-    "pvh_stack: .skip 65536",
-    "pvh_stack_top:",
     ".popsection",
     // The GDT the rest of the guest relies on: 0x08 = 64-bit code, 0x10 = data.
     ".pushsection .rodata.pvh, \"a\"",
@@ -123,7 +122,7 @@ core::arch::global_asm!(
     "mov %eax, %ss",
     "mov %eax, %fs",
     "mov %eax, %gs",
-    "lea pvh_stack_top(%rip), %rsp",
+    "lea stack_top(%rip), %rsp",
     "xor %ebp, %ebp",
     "mov %esi, %edi", // zero-extends: rdi = start info address
     "call {main}",
@@ -166,7 +165,8 @@ struct BootInfoCell(core::cell::UnsafeCell<core::mem::MaybeUninit<BootInfo>>);
 // (no other vCPU is started by a PVH loader), read-only afterwards.
 unsafe impl Sync for BootInfoCell {}
 
-static BOOT_INFO: BootInfoCell = BootInfoCell(core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()));
+static BOOT_INFO: BootInfoCell =
+    BootInfoCell(core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()));
 
 /// End of the RAM region that holds the image: the heap's upper bound.
 fn ram_end(map: &[MemmapEntry]) -> Option<u64> {
@@ -206,12 +206,21 @@ extern "sysv64" fn pvh_main(start: u64) -> ! {
     let map: &[MemmapEntry] = if si.version >= 1 && si.memmap_paddr != 0 {
         // SAFETY: a version-1 start info describes `memmap_entries` entries at
         // `memmap_paddr`, in RAM the loader wrote and nothing else uses yet.
-        unsafe { core::slice::from_raw_parts(si.memmap_paddr as *const MemmapEntry, si.memmap_entries as usize) }
+        unsafe {
+            core::slice::from_raw_parts(
+                si.memmap_paddr as *const MemmapEntry,
+                si.memmap_entries as usize,
+            )
+        }
     } else {
         &[]
     };
     let Some(mem_size) = ram_end(map) else {
-        crate::println!("pvh: no RAM region holds the image (start info version {}, {} map entries)", si.version, map.len());
+        crate::println!(
+            "pvh: no RAM region holds the image (start info version {}, {} map entries)",
+            si.version,
+            map.len()
+        );
         crate::io::exit(EXIT_PANIC);
     };
     let mut info = BootInfo::new(mem_size, 1);

@@ -40,11 +40,19 @@ pub fn blk(disks: &mut [Blk]) -> u32 {
         return 1;
     }
     if back != data {
-        let at = back.iter().zip(&data).position(|(a, b)| a != b).unwrap_or(0);
+        let at = back
+            .iter()
+            .zip(&data)
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
         crate::println!("blk-selftest: FAIL mismatch at byte {}", at);
         return 1;
     }
-    crate::println!("blk-selftest: ok sectors={} checksum={:016x}", disk.capacity(), fnv1a(&back));
+    crate::println!(
+        "blk-selftest: ok sectors={} checksum={:016x}",
+        disk.capacity(),
+        fnv1a(&back)
+    );
     0
 }
 
@@ -78,6 +86,11 @@ pub fn vsock_connect(vsock: Option<&mut crate::virtio::vsock::Vsock>, port: Opti
     }
     vs.close(conn);
     vs.flush_blocking();
-    crate::println!("vsock-connect: reply {}", core::str::from_utf8(&reply).unwrap_or("<not utf-8>").trim_end());
+    crate::println!(
+        "vsock-connect: reply {}",
+        core::str::from_utf8(&reply)
+            .unwrap_or("<not utf-8>")
+            .trim_end()
+    );
     0
 }

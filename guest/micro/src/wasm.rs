@@ -4,8 +4,9 @@
 //! clock (boot time from the host + rdtsc at KVM's TSC rate) and a fresh random
 //! seed per run (the host's seed, stirred with a run counter).
 //!
-//! Without a TSC rate (`tsc_khz = 0` in the boot info) the guest has no clock
-//! that advances: runs are told so, and a module that reads a clock ends with
+//! Without a TSC rate from the host (`tsc_khz = 0` in the boot info) the rate
+//! is calibrated against the PIT (`pit.rs`); if that fails too the guest has no
+//! clock that advances: runs are told so, and a module that reads a clock ends with
 //! a typed error instead of spinning on a frozen time. The memory cap is taken
 //! from what the heap can really give at the start of each run.
 
@@ -20,10 +21,10 @@ use kvmsandbox_wasm_runner as runner;
 /// Whether this build can run modules (announced in Hello's capabilities).
 pub const AVAILABLE: bool = true;
 
-/// Which output stream a chunk belongs to.
-pub use runner::Stream as OutStream;
 /// What a run reports output to and checks in with.
 pub use runner::RunHost;
+/// Which output stream a chunk belongs to.
+pub use runner::Stream as OutStream;
 
 /// `WasmErrorKind::Other` code: the module read a clock the guest does not have.
 pub const ERROR_NO_CLOCK: u16 = 100;
@@ -57,10 +58,34 @@ fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Records what runs need from the boot info; called once by the BSP.
-pub fn init(info: &BootInfo) {
+/// Records what runs need from the boot info; called once by the BSP. Without a
+/// TSC rate from the host (or with `force_calibration`, the `clock=calibrate`
+/// test switch) the rate is measured against the PIT.
+pub fn init(info: &BootInfo, force_calibration: bool) {
     BOOT_NS.store(info.boot_time_ns, Ordering::Relaxed);
-    let khz = if info.size as usize >= core::mem::size_of::<BootInfo>() { info.tsc_khz } else { 0 };
+    let from_host = if info.size as usize >= core::mem::size_of::<BootInfo>() {
+        info.tsc_khz
+    } else {
+        0
+    };
+    let khz = if from_host == 0 || force_calibration {
+        match crate::pit::calibrate_tsc() {
+            Ok(khz) => {
+                crate::println!(
+                    "clock: TSC calibrated against the PIT: {} kHz (host said {} kHz)",
+                    khz,
+                    from_host
+                );
+                khz
+            }
+            Err(e) => {
+                crate::println!("clock: no TSC rate (calibration failed: {})", e);
+                0
+            }
+        }
+    } else {
+        from_host
+    };
     TSC_KHZ.store(khz, Ordering::Relaxed);
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
     // SAFETY: written once here, before the agent (the only reader) starts.
@@ -125,26 +150,35 @@ pub fn run_wasm(req: &WasmSpec, module: &[u8], host: &mut dyn RunHost) -> WasmOu
         clock: &clock,
         clock_resolution_ns: resolution_ns(),
     };
-    match runner::run(&rr, host) {
+    let result = runner::run(&rr, host);
+    crate::stack::report();
+    match result {
         Ok(runner::Outcome::Exited(code)) => WasmOutcome::Exit(code),
         Ok(runner::Outcome::Trap(m)) => WasmOutcome::Trap(m),
         Ok(runner::Outcome::OutOfFuel) => WasmOutcome::OutOfFuel,
         Ok(runner::Outcome::MemoryLimit { requested, limit }) => WasmOutcome::Error(
             WasmErrorKind::MemoryLimit,
-            format!("module needs {requested} bytes of linear memory and tables, the limit is {limit}"),
+            format!(
+                "module needs {requested} bytes of linear memory and tables, the limit is {limit}"
+            ),
         ),
         Ok(runner::Outcome::NoClock) => WasmOutcome::Error(
             WasmErrorKind::Other(ERROR_NO_CLOCK),
-            String::from("the module read a clock and this guest has none (no TSC rate from the host)"),
+            String::from(
+                "the module read a clock and this guest has none (no TSC rate from the host)",
+            ),
         ),
         Ok(runner::Outcome::Interrupted) => WasmOutcome::Error(
             WasmErrorKind::Other(ERROR_INTERRUPTED),
             String::from("the run was interrupted (shutdown or disconnect)"),
         ),
-        Err(runner::RunError::InvalidModule(m)) => WasmOutcome::Error(WasmErrorKind::InvalidModule, m),
-        Err(runner::RunError::MissingEntry) => {
-            WasmOutcome::Error(WasmErrorKind::NoEntryPoint, String::from("the module exports no _start function"))
+        Err(runner::RunError::InvalidModule(m)) => {
+            WasmOutcome::Error(WasmErrorKind::InvalidModule, m)
         }
+        Err(runner::RunError::MissingEntry) => WasmOutcome::Error(
+            WasmErrorKind::NoEntryPoint,
+            String::from("the module exports no _start function"),
+        ),
         Err(runner::RunError::BadEntry(m)) => WasmOutcome::Error(WasmErrorKind::NoEntryPoint, m),
         Err(runner::RunError::Link(m)) => WasmOutcome::Error(WasmErrorKind::MissingImport, m),
         Err(e) => WasmOutcome::Error(WasmErrorKind::Other(0), format!("{e:?}")),

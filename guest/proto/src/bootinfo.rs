@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn layout_is_stable_and_padding_free() {
         assert_eq!(core::mem::size_of::<DeviceInfo>(), 24);
-        assert_eq!(core::mem::size_of::<BootInfo>(), 8 + 4 + 4 + 8 + 4 + 4 + 8 + 8 + 8 + 8 + 32 + 24 * 8 + 8);
+        assert_eq!(
+            core::mem::size_of::<BootInfo>(),
+            8 + 4 + 4 + 8 + 4 + 4 + 8 + 8 + 8 + 8 + 32 + 24 * 8 + 8
+        );
         let b = BootInfo::new(64 << 20, 2);
         assert_eq!(&b.as_bytes()[..8], b"KVMSBOOT");
     }

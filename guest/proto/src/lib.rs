@@ -18,10 +18,10 @@
 extern crate alloc;
 
 pub mod bootinfo;
-pub mod vsock;
 pub mod error;
 pub mod frame;
 pub mod msg;
+pub mod vsock;
 
 pub use error::ProtoError;
 pub use frame::{Frame, FrameDecoder, HEADER_LEN, MAX_FRAME, PROTOCOL_VERSION};

@@ -111,7 +111,18 @@ mod tests {
 
     #[test]
     fn round_trips_and_is_little_endian() {
-        let h = VsockHeader { src_cid: 3, dst_cid: 2, src_port: 1024, dst_port: 52, len: 7, type_: TYPE_STREAM, op: op::RW, flags: 0, buf_alloc: 65536, fwd_cnt: 9 };
+        let h = VsockHeader {
+            src_cid: 3,
+            dst_cid: 2,
+            src_port: 1024,
+            dst_port: 52,
+            len: 7,
+            type_: TYPE_STREAM,
+            op: op::RW,
+            flags: 0,
+            buf_alloc: 65536,
+            fwd_cnt: 9,
+        };
         let b = h.to_bytes();
         assert_eq!(b[0], 3);
         assert_eq!(&b[16..20], &1024u32.to_le_bytes());

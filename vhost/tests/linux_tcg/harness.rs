@@ -120,6 +120,12 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 impl TcgVm {
     /// Boots and waits for the agent's ready line.
     pub fn boot(inputs: &Inputs, opts: &BootOptions) -> TcgVm {
+        Self::boot_until(inputs, opts, READY)
+    }
+
+    /// Boots and waits for `marker` on the console (e.g. an error line of a boot
+    /// meant to fail).
+    pub fn boot_until(inputs: &Inputs, opts: &BootOptions, marker: &str) -> TcgVm {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("kvmsb-tcg-{}-{n}", std::process::id()));
@@ -181,11 +187,11 @@ impl TcgVm {
         let start = Instant::now();
         vm.qemu = spawn_tied(&mut q, &vm.dir.join("qemu.log"));
         let ready = wait_until(BOOT_TIMEOUT, || {
-            vm.console().contains(READY) || matches!(vm.qemu.try_wait(), Ok(Some(_)))
+            vm.console().contains(marker) || matches!(vm.qemu.try_wait(), Ok(Some(_)))
         });
         assert!(
-            ready && vm.console().contains(READY),
-            "no `{READY}` within {BOOT_TIMEOUT:?}\n--- console ---\n{}\n--- qemu ---\n{}\n--- backend ---\n{}",
+            ready && vm.console().contains(marker),
+            "no `{marker}` within {BOOT_TIMEOUT:?}\n--- console ---\n{}\n--- qemu ---\n{}\n--- backend ---\n{}",
             vm.console(),
             vm.log("qemu.log"),
             vm.log("backend.log")
@@ -194,7 +200,7 @@ impl TcgVm {
         vm
     }
 
-    /// Wall time from starting QEMU to the agent's ready line.
+    /// Wall time from starting QEMU to the agent's ready line (or the marker).
     pub fn boot_time(&self) -> Duration {
         self.boot_time
     }
@@ -246,6 +252,19 @@ impl TcgVm {
             self.console().contains(marker) || matches!(self.qemu.try_wait(), Ok(Some(_)))
         });
         self.console().contains(marker)
+    }
+
+    /// Waits for QEMU to exit by itself; its status, or `None` if it still runs
+    /// after `timeout`.
+    // Each test file compiles its own copy of the harness; not all of them use this.
+    #[allow(dead_code)]
+    pub fn wait_qemu_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.qemu.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
     }
 
     /// Stops QEMU and the backend now and waits for both.

@@ -50,12 +50,20 @@ pub fn load(
     random_seed: [u8; 32],
 ) -> Result<MicroEntry, MicroBootError> {
     if cmdline.len() >= CMDLINE_MAX_SIZE {
-        return Err(MicroBootError::CmdlineTooLong { len: cmdline.len(), max: CMDLINE_MAX_SIZE - 1 });
+        return Err(MicroBootError::CmdlineTooLong {
+            len: cmdline.len(),
+            max: CMDLINE_MAX_SIZE - 1,
+        });
     }
     if devices.len() > MAX_DEVICES {
         return Err(MicroBootError::TooManyDevices(devices.len()));
     }
-    let loaded = Elf::load(mem, None, &mut Cursor::new(elf), Some(GuestAddress(HIMEM_START)))?;
+    let loaded = Elf::load(
+        mem,
+        None,
+        &mut Cursor::new(elf),
+        Some(GuestAddress(HIMEM_START)),
+    )?;
     mem.write_slice(cmdline.as_bytes(), GuestAddress(CMDLINE_START))?;
     let mem_size = vm_memory::GuestMemoryBackend::last_addr(mem).0 + 1;
     let mut info = BootInfo::new(mem_size, cpus);
@@ -70,7 +78,10 @@ pub fn load(
     info.num_devices = devices.len() as u32;
     info.devices[..devices.len()].copy_from_slice(devices);
     mem.write_slice(info.as_bytes(), GuestAddress(BOOT_INFO_START))?;
-    Ok(MicroEntry { entry: loaded.kernel_load.0, boot_info: BOOT_INFO_START })
+    Ok(MicroEntry {
+        entry: loaded.kernel_load.0,
+        boot_info: BOOT_INFO_START,
+    })
 }
 
 /// Fills in the boot info's TSC rate once a vCPU exists to ask KVM.
@@ -88,12 +99,30 @@ mod tests {
     #[test]
     fn loads_embedded_guest_and_boot_info() {
         let mem = crate::vmm::memory::create(16 << 20).unwrap();
-        let dev = DeviceInfo { kind: device_kind::VIRTIO_BLK, irq: 5, mmio_base: 0xd000_0000, mmio_size: 0x1000 };
-        let e = load(&mem, crate::config::MICRO_GUEST_ELF, "test=exit", 2, &[dev], 1, [7; 32]).unwrap();
+        let dev = DeviceInfo {
+            kind: device_kind::VIRTIO_BLK,
+            irq: 5,
+            mmio_base: 0xd000_0000,
+            mmio_size: 0x1000,
+        };
+        let e = load(
+            &mem,
+            crate::config::MICRO_GUEST_ELF,
+            "test=exit",
+            2,
+            &[dev],
+            1,
+            [7; 32],
+        )
+        .unwrap();
         assert_eq!(e.entry, 0x100000);
         let mut info = [0u8; std::mem::size_of::<BootInfo>()];
-        mem.read_slice(&mut info, GuestAddress(e.boot_info)).unwrap();
-        assert_eq!(u64::from_le_bytes(info[..8].try_into().unwrap()), BOOT_MAGIC);
+        mem.read_slice(&mut info, GuestAddress(e.boot_info))
+            .unwrap();
+        assert_eq!(
+            u64::from_le_bytes(info[..8].try_into().unwrap()),
+            BOOT_MAGIC
+        );
         let mut expect = BootInfo::new(16 << 20, 2);
         expect.cmdline_addr = CMDLINE_START;
         expect.cmdline_len = 9;
@@ -105,22 +134,42 @@ mod tests {
         assert_eq!(info[..56], expect.as_bytes()[..56]);
         assert_eq!(info[64..], expect.as_bytes()[64..]);
         let mut cmd = [0u8; 9];
-        mem.read_slice(&mut cmd, GuestAddress(CMDLINE_START)).unwrap();
+        mem.read_slice(&mut cmd, GuestAddress(CMDLINE_START))
+            .unwrap();
         assert_eq!(&cmd, b"test=exit");
     }
 
     #[test]
     fn rejects_garbage_and_limits() {
         let mem = crate::vmm::memory::create(16 << 20).unwrap();
-        assert!(matches!(load(&mem, b"not an elf at all, really", "", 1, &[], 0, [0; 32]), Err(MicroBootError::Load(_))));
+        assert!(matches!(
+            load(&mem, b"not an elf at all, really", "", 1, &[], 0, [0; 32]),
+            Err(MicroBootError::Load(_))
+        ));
         let long = "x".repeat(CMDLINE_MAX_SIZE);
         assert!(matches!(
-            load(&mem, crate::config::MICRO_GUEST_ELF, &long, 1, &[], 0, [0; 32]),
+            load(
+                &mem,
+                crate::config::MICRO_GUEST_ELF,
+                &long,
+                1,
+                &[],
+                0,
+                [0; 32]
+            ),
             Err(MicroBootError::CmdlineTooLong { .. })
         ));
         let many = [DeviceInfo::default(); MAX_DEVICES + 1];
         assert!(matches!(
-            load(&mem, crate::config::MICRO_GUEST_ELF, "", 1, &many, 0, [0; 32]),
+            load(
+                &mem,
+                crate::config::MICRO_GUEST_ELF,
+                "",
+                1,
+                &many,
+                0,
+                [0; 32]
+            ),
             Err(MicroBootError::TooManyDevices(9))
         ));
     }

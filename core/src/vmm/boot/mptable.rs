@@ -31,7 +31,10 @@ pub enum MpTableError {
 }
 
 fn checksum(bytes: &[u8]) -> u8 {
-    bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b)).wrapping_neg()
+    bytes
+        .iter()
+        .fold(0u8, |a, b| a.wrapping_add(*b))
+        .wrapping_neg()
 }
 
 /// Builds the table bytes for `cpus` vCPUs, placed at `start`.
@@ -113,14 +116,22 @@ mod tests {
         for cpus in [1u8, 2, 16] {
             let b = build(cpus, MPTABLE_START).unwrap();
             assert_eq!(&b[0..4], b"_MP_");
-            assert_eq!(b[..16].iter().fold(0u8, |a, x| a.wrapping_add(*x)), 0, "floating pointer checksum");
+            assert_eq!(
+                b[..16].iter().fold(0u8, |a, x| a.wrapping_add(*x)),
+                0,
+                "floating pointer checksum"
+            );
             let addr = u32::from_le_bytes(b[4..8].try_into().unwrap()) as u64;
             assert_eq!(addr, MPTABLE_START + 16);
             let table = &b[16..];
             assert_eq!(&table[0..4], b"PCMP");
             let len = u16::from_le_bytes([table[4], table[5]]) as usize;
             assert_eq!(len, table.len());
-            assert_eq!(table.iter().fold(0u8, |a, x| a.wrapping_add(*x)), 0, "table checksum");
+            assert_eq!(
+                table.iter().fold(0u8, |a, x| a.wrapping_add(*x)),
+                0,
+                "table checksum"
+            );
             let count = u16::from_le_bytes([table[34], table[35]]);
             assert_eq!(count as usize, cpus as usize + 1 + 1 + 24 + 2);
             // Processor entries come first, the first one is the BSP.
@@ -138,8 +149,11 @@ mod tests {
         let mem = crate::vmm::memory::create(2 << 20).unwrap();
         write(&mem, 2).unwrap();
         let mut sig = [0u8; 4];
-        mem.read_slice(&mut sig, GuestAddress(MPTABLE_START)).unwrap();
+        mem.read_slice(&mut sig, GuestAddress(MPTABLE_START))
+            .unwrap();
         assert_eq!(&sig, b"_MP_");
-        assert!(MPTABLE_START + build(16, MPTABLE_START).unwrap().len() as u64 <= 0xa0000 + 0x400 * 3);
+        assert!(
+            MPTABLE_START + build(16, MPTABLE_START).unwrap().len() as u64 <= 0xa0000 + 0x400 * 3
+        );
     }
 }

@@ -32,7 +32,11 @@ fn freed_small_blocks_serve_a_later_large_allocation() {
             }
             blocks.push((p, layout));
         }
-        assert!(blocks.len() > 1000, "round {round}: only {} blocks", blocks.len());
+        assert!(
+            blocks.len() > 1000,
+            "round {round}: only {} blocks",
+            blocks.len()
+        );
         // ...free them all...
         for (p, layout) in blocks {
             // SAFETY: allocated above with this layout, freed once.
@@ -41,7 +45,10 @@ fn freed_small_blocks_serve_a_later_large_allocation() {
         // ...then most of the heap must be available in one piece again.
         let big = Layout::from_size_align(REGION * 3 / 4, 8).unwrap();
         let p = heap.alloc(big);
-        assert!(!p.is_null(), "round {round}: large allocation failed after small ones were freed");
+        assert!(
+            !p.is_null(),
+            "round {round}: large allocation failed after small ones were freed"
+        );
         // SAFETY: just allocated with this layout.
         unsafe { heap.dealloc(p, big) };
     }

@@ -47,7 +47,10 @@ fn send_frame(vs: &mut Vsock, conn: ConnId, id: u32, msg: Message) -> Result<(),
         Ok(bytes) => vs.send_vec(conn, bytes),
         // Only an oversized payload fails to encode; report it instead.
         Err(e) => {
-            let msg = Message::Error { code: ErrorCode::Internal, message: format!("{e}") };
+            let msg = Message::Error {
+                code: ErrorCode::Internal,
+                message: format!("{e}"),
+            };
             let bytes = Frame::new(id, msg).encode().unwrap_or_default();
             vs.send_vec(conn, bytes)
         }
@@ -65,16 +68,30 @@ impl Control {
         if wasm::AVAILABLE {
             capabilities |= caps::WASM;
         }
-        let hello = Hello { version: u16::from(PROTOCOL_VERSION), kind: String::from("micro"), capabilities };
+        let hello = Hello {
+            version: u16::from(PROTOCOL_VERSION),
+            kind: String::from("micro"),
+            capabilities,
+        };
         // A failure means the peer is gone; the next step notices and closes.
         let _ = send_frame(vs, conn, 0, Message::Hello(hello));
-        Control { decoder: FrameDecoder::new(), wasm: None }
+        Control {
+            decoder: FrameDecoder::new(),
+            wasm: None,
+        }
     }
 
     /// Reads what arrived and answers every whole frame. `busy`: another
     /// session is running a module (then this one may not start one);
     /// `others` serves the other sessions during a run and says whether to go on.
-    pub fn step(&mut self, vs: &mut Vsock, conn: ConnId, disks: &mut [Blk], busy: bool, others: &mut Others) -> Step {
+    pub fn step(
+        &mut self,
+        vs: &mut Vsock,
+        conn: ConnId,
+        disks: &mut [Blk],
+        busy: bool,
+        others: &mut Others,
+    ) -> Step {
         let mut progress = false;
         if vs.available(conn) > 0 {
             let decoder = &mut self.decoder;
@@ -95,7 +112,12 @@ impl Control {
                 Ok(None) => break,
                 Err(e) => {
                     // Out of sync: say why, then drop the connection.
-                    let _ = send_frame(vs, conn, 0, error(ErrorCode::Invalid, format!("bad frame: {e}")));
+                    let _ = send_frame(
+                        vs,
+                        conn,
+                        0,
+                        error(ErrorCode::Invalid, format!("bad frame: {e}")),
+                    );
                     vs.close(conn);
                     return Step::Done;
                 }
@@ -105,7 +127,11 @@ impl Control {
             vs.close(conn);
             return Step::Done;
         }
-        if progress { Step::Progress } else { Step::Idle }
+        if progress {
+            Step::Progress
+        } else {
+            Step::Idle
+        }
     }
 
     /// Answers one frame; `Ok(true)` means shut the guest down.
@@ -128,9 +154,10 @@ impl Control {
             }
             Message::DiskRead { disk, offset, len } => match disks.get_mut(disk as usize) {
                 None => no_disk(disk, disks.len()),
-                Some(_) if len > MAX_DISK_READ => {
-                    error(ErrorCode::Invalid, format!("read of {len} bytes exceeds {MAX_DISK_READ}"))
-                }
+                Some(_) if len > MAX_DISK_READ => error(
+                    ErrorCode::Invalid,
+                    format!("read of {len} bytes exceeds {MAX_DISK_READ}"),
+                ),
                 Some(b) => match disk::read(b, offset, len as usize) {
                     Ok(data) => Message::DiskData { data },
                     Err(e) => disk_error(e),
@@ -153,7 +180,11 @@ impl Control {
             Message::RunWasm(spec) => match module_buffer(spec.module_len) {
                 Err(message) => error(ErrorCode::Invalid, message),
                 Ok(module) => {
-                    self.wasm = Some(PendingWasm { request_id: id, spec, module });
+                    self.wasm = Some(PendingWasm {
+                        request_id: id,
+                        spec,
+                        module,
+                    });
                     return Ok(false);
                 }
             },
@@ -166,19 +197,36 @@ impl Control {
                         return Ok(false);
                     }
                     self.wasm = None;
-                    error(ErrorCode::Invalid, String::from("module data exceeds the announced module_len"))
+                    error(
+                        ErrorCode::Invalid,
+                        String::from("module data exceeds the announced module_len"),
+                    )
                 }
-                _ => error(ErrorCode::Invalid, format!("Data for request {id} which is not receiving a module")),
+                _ => error(
+                    ErrorCode::Invalid,
+                    format!("Data for request {id} which is not receiving a module"),
+                ),
             },
             Message::DataEnd => match self.wasm.take() {
-                Some(_) if busy => error(ErrorCode::Invalid, String::from("another module is running")),
-                Some(p) if p.request_id == id => return run(vs, conn, disks, p, others).map(|()| false),
+                Some(_) if busy => error(
+                    ErrorCode::Invalid,
+                    String::from("another module is running"),
+                ),
+                Some(p) if p.request_id == id => {
+                    return run(vs, conn, disks, p, others).map(|()| false)
+                }
                 other => {
                     self.wasm = other;
-                    error(ErrorCode::Invalid, format!("DataEnd for request {id} which is not receiving a module"))
+                    error(
+                        ErrorCode::Invalid,
+                        format!("DataEnd for request {id} which is not receiving a module"),
+                    )
                 }
             },
-            other => error(ErrorCode::Unsupported, format!("the micro guest does not serve {}", other.name())),
+            other => error(
+                ErrorCode::Unsupported,
+                format!("the micro guest does not serve {}", other.name()),
+            ),
         };
         send_frame(vs, conn, id, reply)?;
         Ok(false)
@@ -197,17 +245,24 @@ fn module_buffer(len: u64) -> Result<Vec<u8>, String> {
     // what is free when it starts).
     let free = crate::heap::free_bytes() as u64;
     if len > free / 2 {
-        return Err(format!("module of {len} bytes does not fit the guest's free heap of {free} bytes"));
+        return Err(format!(
+            "module of {len} bytes does not fit the guest's free heap of {free} bytes"
+        ));
     }
     let mut module = Vec::new();
     match module.try_reserve_exact(len as usize) {
         Ok(()) => Ok(module),
-        Err(_) => Err(format!("cannot reserve {len} bytes for the module (free heap {free} bytes)")),
+        Err(_) => Err(format!(
+            "cannot reserve {len} bytes for the module (free heap {free} bytes)"
+        )),
     }
 }
 
 fn no_disk(disk: u32, count: usize) -> Message {
-    error(ErrorCode::NotFound, format!("no disk {disk} (the guest has {count})"))
+    error(
+        ErrorCode::NotFound,
+        format!("no disk {disk} (the guest has {count})"),
+    )
 }
 
 fn disk_error(e: crate::virtio::blk::BlkError) -> Message {
@@ -264,13 +319,30 @@ impl RunHost for RunIo<'_, '_> {
 }
 
 /// Runs a fully received module, streaming its output as it goes.
-fn run(vs: &mut Vsock, conn: ConnId, disks: &mut [Blk], p: PendingWasm, others: &mut Others) -> Result<(), VsockError> {
+fn run(
+    vs: &mut Vsock,
+    conn: ConnId,
+    disks: &mut [Blk],
+    p: PendingWasm,
+    others: &mut Others,
+) -> Result<(), VsockError> {
     let id = p.request_id;
     if p.module.len() as u64 != p.spec.module_len {
-        let msg = format!("module has {} bytes, {} announced", p.module.len(), p.spec.module_len);
+        let msg = format!(
+            "module has {} bytes, {} announced",
+            p.module.len(),
+            p.spec.module_len
+        );
         return send_frame(vs, conn, id, error(ErrorCode::Invalid, msg));
     }
-    let mut io = RunIo { vs, disks, conn, id, failed: None, others };
+    let mut io = RunIo {
+        vs,
+        disks,
+        conn,
+        id,
+        failed: None,
+        others,
+    };
     let outcome = wasm::run_wasm(&p.spec, &p.module, &mut io);
     drop(p);
     if let Some(e) = io.failed {

@@ -68,7 +68,11 @@ impl Agent {
         for p in [ports::CONTROL, ports::ECHO, ports::SINK] {
             vsock.listen(p);
         }
-        Agent { vsock, disks, sessions: Vec::new() }
+        Agent {
+            vsock,
+            disks,
+            sessions: Vec::new(),
+        }
     }
 
     /// Serves forever; returns only when the host sent `Shutdown`.
@@ -96,8 +100,16 @@ impl Agent {
 /// session that runs a module calls back into `serve` for all the others
 /// (with `busy` set, so none of them starts a second run) at every check-in of
 /// the run: the guest keeps answering pings, echoes and Shutdown meanwhile.
-fn serve(vs: &mut Vsock, disks: &mut [Blk], sessions: &mut Vec<(ConnId, Session)>, busy: bool) -> Pass {
-    let mut pass = Pass { progress: vs.poll(), shutdown: false };
+fn serve(
+    vs: &mut Vsock,
+    disks: &mut [Blk],
+    sessions: &mut Vec<(ConnId, Session)>,
+    busy: bool,
+) -> Pass {
+    let mut pass = Pass {
+        progress: vs.poll(),
+        shutdown: false,
+    };
     while let Some((conn, port)) = vs.accept() {
         pass.progress = true;
         let session = match port {

@@ -53,7 +53,11 @@ impl Echo {
             vs.close(conn);
             return Step::Done;
         }
-        if progress { Step::Progress } else { Step::Idle }
+        if progress {
+            Step::Progress
+        } else {
+            Step::Idle
+        }
     }
 }
 
@@ -77,6 +81,10 @@ impl Sink {
             vs.close(conn);
             return Step::Done;
         }
-        if progress { Step::Progress } else { Step::Idle }
+        if progress {
+            Step::Progress
+        } else {
+            Step::Idle
+        }
     }
 }

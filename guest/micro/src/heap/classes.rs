@@ -50,7 +50,10 @@ fn class_size(class: usize) -> usize {
 impl Heap {
     /// A heap with no memory (every allocation fails until [`Heap::init`]).
     pub const fn empty() -> Self {
-        Heap { free: [null_mut(); CLASSES], large: linked_list_allocator::Heap::empty() }
+        Heap {
+            free: [null_mut(); CLASSES],
+            large: linked_list_allocator::Heap::empty(),
+        }
     }
 
     /// Hands the heap `size` bytes at `start`.
@@ -73,7 +76,9 @@ impl Heap {
         for class in 0..CLASSES {
             let size = class_size(class);
             // Cannot fail: class sizes are powers of two no larger than MAX_CLASS.
-            let Ok(layout) = Layout::from_size_align(size, size) else { continue };
+            let Ok(layout) = Layout::from_size_align(size, size) else {
+                continue;
+            };
             while let Some(block) = NonNull::new(self.free[class]) {
                 // SAFETY: `block` is an idle block of this class: its first word
                 // is the free-list link, and it came from the large heap as part
@@ -92,13 +97,17 @@ impl Heap {
             return p.as_ptr();
         }
         self.reclaim();
-        self.large.allocate_first_fit(layout).map_or(null_mut(), NonNull::as_ptr)
+        self.large
+            .allocate_first_fit(layout)
+            .map_or(null_mut(), NonNull::as_ptr)
     }
 
     fn refill(&mut self, class: usize) -> bool {
         let size = class_size(class);
         let chunk = size.max(PAGE);
-        let Ok(layout) = Layout::from_size_align(chunk, size) else { return false };
+        let Ok(layout) = Layout::from_size_align(chunk, size) else {
+            return false;
+        };
         let base = self.large_alloc(layout);
         if base.is_null() {
             return false;
@@ -118,7 +127,9 @@ impl Heap {
 
     /// A block for `layout`, or null.
     pub fn alloc(&mut self, layout: Layout) -> *mut u8 {
-        let Some(class) = class_of(layout) else { return self.large_alloc(layout) };
+        let Some(class) = class_of(layout) else {
+            return self.large_alloc(layout);
+        };
         if self.free[class].is_null() && !self.refill(class) {
             return null_mut();
         }
@@ -154,7 +165,9 @@ impl Heap {
     /// # Safety
     /// `ptr` came from `alloc` with `layout`; `new_size` is non-zero.
     pub unsafe fn realloc(&mut self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else { return null_mut() };
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return null_mut();
+        };
         if let (Some(a), Some(b)) = (class_of(layout), class_of(new_layout)) {
             if a == b {
                 return ptr; // the block already has room

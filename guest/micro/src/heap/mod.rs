@@ -21,7 +21,10 @@ struct LockedHeap {
 unsafe impl Sync for LockedHeap {}
 
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap { lock: AtomicBool::new(false), inner: core::cell::UnsafeCell::new(Heap::empty()) };
+static HEAP: LockedHeap = LockedHeap {
+    lock: AtomicBool::new(false),
+    inner: core::cell::UnsafeCell::new(Heap::empty()),
+};
 
 impl LockedHeap {
     fn with<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {

@@ -35,7 +35,11 @@ pub enum BlkError {
     /// The buffer length is not a whole number of sectors.
     Unaligned { len: usize },
     /// The request reaches past the end of the disk.
-    OutOfRange { sector: u64, sectors: u64, capacity: u64 },
+    OutOfRange {
+        sector: u64,
+        sectors: u64,
+        capacity: u64,
+    },
     /// A write to a read-only disk.
     ReadOnly,
     /// The device answered VIRTIO_BLK_S_IOERR.
@@ -51,12 +55,22 @@ impl fmt::Display for BlkError {
         match *self {
             Self::Transport(e) => write!(f, "virtio-blk: {e}"),
             Self::Unaligned { len } => write!(f, "length {len} is not a multiple of {SECTOR}"),
-            Self::OutOfRange { sector, sectors, capacity } => {
-                write!(f, "sectors {sector}..{} exceed the disk's {capacity}", sector.saturating_add(sectors))
+            Self::OutOfRange {
+                sector,
+                sectors,
+                capacity,
+            } => {
+                write!(
+                    f,
+                    "sectors {sector}..{} exceed the disk's {capacity}",
+                    sector.saturating_add(sectors)
+                )
             }
             Self::ReadOnly => write!(f, "the disk is read-only"),
             Self::IoError { sector } => write!(f, "device I/O error at sector {sector}"),
-            Self::Unsupported { request_type } => write!(f, "device does not support request type {request_type}"),
+            Self::Unsupported { request_type } => {
+                write!(f, "device does not support request type {request_type}")
+            }
             Self::BadStatus { status } => write!(f, "device returned unknown status {status}"),
         }
     }
@@ -103,7 +117,11 @@ impl Blk {
             capacity,
             read_only: features & F_RO != 0,
             flush: features & F_FLUSH != 0,
-            header: Box::new(ReqHeader { kind: 0, reserved: 0, sector: 0 }),
+            header: Box::new(ReqHeader {
+                kind: 0,
+                reserved: 0,
+                sector: 0,
+            }),
             status: Box::new(0xff),
         })
     }
@@ -123,8 +141,15 @@ impl Blk {
             return Err(BlkError::Unaligned { len });
         }
         let sectors = (len / SECTOR) as u64;
-        if sector.checked_add(sectors).is_none_or(|end| end > self.capacity) {
-            return Err(BlkError::OutOfRange { sector, sectors, capacity: self.capacity });
+        if sector
+            .checked_add(sectors)
+            .is_none_or(|end| end > self.capacity)
+        {
+            return Err(BlkError::OutOfRange {
+                sector,
+                sectors,
+                capacity: self.capacity,
+            });
         }
         Ok(())
     }
@@ -141,7 +166,12 @@ impl Blk {
 
     /// Appends `len` bytes (whole sectors) read from `sector` to `out`, without
     /// zeroing the space first (zeroing 64 KiB costs ~5 ms under PVM).
-    pub fn read_append(&mut self, sector: u64, len: usize, out: &mut Vec<u8>) -> Result<(), BlkError> {
+    pub fn read_append(
+        &mut self,
+        sector: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BlkError> {
         self.check(sector, len)?;
         out.reserve(len);
         let base = out.len();
@@ -150,7 +180,11 @@ impl Blk {
             let n = (len - done).min(MAX_REQUEST);
             let s = sector + (done / SECTOR) as u64;
             let spare = &mut out.spare_capacity_mut()[done..done + n];
-            let buf = Buf { addr: spare.as_mut_ptr() as u64, len: n as u32, device_writes: true };
+            let buf = Buf {
+                addr: spare.as_mut_ptr() as u64,
+                len: n as u32,
+                device_writes: true,
+            };
             self.request(T_IN, s, Some(buf))?;
             done += n;
         }
@@ -183,10 +217,22 @@ impl Blk {
     }
 
     fn request(&mut self, kind: u32, sector: u64, data: Option<Buf>) -> Result<(), BlkError> {
-        *self.header = ReqHeader { kind, reserved: 0, sector };
+        *self.header = ReqHeader {
+            kind,
+            reserved: 0,
+            sector,
+        };
         *self.status = 0xff;
-        let hdr = Buf { addr: &*self.header as *const ReqHeader as u64, len: 16, device_writes: false };
-        let st = Buf { addr: &mut *self.status as *mut u8 as u64, len: 1, device_writes: true };
+        let hdr = Buf {
+            addr: &*self.header as *const ReqHeader as u64,
+            len: 16,
+            device_writes: false,
+        };
+        let st = Buf {
+            addr: &mut *self.status as *mut u8 as u64,
+            len: 1,
+            device_writes: true,
+        };
         let pushed = match data {
             Some(d) => self.q.push(&[hdr, d, st]),
             None => self.q.push(&[hdr, st]),

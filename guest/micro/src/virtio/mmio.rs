@@ -47,7 +47,11 @@ pub enum MmioError {
     /// A legacy (version 1) or unknown transport.
     UnsupportedVersion { base: u64, found: u32 },
     /// The device is not the kind the boot info announced.
-    WrongDevice { base: u64, expected: u32, found: u32 },
+    WrongDevice {
+        base: u64,
+        expected: u32,
+        found: u32,
+    },
     /// The device does not offer VIRTIO_F_VERSION_1.
     NotModern { base: u64 },
     /// The device cleared FEATURES_OK after we wrote our features.
@@ -59,16 +63,33 @@ pub enum MmioError {
 impl fmt::Display for MmioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::BadMagic { base, found } => write!(f, "no virtio-mmio device at {base:#x} (magic {found:#x})"),
+            Self::BadMagic { base, found } => {
+                write!(f, "no virtio-mmio device at {base:#x} (magic {found:#x})")
+            }
             Self::UnsupportedVersion { base, found } => {
-                write!(f, "virtio-mmio device at {base:#x} has version {found}, need 2")
+                write!(
+                    f,
+                    "virtio-mmio device at {base:#x} has version {found}, need 2"
+                )
             }
-            Self::WrongDevice { base, expected, found } => {
-                write!(f, "virtio-mmio device at {base:#x} is type {found}, expected {expected}")
+            Self::WrongDevice {
+                base,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "virtio-mmio device at {base:#x} is type {found}, expected {expected}"
+                )
             }
-            Self::NotModern { base } => write!(f, "virtio device at {base:#x} does not offer VERSION_1"),
+            Self::NotModern { base } => {
+                write!(f, "virtio device at {base:#x} does not offer VERSION_1")
+            }
             Self::FeaturesRejected { base, features } => {
-                write!(f, "virtio device at {base:#x} rejected features {features:#x}")
+                write!(
+                    f,
+                    "virtio device at {base:#x} rejected features {features:#x}"
+                )
             }
             Self::QueueUnavailable { base, index } => {
                 write!(f, "virtio device at {base:#x} has no usable queue {index}")
@@ -85,18 +106,27 @@ pub struct MmioTransport {
 impl MmioTransport {
     /// Checks magic, version and device id at `base`, then resets the device.
     pub fn probe(base: u64, device_id: u32) -> Result<Self, MmioError> {
-        let t = MmioTransport { base: base as usize };
+        let t = MmioTransport {
+            base: base as usize,
+        };
         let magic = t.read(REG_MAGIC);
         if magic != MAGIC {
             return Err(MmioError::BadMagic { base, found: magic });
         }
         let version = t.read(REG_VERSION);
         if version != 2 {
-            return Err(MmioError::UnsupportedVersion { base, found: version });
+            return Err(MmioError::UnsupportedVersion {
+                base,
+                found: version,
+            });
         }
         let id = t.read(REG_DEVICE_ID);
         if id != device_id {
-            return Err(MmioError::WrongDevice { base, expected: device_id, found: id });
+            return Err(MmioError::WrongDevice {
+                base,
+                expected: device_id,
+                found: id,
+            });
         }
         t.write(REG_STATUS, 0);
         Ok(t)
@@ -125,7 +155,9 @@ impl MmioTransport {
         let offered = lo | (hi << 32);
         if offered & F_VERSION_1 == 0 {
             self.fail();
-            return Err(MmioError::NotModern { base: self.base as u64 });
+            return Err(MmioError::NotModern {
+                base: self.base as u64,
+            });
         }
         let features = (wanted | F_VERSION_1) & offered;
         self.write(REG_DRIVER_FEATURES_SEL, 0);
@@ -136,7 +168,10 @@ impl MmioTransport {
         self.write(REG_STATUS, s);
         if self.read(REG_STATUS) & status::FEATURES_OK == 0 {
             self.fail();
-            return Err(MmioError::FeaturesRejected { base: self.base as u64, features });
+            return Err(MmioError::FeaturesRejected {
+                base: self.base as u64,
+                features,
+            });
         }
         Ok(features)
     }
@@ -151,7 +186,10 @@ impl MmioTransport {
         self.write(REG_QUEUE_SEL, index);
         let max = self.read(REG_QUEUE_NUM_MAX);
         if max == 0 || self.read(REG_QUEUE_READY) != 0 {
-            return Err(MmioError::QueueUnavailable { base: self.base as u64, index });
+            return Err(MmioError::QueueUnavailable {
+                base: self.base as u64,
+                index,
+            });
         }
         // Power of two for a split queue, at most what the device allows.
         let mut size: u16 = if want.is_power_of_two() { want } else { 64 };
@@ -161,7 +199,11 @@ impl MmioTransport {
         let q = Virtqueue::new(size, index);
         self.write(REG_QUEUE_NUM, u32::from(size));
         let (desc, driver, device) = q.addresses();
-        for (reg, addr) in [(REG_QUEUE_DESC, desc), (REG_QUEUE_DRIVER, driver), (REG_QUEUE_DEVICE, device)] {
+        for (reg, addr) in [
+            (REG_QUEUE_DESC, desc),
+            (REG_QUEUE_DRIVER, driver),
+            (REG_QUEUE_DEVICE, device),
+        ] {
             self.write(reg, addr as u32);
             self.write(reg + 4, (addr >> 32) as u32);
         }

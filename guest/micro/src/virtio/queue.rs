@@ -36,11 +36,19 @@ pub struct Buf {
 impl Buf {
     /// A buffer the device reads.
     pub fn readable(data: &[u8]) -> Self {
-        Buf { addr: data.as_ptr() as u64, len: data.len() as u32, device_writes: false }
+        Buf {
+            addr: data.as_ptr() as u64,
+            len: data.len() as u32,
+            device_writes: false,
+        }
     }
     /// A buffer the device writes.
     pub fn writable(data: &mut [u8]) -> Self {
-        Buf { addr: data.as_mut_ptr() as u64, len: data.len() as u32, device_writes: true }
+        Buf {
+            addr: data.as_mut_ptr() as u64,
+            len: data.len() as u32,
+            device_writes: true,
+        }
     }
 }
 
@@ -76,7 +84,16 @@ impl Virtqueue {
         let desc = page_alloc(16 * n).cast::<Desc>();
         let avail = page_alloc(6 + 2 * n).cast::<u16>();
         let used = page_alloc(6 + 8 * n);
-        Virtqueue { index, size, desc, avail, used, free: (0..size).rev().collect(), avail_idx: 0, last_used: 0 }
+        Virtqueue {
+            index,
+            size,
+            desc,
+            avail,
+            used,
+            free: (0..size).rev().collect(),
+            avail_idx: 0,
+            last_used: 0,
+        }
     }
 
     /// Guest-physical addresses of the descriptor table, avail ring and used ring.
@@ -124,7 +141,12 @@ impl Virtqueue {
             unsafe {
                 write_volatile(
                     self.desc.add(usize::from(id)),
-                    Desc { addr: b.addr, len: b.len, flags, next: next.unwrap_or(0) },
+                    Desc {
+                        addr: b.addr,
+                        len: b.len,
+                        flags,
+                        next: next.unwrap_or(0),
+                    },
                 );
             }
         }

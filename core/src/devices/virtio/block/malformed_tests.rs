@@ -357,3 +357,74 @@ fn avail_index_jump_sets_needs_reset_instead_of_going_silent() {
     irq.clear();
     assert!(!irq.needs_reset());
 }
+
+/// INDIRECT is never offered: a chain using it comes back unserved (length 0,
+/// status byte untouched) and its table is not followed: the buffers it names are
+/// neither read nor written, the disk is unchanged.
+#[test]
+fn indirect_descriptors_are_refused_not_followed() {
+    use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT};
+    const TABLE: u64 = 0x18_0000;
+    let (next, indirect) = (VRING_DESC_F_NEXT as u16, VRING_DESC_F_INDIRECT as u16);
+    let disk = TempDisk::patterned();
+    let before = disk.bytes();
+    let mut dev = open(&disk, false, None);
+    let mem = memory();
+    let table = |entries: &[Descriptor]| {
+        for (k, e) in entries.iter().enumerate() {
+            mem.write_obj(RawDescriptor::from(*e), GuestAddress(TABLE + 16 * k as u64))
+                .unwrap();
+        }
+        d(TABLE, 16 * entries.len() as u32, indirect)
+    };
+    let data_and_status = [
+        Descriptor::new(DATA, 512, F_WRITE | next, 1),
+        Descriptor::new(STATUS, 1, F_WRITE, 0),
+    ];
+    let untouched = |fill: u8| {
+        let mut b = [0u8; 512];
+        mem.read_slice(&mut b, GuestAddress(DATA)).unwrap();
+        assert!(b.iter().all(|&x| x == fill), "data buffer written");
+    };
+
+    // A read whose data and status buffers are only in the table.
+    header(&mem, VIRTIO_BLK_T_IN, 0);
+    mem.write_slice(&[0xa5; 512], GuestAddress(DATA)).unwrap();
+    let t = table(&data_and_status);
+    dropped(&submit(&mut dev, &mem, &[d(HDR, 16, 0), t]));
+    untouched(0xa5);
+
+    // A write whose data is only in the table.
+    header(&mem, VIRTIO_BLK_T_OUT, 1);
+    mem.write_slice(&[0x77; 512], GuestAddress(DATA)).unwrap();
+    let t = table(&[
+        Descriptor::new(DATA, 512, next, 1),
+        Descriptor::new(STATUS, 1, F_WRITE, 0),
+    ]);
+    dropped(&submit(&mut dev, &mem, &[d(HDR, 16, 0), t]));
+    assert!(
+        disk.bytes() == before,
+        "disk written through an indirect table"
+    );
+
+    // The whole request in the table (the head itself is indirect).
+    header(&mem, VIRTIO_BLK_T_IN, 0);
+    mem.write_slice(&[0xa5; 512], GuestAddress(DATA)).unwrap();
+    let t = table(&[
+        Descriptor::new(HDR, 16, next, 1),
+        Descriptor::new(DATA, 512, F_WRITE | next, 2),
+        Descriptor::new(STATUS, 1, F_WRITE, 0),
+    ]);
+    dropped(&submit(&mut dev, &mem, &[t]));
+    untouched(0xa5);
+
+    // The device still serves a plain request afterwards.
+    header(&mem, VIRTIO_BLK_T_IN, 2);
+    let o = submit(
+        &mut dev,
+        &mem,
+        &[d(HDR, 16, 0), d(DATA, 512, F_WRITE), d(STATUS, 1, F_WRITE)],
+    );
+    assert_status(&o, VIRTIO_BLK_S_OK, 513);
+    untouched(2);
+}

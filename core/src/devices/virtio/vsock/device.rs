@@ -13,8 +13,9 @@
 //! (walked and checked) once per chain; an rx buffer is checked before a packet is
 //! taken from the muxer, so a bad buffer costs no stream data. If writing a taken
 //! packet fails anyway, its connection is reset: the guest never sees a stream
-//! with a hole in it, and credit stays exact. Chains using INDIRECT descriptors
-//! (not offered) are refused.
+//! with a hole in it, and credit stays exact. A tx chain whose payload lies outside
+//! guest memory resets the stream its header names, for the same reason. Chains
+//! using INDIRECT descriptors (not offered) are given back unread.
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -125,18 +126,23 @@ impl Vsock {
             };
             let head = chain.head_index();
             if !uses_indirect(&a.mem, &a.queues[TXQ], head) {
-                if let Ok(mut reader) = Reader::new(&a.mem, chain) {
-                    match packet::read_tx(&mut reader) {
+                match Reader::new(&a.mem, chain.clone()) {
+                    Ok(mut reader) => match packet::read_tx(&mut reader) {
                         Ok(pkt) => self.muxer.send_pkt(&pkt),
                         Err(e) => {
                             if let Some(h) = e.header() {
                                 self.muxer.reject(h);
                             }
                         }
+                    },
+                    // Some buffer lies outside guest memory. If the header is still
+                    // readable, the stream it names lost this packet: reset it.
+                    Err(_) => {
+                        if let Some(h) = packet::header_of_broken_tx(&a.mem, chain.readable()) {
+                            self.muxer.reject(&h);
+                        }
                     }
                 }
-                // A chain whose buffers lie outside guest memory has no readable
-                // header: nothing to answer, the buffer just comes back.
             }
             // A used-ring write can only fail if the guest broke its own ring.
             let _ = a.queues[TXQ].add_used(&a.mem, head, 0);

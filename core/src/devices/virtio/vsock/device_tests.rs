@@ -680,3 +680,6 @@ fn new_rejects_bad_paths_and_cids_and_drop_removes_socket() {
     drop(dev);
     assert!(!Path::new(&path).exists(), "Drop removes the socket file");
 }
+
+#[path = "bad_chain_tests.rs"]
+mod bad_chains;

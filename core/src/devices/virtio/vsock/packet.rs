@@ -260,6 +260,31 @@ pub fn read_tx(reader: &mut Reader<'_>) -> Result<Packet, PacketError> {
     Ok(Packet { hdr, op, data })
 }
 
+/// The header of a tx chain a `Reader` refused (some buffer outside guest memory),
+/// read from the leading device-readable descriptors alone, so the stream it names
+/// can be reset rather than lose the packet unnoticed. `None` if the header itself
+/// is not readable.
+pub fn header_of_broken_tx<M, I>(mem: &M, readable: I) -> Option<VsockHeader>
+where
+    M: GuestMemory + ?Sized,
+    I: IntoIterator<Item = Descriptor>,
+{
+    let mut raw = [0u8; HDR_SIZE];
+    let mut descs = Vec::new();
+    let mut total = 0usize;
+    for d in readable {
+        if total >= HDR_SIZE {
+            break;
+        }
+        total = total.saturating_add(d.len() as usize);
+        descs.push(d);
+    }
+    match gather(mem, &descs, 0, &mut raw) {
+        Ok(HDR_SIZE) => Some(VsockHeader::from_bytes(&raw)),
+        _ => None,
+    }
+}
+
 /// Writes `pkt` (header with `len` = payload size, then payload) through a
 /// validated rx chain view. Returns the bytes written (for the used ring). Check
 /// [`Writer::available_bytes`] before taking the packet from its source: this

@@ -19,13 +19,21 @@ impl Chunk {
     /// All of `v`.
     pub fn new(v: Vec<u8>) -> Self {
         let end = v.len();
-        Chunk { buf: Rc::new(v), start: 0, end }
+        Chunk {
+            buf: Rc::new(v),
+            start: 0,
+            end,
+        }
     }
 
     /// `buf[start..end]`, clamped to the buffer.
     pub fn shared(buf: Rc<Vec<u8>>, start: usize, end: usize) -> Self {
         let end = end.min(buf.len());
-        Chunk { start: start.min(end), end, buf }
+        Chunk {
+            start: start.min(end),
+            end,
+            buf,
+        }
     }
 
     /// The bytes.
@@ -46,7 +54,11 @@ impl Chunk {
     /// Splits off and returns the first `n` bytes (all if `n >= len`).
     pub fn split_to(&mut self, n: usize) -> Chunk {
         let mid = self.start + n.min(self.len());
-        let front = Chunk { buf: self.buf.clone(), start: self.start, end: mid };
+        let front = Chunk {
+            buf: self.buf.clone(),
+            start: self.start,
+            end: mid,
+        };
         self.start = mid;
         front
     }

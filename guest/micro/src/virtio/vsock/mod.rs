@@ -137,7 +137,11 @@ impl Vsock {
         let txq = dev.setup_queue(QUEUE_TX, 256)?;
         let evq = dev.setup_queue(QUEUE_EVENT, 8)?;
         let cid = dev.config_u64(0);
-        let (rs, ts, es) = (usize::from(rxq.size()), usize::from(txq.size()), usize::from(evq.size()));
+        let (rs, ts, es) = (
+            usize::from(rxq.size()),
+            usize::from(txq.size()),
+            usize::from(evq.size()),
+        );
         let mut v = Vsock {
             dev,
             irq,
@@ -181,7 +185,11 @@ impl Vsock {
     /// contents are never read before the device wrote them).
     fn post_rx(&mut self, mut buf: Vec<u8>) {
         buf.clear();
-        let b = Buf { addr: buf.as_mut_ptr() as u64, len: buf.capacity() as u32, device_writes: true };
+        let b = Buf {
+            addr: buf.as_mut_ptr() as u64,
+            len: buf.capacity() as u32,
+            device_writes: true,
+        };
         if let Some(head) = self.rxq.push(&[b]) {
             if let Some(slot) = self.rx_bufs.get_mut(usize::from(head)) {
                 *slot = Some(buf);
@@ -217,7 +225,11 @@ impl Vsock {
     /// Connects to `cid:port`, blocking until the peer answers.
     pub fn connect(&mut self, cid: u64, port: u32) -> Result<ConnId, VsockError> {
         let local = self.next_port;
-        self.next_port = if local == u32::MAX { EPHEMERAL_START } else { local + 1 };
+        self.next_port = if local == u32::MAX {
+            EPHEMERAL_START
+        } else {
+            local + 1
+        };
         let id = self.insert(Conn::new(local, cid, port, State::Connecting));
         self.queue_ctrl(id, op::REQUEST, 0);
         self.flush_tx();
@@ -246,7 +258,10 @@ impl Vsock {
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Result<&mut Conn, VsockError> {
-        self.conns.get_mut(id).and_then(Option::as_mut).ok_or(VsockError::NoSuchConn { conn: id })
+        self.conns
+            .get_mut(id)
+            .and_then(Option::as_mut)
+            .ok_or(VsockError::NoSuchConn { conn: id })
     }
 
     /// Sends as much of `data` as the peer's credit and the tx queue allow now,
@@ -276,7 +291,10 @@ impl Vsock {
             let hdr = Box::new(header(cid, c, op::RW, 0, n as u32).to_bytes());
             c.fwd_cnt_sent = c.fwd_cnt;
             c.tx_cnt = c.tx_cnt.wrapping_add(n as u32);
-            pkts.push(TxPacket { hdr, data: Some(data.split_to(n)) });
+            pkts.push(TxPacket {
+                hdr,
+                data: Some(data.split_to(n)),
+            });
             sent += n;
         }
         self.tx_backlog.extend(pkts);
@@ -338,11 +356,18 @@ impl Vsock {
 
     /// Hands up to `max` received bytes to `f`, chunk by chunk in order, and
     /// consumes them. Returns how many.
-    pub fn recv_with(&mut self, id: ConnId, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, VsockError> {
+    pub fn recv_with(
+        &mut self,
+        id: ConnId,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, VsockError> {
         let c = self.conn_mut(id)?;
         let mut n = 0;
         while n < max {
-            let Some(chunk) = c.pop_rx(max - n) else { break };
+            let Some(chunk) = c.pop_rx(max - n) else {
+                break;
+            };
             f(chunk.as_slice());
             n += chunk.len();
         }
@@ -370,7 +395,8 @@ impl Vsock {
     /// The peer will send nothing more and everything it sent was read (or the
     /// connection does not exist).
     pub fn at_eof(&self, id: ConnId) -> bool {
-        self.conn(id).is_none_or(|c| c.rx_len == 0 && c.peer_done_sending())
+        self.conn(id)
+            .is_none_or(|c| c.rx_len == 0 && c.peer_done_sending())
     }
 
     /// The connection is reset or the peer will accept nothing more.
@@ -438,7 +464,13 @@ impl Vsock {
         let mut reposted = false;
         while let Some((head, len)) = self.rxq.pop_used() {
             progress = true;
-            let Some(mut buf) = self.rx_bufs.get_mut(usize::from(head)).and_then(Option::take) else { continue };
+            let Some(mut buf) = self
+                .rx_bufs
+                .get_mut(usize::from(head))
+                .and_then(Option::take)
+            else {
+                continue;
+            };
             let len = (len as usize).min(buf.capacity());
             // SAFETY: the device wrote `len` bytes (its used length, clamped to the
             // buffer's capacity) at the start of the buffer before returning it.
@@ -459,8 +491,16 @@ impl Vsock {
         let mut events = false;
         while let Some((head, len)) = self.evq.pop_used() {
             progress = true;
-            let Some(buf) = self.ev_bufs.get_mut(usize::from(head)).and_then(Option::take) else { continue };
-            if len >= 4 && u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) == EVENT_TRANSPORT_RESET {
+            let Some(buf) = self
+                .ev_bufs
+                .get_mut(usize::from(head))
+                .and_then(Option::take)
+            else {
+                continue;
+            };
+            if len >= 4
+                && u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) == EVENT_TRANSPORT_RESET
+            {
                 self.transport_reset();
             }
             self.post_event(buf);
@@ -494,7 +534,9 @@ impl Vsock {
             return;
         }
         let found = self.conns.iter().position(|c| {
-            c.as_ref().is_some_and(|c| c.local_port == h.dst_port && c.peer_port == h.src_port && c.peer_cid == h.src_cid)
+            c.as_ref().is_some_and(|c| {
+                c.local_port == h.dst_port && c.peer_port == h.src_port && c.peer_cid == h.src_cid
+            })
         });
         let Some(id) = found else {
             if h.op == op::REQUEST && self.listeners.contains(&h.dst_port) {
@@ -508,7 +550,9 @@ impl Vsock {
             }
             return;
         };
-        let Some(c) = self.conns[id].as_mut() else { return };
+        let Some(c) = self.conns[id].as_mut() else {
+            return;
+        };
         c.update_peer_credit(h);
         match h.op {
             op::RESPONSE if c.state == State::Connecting => c.state = State::Established,
@@ -568,12 +612,17 @@ impl Vsock {
             buf_alloc: 0,
             fwd_cnt: 0,
         };
-        self.tx_backlog.push_back(TxPacket { hdr: Box::new(r.to_bytes()), data: None });
+        self.tx_backlog.push_back(TxPacket {
+            hdr: Box::new(r.to_bytes()),
+            data: None,
+        });
     }
 
     fn queue_ctrl(&mut self, id: ConnId, op: u16, flags: u32) {
         let cid = self.cid;
-        let Some(c) = self.conns.get_mut(id).and_then(Option::as_mut) else { return };
+        let Some(c) = self.conns.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
         let hdr = Box::new(header(cid, c, op, flags, 0).to_bytes());
         c.fwd_cnt_sent = c.fwd_cnt;
         self.tx_backlog.push_back(TxPacket { hdr, data: None });
@@ -589,7 +638,9 @@ impl Vsock {
                 None => self.txq.push(&[hdr]),
             };
             let Some(head) = pushed else { break };
-            let Some(p) = self.tx_backlog.pop_front() else { break };
+            let Some(p) = self.tx_backlog.pop_front() else {
+                break;
+            };
             self.stats.tx_packets += 1;
             self.stats.tx_bytes += p.data.as_ref().map_or(0, |d| d.len() as u64);
             if let Some(slot) = self.tx_bufs.get_mut(usize::from(head)) {
