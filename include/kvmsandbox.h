@@ -48,7 +48,8 @@ typedef enum kvmsb_status {
   KVMSB_STATUS_NOT_FOUND = 11,
   // The agent reports: permission denied (e.g. writing a read-only disk).
   KVMSB_STATUS_PERMISSION_DENIED = 12,
-  // This sandbox kind does not offer the operation (e.g. exec on the micro guest).
+  // This sandbox kind does not offer the operation (e.g. exec on the micro guest),
+  // or this host cannot run the guest (Linux user space on a PVM host).
   KVMSB_STATUS_UNSUPPORTED = 13,
   // An I/O error (in the guest, or of a host resource).
   KVMSB_STATUS_IO = 14,
@@ -103,8 +104,9 @@ typedef struct kvmsb_config kvmsb_config;
 // `kvmsb_exec_result_free`. Immutable: any thread may read it.
 typedef struct kvmsb_exec_result kvmsb_exec_result;
 
-// An opaque running sandbox. Create with `kvmsb_sandbox_start` or
-// `kvmsb_sandbox_attach_host_agent`, free with `kvmsb_sandbox_free`.
+// An opaque running sandbox. Create with `kvmsb_sandbox_start`,
+// `kvmsb_sandbox_attach_vsock` or `kvmsb_sandbox_attach_host_agent`, free with
+// `kvmsb_sandbox_free`.
 //
 // Thread-safety: every function taking a `const kvmsb_sandbox*` may be called
 // from several threads at once on the same sandbox (operations run on
@@ -375,6 +377,20 @@ enum kvmsb_status kvmsb_sandbox_start(const struct kvmsb_config *config,
 enum kvmsb_status kvmsb_sandbox_attach_host_agent(const char *path,
                                                   uint64_t timeout_ms,
                                                   struct kvmsb_sandbox **sandbox_out);
+
+// Drives the Linux agent of a VM run by another VMM (Firecracker,
+// cloud-hypervisor, QEMU with `kvmsandbox-vhost-vsock`) through that VMM's
+// Firecracker-style hybrid vsock socket `path` (`CONNECT 1024`). `timeout_ms`
+// bounds the wait for the agent's hello and each later wait for it (0 = 10 s).
+// The VM stays the other VMM's: `kvmsb_sandbox_kill` and `kvmsb_sandbox_free`
+// only close this library's connections.
+//
+// Errors: KVMSB_STATUS_AGENT if nothing answers at `path` in time.
+// Ownership: `path` is copied; the caller owns `*sandbox_out` (free with
+// `kvmsb_sandbox_free`). Thread-safety: any thread.
+enum kvmsb_status kvmsb_sandbox_attach_vsock(const char *path,
+                                             uint64_t timeout_ms,
+                                             struct kvmsb_sandbox **sandbox_out);
 
 // Frees a sandbox: stops its VM if still running, joins its threads, closes its
 // sockets (and removes a private vsock socket). NULL is allowed.

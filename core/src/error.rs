@@ -135,6 +135,21 @@ pub enum Error {
         /// What the guest printed last.
         last_lines: Vec<String>,
     },
+    /// A Linux guest's init was killed by a signal on a PVM host: PVM runs the
+    /// kernel but not Linux user space unless the guest kernel is PVM-enabled.
+    #[error(
+        "Linux user space cannot run on this PVM host (kvm_pvm) without a PVM-enabled guest kernel: \
+         init was killed by signal {signal} ({panic}). Use the micro guest (VmConfig::micro(), \
+         Sandbox::micro()) on PVM hosts, or run Linux sandboxes on a hardware-KVM host"
+    )]
+    LinuxUserSpaceOnPvm {
+        /// The signal that killed init.
+        signal: i32,
+        /// The kernel's panic line.
+        panic: String,
+        /// What the guest printed last.
+        last_lines: Vec<String>,
+    },
     /// The guest crashed the vCPU (triple fault, emulation failure, failed entry).
     #[error("guest crashed: {reason}")]
     GuestCrashed {

@@ -303,6 +303,7 @@ leaf_table! {
         Stopped { .. } => ErrorKind::Stopped,
         RuntimeDir(_) => ErrorKind::Io,
         Unsupported { .. } => ErrorKind::Unsupported,
+        LinuxUserSpaceOnPvm { .. } => ErrorKind::Unsupported,
         Timeout { .. } => ErrorKind::Timeout,
         DeviceLoop { .. } => ErrorKind::GuestCrashed,
         Connect { .. } => ErrorKind::Connection,

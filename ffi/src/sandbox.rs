@@ -13,8 +13,9 @@ use std::os::raw::{c_char, c_int};
 use std::os::unix::io::IntoRawFd;
 use std::time::Duration;
 
-/// An opaque running sandbox. Create with `kvmsb_sandbox_start` or
-/// `kvmsb_sandbox_attach_host_agent`, free with `kvmsb_sandbox_free`.
+/// An opaque running sandbox. Create with `kvmsb_sandbox_start`,
+/// `kvmsb_sandbox_attach_vsock` or `kvmsb_sandbox_attach_host_agent`, free with
+/// `kvmsb_sandbox_free`.
 ///
 /// Thread-safety: every function taking a `const kvmsb_sandbox*` may be called
 /// from several threads at once on the same sandbox (operations run on
@@ -103,6 +104,34 @@ pub extern "C" fn kvmsb_sandbox_attach_host_agent(
         out(sandbox_out, "sandbox_out")?;
         let t = args::opt_millis(timeout_ms).unwrap_or(Duration::from_secs(10));
         let sb = Sandbox::attach_host_agent(p, t)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(sandbox_out, boxed(sb)) };
+        Ok(())
+    })
+}
+
+/// Drives the Linux agent of a VM run by another VMM (Firecracker,
+/// cloud-hypervisor, QEMU with `kvmsandbox-vhost-vsock`) through that VMM's
+/// Firecracker-style hybrid vsock socket `path` (`CONNECT 1024`). `timeout_ms`
+/// bounds the wait for the agent's hello and each later wait for it (0 = 10 s).
+/// The VM stays the other VMM's: `kvmsb_sandbox_kill` and `kvmsb_sandbox_free`
+/// only close this library's connections.
+///
+/// Errors: KVMSB_STATUS_AGENT if nothing answers at `path` in time.
+/// Ownership: `path` is copied; the caller owns `*sandbox_out` (free with
+/// `kvmsb_sandbox_free`). Thread-safety: any thread.
+#[no_mangle]
+pub extern "C" fn kvmsb_sandbox_attach_vsock(
+    path: *const c_char,
+    timeout_ms: u64,
+    sandbox_out: *mut *mut kvmsb_sandbox,
+) -> kvmsb_status {
+    ffi_status(|| {
+        // SAFETY: `path` is NULL (checked) or a NUL-terminated string.
+        let p = unsafe { path_arg(path, "path") }?;
+        out(sandbox_out, "sandbox_out")?;
+        let t = args::opt_millis(timeout_ms).unwrap_or(Duration::from_secs(10));
+        let sb = Sandbox::attach_vsock(p, t)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(sandbox_out, boxed(sb)) };
         Ok(())
@@ -286,6 +315,12 @@ mod tests {
         let st = kvmsb_sandbox_attach_host_agent(c"/nonexistent/agent.sock".as_ptr(), 100, &mut sb);
         assert_eq!(st, kvmsb_status::Agent, "{}", last_error());
         assert!(sb.is_null());
+        let st = kvmsb_sandbox_attach_vsock(c"/nonexistent/vsock.sock".as_ptr(), 100, &mut sb);
+        assert_eq!(st, kvmsb_status::Agent, "{}", last_error());
+        assert!(sb.is_null());
+        let st = kvmsb_sandbox_attach_vsock(std::ptr::null(), 100, &mut sb);
+        assert_eq!(st, kvmsb_status::NullArgument);
+        assert!(last_error().contains("`path`"), "{}", last_error());
         kvmsb_sandbox_free(std::ptr::null_mut());
     }
 }

@@ -39,7 +39,8 @@ pub enum kvmsb_status {
     NotFound = 11,
     /// The agent reports: permission denied (e.g. writing a read-only disk).
     PermissionDenied = 12,
-    /// This sandbox kind does not offer the operation (e.g. exec on the micro guest).
+    /// This sandbox kind does not offer the operation (e.g. exec on the micro guest),
+    /// or this host cannot run the guest (Linux user space on a PVM host).
     Unsupported = 13,
     /// An I/O error (in the guest, or of a host resource).
     Io = 14,
@@ -260,6 +261,13 @@ mod tests {
             }),
             kvmsb_status::Unsupported
         );
+        let pvm = Failure::from(Error::LinuxUserSpaceOnPvm {
+            signal: 11,
+            panic: "Attempted to kill init! exitcode=0x0000000b".into(),
+            last_lines: Vec::new(),
+        });
+        assert_eq!(pvm.status, kvmsb_status::Unsupported);
+        assert!(pvm.message.contains("micro guest"), "{}", pvm.message);
         assert_eq!(
             status_of(&Error::Timeout {
                 op: "run_wasm",

@@ -1,12 +1,19 @@
 //! The Linux guest end to end: our kernel with the agent as PID 1 on an ext4 root
-//! disk, under QEMU TCG, talking through OUR virtio-vsock device (served over
-//! vhost-user by kvmsandbox-vhost-vsock) to the real Linux virtio-vsock driver.
+//! disk, talking through OUR virtio-vsock device to the real Linux virtio-vsock
+//! driver, under two VMMs with one set of cases (`run_cases`, taking a `&Sandbox`):
 //!
-//! One boot serves every case (a TCG boot costs seconds, and `make test` has a
-//! time budget); each case runs on its own, failures are collected and reported
-//! together, and the last step shuts the guest down and checks the root disk with
-//! `e2fsck -fn`. Needs `make linux-guest` (kernel, initramfs), qemu-system-x86_64
-//! (`make qemu`), busybox-static and e2fsprogs: missing pieces fail the test.
+//! - QEMU TCG, our device served over vhost-user by kvmsandbox-vhost-vsock: on
+//!   every host (the only place Linux user space runs on a PVM host);
+//! - our own VMM (`Sandbox::start(VmConfig::linux(..))`): on hardware KVM. On a
+//!   PVM host that start must fail saying why (`Error::LinuxUserSpaceOnPvm`),
+//!   which the same test checks instead. Each test prints the backend it used.
+//!
+//! One boot per backend serves every case (a TCG boot costs seconds, and `make
+//! test` has a time budget); each case runs on its own, failures are collected and
+//! reported together, and the last step shuts the guest down and checks the root
+//! disk with `e2fsck -fn`. Needs `make linux-guest` (kernel, initramfs),
+//! qemu-system-x86_64 (`make qemu`), busybox-static and e2fsprogs: missing pieces
+//! fail the test.
 
 #[path = "linux_tcg/harness.rs"]
 mod harness;
@@ -18,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use harness::{BootOptions, Inputs, TcgVm};
 use kvmsandbox::agent::{AgentError, ErrorCode, ExecEvent, ExecRequest, Stream};
-use kvmsandbox::{Error, Sandbox};
+use kvmsandbox::{Error, HostKind, Sandbox, VmConfig};
 
 const PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
 const MIB: usize = 1 << 20;
@@ -336,8 +343,8 @@ fn exec_round_trip(sb: &Sandbox) -> Duration {
 struct TempDir(std::path::PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
-        let d = std::env::temp_dir().join(format!("kvmsb-tcg-disk-{}", std::process::id()));
+    fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("kvmsb-{tag}-disk-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         TempDir(d)
     }
@@ -349,26 +356,21 @@ impl Drop for TempDir {
     }
 }
 
-#[test]
-fn linux_guest_end_to_end_under_qemu_tcg() {
-    let inputs = Inputs::from_env();
-    let dir = TempDir::new();
-    let disk = dir.0.join("root.ext4");
-    harness::busybox_ext4(&disk, 256);
-    let mut vm = TcgVm::boot(
-        &inputs,
-        &BootOptions {
-            disks: vec![disk.clone()],
-            append: "kvmsandbox.root=/dev/vda".into(),
-        },
-    );
-    let sb = vm.sandbox();
-    let mut failures = Vec::new();
-    let mut figures = vec![format!("boot to agent ready: {:.2?}", vm.boot_time())];
+/// What the cases found: failures and measured figures.
+#[derive(Default)]
+struct Report {
+    failures: Vec<String>,
+    figures: Vec<String>,
+}
+
+/// Every case against `sb`, whichever VMM runs the guest; each case runs on its
+/// own and a failing one does not stop the rest.
+fn run_cases(sb: &Sandbox) -> Report {
+    let mut r = Report::default();
     macro_rules! case {
         ($f:ident) => {{
             let t = Instant::now();
-            match catch_unwind(AssertUnwindSafe(|| $f(&sb))) {
+            match catch_unwind(AssertUnwindSafe(|| $f(sb))) {
                 Ok(v) => {
                     eprintln!("ok   {} ({:.2?})", stringify!($f), t.elapsed());
                     Some(v)
@@ -380,7 +382,7 @@ fn linux_guest_end_to_end_under_qemu_tcg() {
                         .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_default();
                     eprintln!("FAIL {}: {msg}", stringify!($f));
-                    failures.push(format!("{}: {msg}", stringify!($f)));
+                    r.failures.push(format!("{}: {msg}", stringify!($f)));
                     None
                 }
             }
@@ -400,41 +402,40 @@ fn linux_guest_end_to_end_under_qemu_tcg() {
     case!(eight_concurrent_commands);
     case!(files_small_and_missing);
     if let Some(rt) = case!(exec_round_trip) {
-        figures.push(format!("exec round trip (`true`): {rt:.2?}"));
+        r.figures
+            .push(format!("exec round trip (`true`): {rt:.2?}"));
     }
     if let Some(t) = case!(twenty_mib_of_stdout) {
-        figures.push(format!(
+        r.figures.push(format!(
             "20 MiB stdout: {t:.2?} ({:.1} MiB/s)",
             20.0 / t.as_secs_f64()
         ));
     }
-    if let Some((w, r)) = case!(sixty_four_mib_file) {
-        figures.push(format!(
-            "64 MiB file write: {w:.2?} ({:.1} MiB/s), read: {r:.2?} ({:.1} MiB/s)",
+    if let Some((w, rd)) = case!(sixty_four_mib_file) {
+        r.figures.push(format!(
+            "64 MiB file write: {w:.2?} ({:.1} MiB/s), read: {rd:.2?} ({:.1} MiB/s)",
             64.0 / w.as_secs_f64(),
-            64.0 / r.as_secs_f64()
+            64.0 / rd.as_secs_f64()
         ));
     }
+    r
+}
 
-    // Last: a file written and flushed on the root disk survives a shutdown,
-    // and the filesystem is clean afterwards.
-    let marker = b"written by the guest\n";
-    sb.write_file("/data/marker", &marker[..], 0o644).unwrap();
+const MARKER: &[u8] = b"written by the guest\n";
+
+/// Writes the marker file on the root disk and flushes it; the caller then shuts
+/// the guest down its backend's way.
+fn write_marker(sb: &Sandbox) {
+    sb.write_file("/data/marker", MARKER, 0o644).unwrap();
     let out = sb.exec(&sh("sync")).unwrap();
     assert!(out.status.success());
-    sb.shutdown().unwrap();
-    // The agent restarts the guest ("reboot: Restarting system"), which QEMU
-    // (-no-reboot) turns into an exit; linux_pid1.rs checks that part.
-    assert!(
-        vm.wait_console("reboot: ", Duration::from_secs(60)),
-        "the guest did not power down\n{}",
-        vm.diagnostics()
-    );
-    drop(sb);
-    vm.stop();
+}
+
+/// After shutdown: the root disk is clean and holds the marker file.
+fn check_disk(disk: &std::path::Path) {
     let fsck = Command::new("e2fsck")
         .arg("-fn")
-        .arg(&disk)
+        .arg(disk)
         .output()
         .expect("run e2fsck");
     assert!(
@@ -446,22 +447,117 @@ fn linux_guest_end_to_end_under_qemu_tcg() {
     let cat = Command::new("debugfs")
         .arg("-R")
         .arg("cat /data/marker")
-        .arg(&disk)
+        .arg(disk)
         .output()
         .expect("run debugfs");
     assert_eq!(
         cat.stdout,
-        marker,
+        MARKER,
         "{}",
         String::from_utf8_lossy(&cat.stderr)
     );
-    drop(vm);
+}
 
-    eprintln!("QEMU TCG figures (not KVM):\n  {}", figures.join("\n  "));
+fn finish(backend: &str, report: Report) {
+    eprintln!("{backend} figures:\n  {}", report.figures.join("\n  "));
     assert!(
-        failures.is_empty(),
-        "{} case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
+        report.failures.is_empty(),
+        "{backend}: {} case(s) failed:\n{}",
+        report.failures.len(),
+        report.failures.join("\n")
     );
+}
+
+#[test]
+fn linux_guest_end_to_end_under_qemu_tcg() {
+    eprintln!(
+        "backend: QEMU TCG with kvmsandbox-vhost-vsock (host: {})",
+        HostKind::detect()
+    );
+    let inputs = Inputs::from_env();
+    let dir = TempDir::new("tcg");
+    let disk = dir.0.join("root.ext4");
+    harness::busybox_ext4(&disk, 256);
+    let mut vm = TcgVm::boot(
+        &inputs,
+        &BootOptions {
+            disks: vec![disk.clone()],
+            append: "kvmsandbox.root=/dev/vda".into(),
+        },
+    );
+    let sb = vm.sandbox();
+    let mut report = run_cases(&sb);
+    report
+        .figures
+        .insert(0, format!("boot to agent ready: {:.2?}", vm.boot_time()));
+
+    // Last: a file written and flushed on the root disk survives a shutdown,
+    // and the filesystem is clean afterwards.
+    write_marker(&sb);
+    sb.shutdown().unwrap();
+    // The agent restarts the guest ("reboot: Restarting system"), which QEMU
+    // (-no-reboot) turns into an exit; linux_pid1.rs checks that part.
+    assert!(
+        vm.wait_console("reboot: ", Duration::from_secs(60)),
+        "the guest did not power down\n{}",
+        vm.diagnostics()
+    );
+    drop(sb);
+    vm.stop();
+    check_disk(&disk);
+    drop(vm);
+    finish("QEMU TCG (not KVM)", report);
+}
+
+/// Under our own VMM on hardware KVM; on a PVM host, where Linux user space
+/// cannot run, the start must fail with the error that says so.
+#[test]
+fn linux_guest_end_to_end_under_our_vmm() {
+    let host = HostKind::detect();
+    let inputs = Inputs::from_env();
+    let cfg = VmConfig::linux(&inputs.vmlinux)
+        .initrd(&inputs.initrd)
+        .memory_mib(512)
+        // PVM emulates the boot: ~30 s idle, 275 s seen on a machine loaded 5x over.
+        .start_timeout(Duration::from_secs(900));
+    if host.is_pvm() {
+        eprintln!("backend: our VMM on {host}: Linux user space cannot run here, checking the start error (the cases ran under QEMU TCG)");
+        let t = Instant::now();
+        let err = Sandbox::start(cfg)
+            .err()
+            .expect("a Linux guest started on a PVM host");
+        eprintln!("failed after {:.1?}: {err}", t.elapsed());
+        match &err {
+            Error::LinuxUserSpaceOnPvm { signal, .. } => {
+                assert_eq!(*signal, libc::SIGSEGV, "{err}")
+            }
+            other => panic!("expected Error::LinuxUserSpaceOnPvm, got {other:?}"),
+        }
+        let msg = err.to_string();
+        for needle in [
+            "PVM-enabled guest kernel",
+            "micro guest",
+            "killed by signal 11",
+        ] {
+            assert!(msg.contains(needle), "message lacks {needle:?}: {msg}");
+        }
+        return;
+    }
+    eprintln!("backend: our VMM on {host}");
+    let dir = TempDir::new("vmm");
+    let disk = dir.0.join("root.ext4");
+    harness::busybox_ext4(&disk, 256);
+    let t = Instant::now();
+    let sb = Sandbox::start(cfg.disk(&disk, false).cmdline("kvmsandbox.root=/dev/vda"))
+        .unwrap_or_else(|e| panic!("our VMM did not start the Linux guest: {e}"));
+    let mut report = run_cases(&sb);
+    report
+        .figures
+        .insert(0, format!("start to agent ready: {:.2?}", t.elapsed()));
+    write_marker(&sb);
+    // The agent's shutdown resets the VM, which ends it under our VMM.
+    sb.shutdown().unwrap();
+    drop(sb);
+    check_disk(&disk);
+    finish("our VMM (KVM)", report);
 }

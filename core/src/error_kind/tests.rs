@@ -117,6 +117,11 @@ fn examples() -> Vec<Error> {
             op: "exec",
             guest: "micro guest",
         },
+        Error::LinuxUserSpaceOnPvm {
+            signal: 11,
+            panic: "Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b".into(),
+            last_lines: Vec::new(),
+        },
         Error::Timeout {
             op: "run_wasm",
             after: Duration::from_secs(1),

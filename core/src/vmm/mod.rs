@@ -11,6 +11,7 @@ pub mod kick;
 pub mod kvm;
 pub mod layout;
 pub mod memory;
+pub mod pvm_linux;
 pub mod reaper;
 pub mod regs;
 pub mod run_state;

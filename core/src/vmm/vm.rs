@@ -477,9 +477,16 @@ impl Vm {
                 let message = panic_line
                     .map(|l| l.trim_start_matches("PANIC: ").to_string())
                     .unwrap_or_else(|| describe(&r));
-                Error::GuestPanic {
-                    message,
-                    last_lines,
+                match super::pvm_linux::init_killed_by_signal(&message, &last_lines) {
+                    Some(signal) if self.host.is_pvm() => Error::LinuxUserSpaceOnPvm {
+                        signal,
+                        panic: message,
+                        last_lines,
+                    },
+                    _ => Error::GuestPanic {
+                        message,
+                        last_lines,
+                    },
                 }
             }
             StopReason::TripleFault { .. }

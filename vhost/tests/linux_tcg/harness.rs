@@ -48,8 +48,26 @@ impl Inputs {
         Inputs {
             vmlinux,
             initrd,
-            backend: PathBuf::from(env!("CARGO_BIN_EXE_kvmsandbox-vhost-vsock")),
+            backend: backend_binary(),
         }
+    }
+}
+
+/// The backend binary: cargo names it to integration tests; the launcher
+/// (`kvmsandbox-linux-tcg`) finds it next to itself in the same target directory.
+fn backend_binary() -> PathBuf {
+    const NAME: &str = "kvmsandbox-vhost-vsock";
+    match option_env!("CARGO_BIN_EXE_kvmsandbox-vhost-vsock") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join(NAME)))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{NAME} not found next to this program: cargo build -p kvmsandbox-vhost-vsock"
+                )
+            }),
     }
 }
 
