@@ -683,3 +683,65 @@ fn new_rejects_bad_paths_and_cids_and_drop_removes_socket() {
 
 #[path = "bad_chain_tests.rs"]
 mod bad_chains;
+
+/// A closed connection keeps its old fd number as a key until the guest has seen
+/// its SHUTDOWN and RST. A new host that gets the same fd number meanwhile must
+/// stay watched: before the fix, delivering the old connection's SHUTDOWN or RST
+/// removed the new host's epoll registration, and its CONNECT line was never read
+/// (the host waited the full connect timeout, then was dropped).
+#[test]
+fn a_reused_fd_number_is_not_unwatched_by_the_dead_connection() {
+    let mut g = Guest::new();
+    let mut reused = 0;
+    for round in 0..10u32 {
+        let guest_port = 2000 + round;
+        let (host, local) = g.host_connect(guest_port);
+        let before: Vec<RawFd> = g
+            .dev
+            .muxer()
+            .watched_fds()
+            .iter()
+            .map(|(f, _)| *f)
+            .collect();
+        drop(host);
+        // The device sees the close (its stream goes, a SHUTDOWN is pending) ...
+        g.pump();
+        // ... a new host connects at once and is accepted, maybe on the same fd ...
+        let mut next = UnixStream::connect(&g.path).unwrap();
+        next.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        g.pump();
+        let after: Vec<RawFd> = g
+            .dev
+            .muxer()
+            .watched_fds()
+            .iter()
+            .map(|(f, _)| *f)
+            .collect();
+        if after.iter().any(|f| !before.contains(f)) {
+            // A fresh number: nothing to show this round.
+        } else {
+            reused += 1;
+        }
+        // ... then the guest takes the old connection's SHUTDOWN and answers RST.
+        assert_eq!(g.expect_pkt().op, Op::Shutdown);
+        g.send(hdr(Op::Rst, guest_port, local, 0), &[]);
+        g.pump();
+        // The new host must still be heard.
+        next.write_all(format!("CONNECT {guest_port}\n").as_bytes())
+            .unwrap();
+        let req = g.expect_pkt();
+        assert_eq!(
+            req.op,
+            Op::Request,
+            "round {round}: the new host was not heard"
+        );
+        g.send(hdr(Op::Rst, guest_port, req.hdr.src_port, 0), &[]);
+        g.pump();
+        drop(next);
+        g.pump();
+    }
+    assert!(
+        reused > 0,
+        "the fd number was never reused: the test showed nothing"
+    );
+}

@@ -207,11 +207,12 @@ impl Muxer {
         );
         if has_stream {
             self.set_interest(fd, interest);
-        } else {
+        } else if self.conn_by_fd.get(&fd) == Some(&key) {
+            // The first sync since the stream closed: forget the fd. Later syncs of
+            // this dead connection (its SHUTDOWN or RST still to reach the guest)
+            // must not touch the number: a new host may have it by now.
             self.set_interest(fd, 0);
-            if self.conn_by_fd.get(&fd) == Some(&key) {
-                self.conn_by_fd.remove(&fd);
-            }
+            self.conn_by_fd.remove(&fd);
         }
         if pending && self.in_rxq.insert(key) {
             self.rxq.push_back(RxItem::Conn(key));
