@@ -382,3 +382,37 @@ fn streams_opened_by_others_see_eof_when_the_vm_stops() {
         "outside streams ended after {took:?}"
     );
 }
+
+#[test]
+fn connect_close_cycles_never_stall() {
+    use std::io::Write;
+    // A closed connection's fd number is reused by the next connect at once; the
+    // device once lost track of such a host ~2-5% of the time (a 10 s stall, then
+    // a reset). Each cycle must be quick: to the echo port with a round trip, and
+    // to the agent's port, reading its hello and hanging up at once.
+    let sb = Sandbox::micro().unwrap();
+    for i in 0..300u32 {
+        let t0 = Instant::now();
+        if i % 2 == 0 {
+            let mut s = sb
+                .connect(ECHO_PORT)
+                .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(&i.to_le_bytes()).unwrap();
+            let mut back = [0u8; 4];
+            s.read_exact(&mut back)
+                .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+            assert_eq!(back, i.to_le_bytes());
+        } else {
+            let mut s = sb
+                .connect(kvmsandbox::sandbox::DEFAULT_AGENT_PORT)
+                .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut hello = [0u8; 8];
+            s.read_exact(&mut hello)
+                .unwrap_or_else(|e| panic!("cycle {i}: no hello: {e}"));
+        }
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(3), "cycle {i} took {took:?}");
+    }
+}
