@@ -184,6 +184,10 @@ fn main() -> ExitCode {
     let mut stale: Vec<&String> = Vec::new();
     if let Some(filter) = &options.filter {
         tests.retain(|test| test.id.contains(filter.as_str()));
+        if tests.is_empty() {
+            eprintln!("wasi_conformance: no test id contains {filter:?}");
+            return ExitCode::from(2);
+        }
     } else {
         stale = listed
             .keys()
