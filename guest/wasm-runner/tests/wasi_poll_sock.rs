@@ -4,7 +4,7 @@
 mod common;
 
 use common::{run_bytes, Inputs};
-use kvmsandbox_wasm_runner::Outcome;
+use kvmsandbox_wasm_runner::{run_with_stats, Outcome, RunRequest, Stream};
 
 /// Calls each sock_* function and poll_oneoff, then writes the nine i32
 /// results to stdout: four sock errnos on stdio, sock_shutdown and sock_send
@@ -64,4 +64,61 @@ fn sock_errnos_and_stdout_readiness_through_the_linker() {
             0x77 + (2 << 16)
         ]
     );
+}
+
+/// Sleeps `$ns` nanoseconds in one poll_oneoff on a relative monotonic timer
+/// and exits with the number of events (1) or 9 if the call failed.
+fn sleeper(ns: u64) -> Vec<u8> {
+    let text = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const {ns}))
+    (if (i32.ne (call $poll (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 512)) (i32.const 0))
+      (then (call $exit (i32.const 9))))
+    (call $exit (i32.load (i32.const 512)))))"#
+    );
+    wat::parse_str(text).expect("the test module is valid WAT")
+}
+
+/// Runs `module` with `fuel` on a clock that advances 1 µs per reading.
+fn run_with_ticking_clock(module: &[u8], fuel: u64) -> (Outcome, Option<u64>) {
+    let ticks = std::cell::Cell::new(0u64);
+    let clock = || {
+        ticks.set(ticks.get() + 1_000);
+        ticks.get()
+    };
+    let req = RunRequest {
+        module,
+        args: &[b"prog"],
+        env: &[],
+        stdin: b"",
+        fuel: Some(fuel),
+        max_memory_bytes: None,
+        random_seed: [0; 32],
+        clock: &clock,
+        clock_resolution_ns: Some(1_000),
+    };
+    let mut sink = |_: Stream, _: &[u8]| {};
+    let (outcome, stats) = run_with_stats(&req, &mut sink).expect("the module runs");
+    (outcome, stats.fuel_consumed)
+}
+
+/// A sleep through the real linker waits for its timer and is charged to
+/// the run's fuel; one the fuel cannot pay for ends the run at once.
+#[test]
+fn poll_oneoff_sleep_is_paid_in_fuel() {
+    let (outcome, used) = run_with_ticking_clock(&sleeper(5_000_000), 1_000_000);
+    assert_eq!(outcome, Outcome::Exited(1));
+    let used = used.expect("a metered run reports its fuel");
+    assert!(
+        (5_000..20_000).contains(&used),
+        "{used} fuel for a 5 ms sleep"
+    );
+    let (outcome, _) = run_with_ticking_clock(&sleeper(3_600_000_000_000), 1_000_000);
+    assert_eq!(outcome, Outcome::OutOfFuel);
 }
