@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KVMSANDBOX_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kvmsandbox
 
-.PHONY: all deps qemu kernel linux-tcg build run test lint test-rust test-c test-python install-lib bench bench-compare fuzz-smoke fuzz-long linux-guest run-linux clean
+.PHONY: all deps qemu kernel linux-tcg build run test lint test-rust test-c test-python install-lib bench bench-compare fuzz-smoke fuzz-long linux-guest run-linux wasi-conformance clean
 
 all: build
 
@@ -97,6 +97,14 @@ bench: deps
 bench-compare: deps qemu kernel
 	$(CARGO) build --release -p kvmsandbox-benches --bins
 	KVMSANDBOX_KERNEL_DIR=$$(cat build/kernel-dir) $${CARGO_TARGET_DIR:-target}/release/bench-compare
+
+# The WASI preview 1 conformance suite (WebAssembly/wasi-testsuite's prebuilt
+# tests) against the micro guest, held to tests/wasi-conformance/expected-failures.txt
+# (docs/wasi.md). Debug host build: the guest is always optimised, the host only waits.
+WASI_TESTSUITE ?= ../shared/wasi-testsuite
+wasi-conformance: deps
+	@test -d "$(WASI_TESTSUITE)" || { echo "wasi-conformance: no WASI test suite at '$(WASI_TESTSUITE)'; set WASI_TESTSUITE=DIR (a copy of wasi-testsuite's prebuilt tests)" >&2; exit 1; }
+	$(CARGO) run -p kvmsandbox --example wasi_conformance -- "$(WASI_TESTSUITE)"
 
 PREFIX ?= /usr/local
 install-lib:

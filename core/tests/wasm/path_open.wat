@@ -1,12 +1,13 @@
 ;; Imports path_open, which the runner does not implement: the call must
 ;; return ENOSYS (52) and the module must carry on. Prints "ENOSYS\n" and exits
-;; 0, or exits 50 if another value came back. Also imports poll_oneoff with a
-;; different signature to check stubs match each import's own type.
+;; 0, or exits 50 if another value came back. Also imports fd_readdir (also
+;; unimplemented) with a different signature to check stubs match each
+;; import's own type.
 (module
   (import "wasi_snapshot_preview1" "path_open"
     (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "poll_oneoff"
-    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir"
+    (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
   (memory (export "memory") 1)
@@ -17,7 +18,7 @@
                            (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 200))
           (i32.const 52))
       (then (call $proc_exit (i32.const 50))))
-    (if (i32.ne (call $poll_oneoff (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const 52))
+    (if (i32.ne (call $fd_readdir (i32.const 3) (i32.const 0) (i32.const 0) (i64.const 0) (i32.const 0)) (i32.const 52))
       (then (call $proc_exit (i32.const 51))))
     (i32.store (i32.const 0) (i32.const 16))
     (i32.store (i32.const 4) (i32.const 7))

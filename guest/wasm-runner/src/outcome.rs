@@ -22,6 +22,7 @@ pub fn from_execution(error: &wasmi::Error, refused: Option<Refusal>) -> Outcome
     match error.downcast_ref::<Stop>() {
         Some(Stop::OutOfFuel) => return Outcome::OutOfFuel,
         Some(Stop::NoClock) => return Outcome::NoClock,
+        Some(Stop::Interrupted) => return Outcome::Interrupted,
         None => {}
     }
     if error.as_trap_code() == Some(TrapCode::OutOfFuel) {

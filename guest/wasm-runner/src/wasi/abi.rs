@@ -27,6 +27,8 @@ impl Errno {
     pub const IO: Errno = Errno(29);
     /// Function not supported by this runner.
     pub const NOSYS: Errno = Errno(52);
+    /// Not a socket (the `sock_*` calls on stdio).
+    pub const NOTSOCK: Errno = Errno(57);
     /// Not supported (e.g. a clock the guest does not have).
     pub const NOTSUP: Errno = Errno(58);
     /// Value too large for its data type.
@@ -127,6 +129,13 @@ pub fn read_u32(mem: &[u8], ptr: u32) -> Result<u32, AbiError> {
 pub fn write_u32(mem: &mut [u8], ptr: u32, value: u32) -> Result<(), AbiError> {
     slice_mut(mem, ptr, 4)?.copy_from_slice(&value.to_le_bytes());
     Ok(())
+}
+
+/// Reads a little-endian u64 at `ptr`.
+pub fn read_u64(mem: &[u8], ptr: u32) -> Result<u64, AbiError> {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(slice(mem, ptr, 8)?);
+    Ok(u64::from_le_bytes(bytes))
 }
 
 /// Writes a little-endian u64 at `ptr`.

@@ -26,6 +26,8 @@ pub enum Stop {
     OutOfFuel,
     /// The module read a clock and there is none that advances.
     NoClock,
+    /// The embedder said not to go on (while a `poll_oneoff` slept).
+    Interrupted,
 }
 
 impl core::fmt::Display for Stop {
@@ -33,6 +35,7 @@ impl core::fmt::Display for Stop {
         match self {
             Stop::OutOfFuel => write!(f, "a host function ran out of fuel"),
             Stop::NoClock => write!(f, "the module read a clock and the guest has none"),
+            Stop::Interrupted => write!(f, "the embedder stopped the run"),
         }
     }
 }

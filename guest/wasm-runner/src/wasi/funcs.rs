@@ -5,7 +5,8 @@
 //!
 //! Only stdio exists: fds 0 (stdin, read from the request), 1 and 2 (stdout
 //! and stderr, streamed to the output callback). There are no preopened
-//! directories, so libc's startup scan of `fd_prestat_get` stops at fd 3.
+//! directories, so libc's startup scan of `fd_prestat_get` stops at fd 3, and
+//! no sockets. `poll_oneoff` is in `poll.rs`.
 
 use super::abi::{self, AbiError, Errno};
 use super::ctx::{Stop, WasiCtx};
@@ -93,7 +94,7 @@ pub fn bytes_fuel(bytes: u64) -> u64 {
 }
 
 /// Whether `fd` is one of stdio and still open.
-fn is_open(ctx: &WasiCtx, fd: u32) -> bool {
+pub(crate) fn is_open(ctx: &WasiCtx, fd: u32) -> bool {
     fd <= 2 && !ctx.closed[fd as usize]
 }
 
@@ -263,6 +264,18 @@ pub fn clock_res_get(ctx: &WasiCtx, mem: &mut [u8], id: u32, resolution: u32) ->
     match ctx.clock_resolution_ns {
         Some(ns) => errno_of(abi::write_u64(mem, resolution, ns.max(1))),
         None => Errno::NOTSUP,
+    }
+}
+
+/// `sock_accept`, `sock_recv`, `sock_send`, `sock_shutdown`: there are no
+/// sockets, so an open descriptor (stdio) is `ENOTSOCK` and any other is
+/// `EBADF` (what POSIX `shutdown` and wasmtime answer). Checked before any
+/// argument: no pointer is read or written.
+pub fn sock_call(ctx: &WasiCtx, fd: u32) -> Errno {
+    if is_open(ctx, fd) {
+        Errno::NOTSOCK
+    } else {
+        Errno::BADF
     }
 }
 
@@ -533,6 +546,20 @@ mod tests {
         with_ctx(b"", |ctx| {
             assert_eq!(clock_res_get(ctx, &mut mem, 1, 56), Errno::SUCCESS);
             assert_eq!(clock_res_get(ctx, &mut mem, 1, 60), Errno::FAULT);
+        });
+    }
+
+    /// There are no sockets: an open descriptor is ENOTSOCK, a closed or
+    /// unknown one EBADF (the suite's sock_shutdown-not_sock/-invalid_fd).
+    #[test]
+    fn sock_calls_on_stdio_and_bad_fds() {
+        with_ctx(b"", |ctx| {
+            assert_eq!(sock_call(ctx, 0), Errno::NOTSOCK);
+            assert_eq!(sock_call(ctx, 1), Errno::NOTSOCK);
+            assert_eq!(sock_call(ctx, 3), Errno::BADF);
+            assert_eq!(sock_call(ctx, u32::MAX), Errno::BADF);
+            assert_eq!(fd_close(ctx, 2), Errno::SUCCESS);
+            assert_eq!(sock_call(ctx, 2), Errno::BADF);
         });
     }
 

@@ -16,6 +16,7 @@ use wasmi::{Caller, Error, Extern, ExternType, FuncType, Linker, Module, Val, Va
 use super::abi::Errno;
 use super::ctx::WasiCtx;
 use super::funcs;
+use super::poll;
 use crate::state::StoreData;
 
 /// The module name of WASI preview 1.
@@ -203,6 +204,39 @@ fn define<'a>(
             ok(with_mem(&mut c, |ctx, mem| {
                 funcs::random_get(ctx, mem, u(buf), u(len))
             }))
+        }),
+        "poll_oneoff" => linker.func_wrap(
+            m,
+            name,
+            |mut c: Ctx<'_, 'a>, subs: i32, events: i32, count: i32, out: i32| {
+                ok(with_mem(&mut c, |ctx, mem| {
+                    poll::poll_oneoff(ctx, mem, u(subs), u(events), u(count), u(out))
+                }))
+            },
+        ),
+        "sock_accept" => linker.func_wrap(
+            m,
+            name,
+            |mut c: Ctx<'_, 'a>, fd: i32, _fl: i32, _out: i32| {
+                ok(with_mem(&mut c, |ctx, _| funcs::sock_call(ctx, u(fd))))
+            },
+        ),
+        "sock_recv" => linker.func_wrap(
+            m,
+            name,
+            |mut c: Ctx<'_, 'a>, fd: i32, _iovs: i32, _len: i32, _fl: i32, _n: i32, _of: i32| {
+                ok(with_mem(&mut c, |ctx, _| funcs::sock_call(ctx, u(fd))))
+            },
+        ),
+        "sock_send" => linker.func_wrap(
+            m,
+            name,
+            |mut c: Ctx<'_, 'a>, fd: i32, _iovs: i32, _len: i32, _fl: i32, _n: i32| {
+                ok(with_mem(&mut c, |ctx, _| funcs::sock_call(ctx, u(fd))))
+            },
+        ),
+        "sock_shutdown" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32, _how: i32| {
+            ok(with_mem(&mut c, |ctx, _| funcs::sock_call(ctx, u(fd))))
         }),
         "sched_yield" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>| {
             ok(with_mem(&mut c, |_, _| Errno::SUCCESS))
