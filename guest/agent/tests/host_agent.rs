@@ -458,6 +458,29 @@ fn stopped_agent_gives_typed_timeout() {
         .status()
         .unwrap()
         .success());
+    // SIGSTOP takes effect asynchronously: a thread of the agent still running
+    // could answer the ping. Wait until every thread is stopped ('T').
+    let stopped = |pid: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks.flatten().all(|t| {
+                    std::fs::read_to_string(t.path().join("stat"))
+                        .ok()
+                        .and_then(|st| {
+                            st.rsplit(')')
+                                .next()
+                                .map(|r| r.trim_start().starts_with('T'))
+                        })
+                        .unwrap_or(false)
+                })
+            })
+            .unwrap_or(false)
+    };
+    let t0 = Instant::now();
+    while !stopped(&pid) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "agent never stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let start = Instant::now();
     let err = c.ping().unwrap_err();
     assert!(

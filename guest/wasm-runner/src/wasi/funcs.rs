@@ -173,14 +173,19 @@ pub fn fd_read(
         if remaining.is_empty() {
             break;
         }
-        // The array was checked: index * 8 + 8 lies inside it.
+        // The array was checked: index * 8 + 8 lies inside it. Every record and
+        // buffer was checked too, but a buffer may overlap a later record, so
+        // what we just copied can have rewritten it: a record that no longer
+        // fits ends the read short (as a POSIX readv may), because EFAULT must
+        // mean "nothing was written".
         let at = iovs + (index as u32) * abi::IOVEC_SIZE;
-        let (buf, len) = match (abi::read_u32(mem, at), abi::read_u32(mem, at + 4)) {
-            (Ok(buf), Ok(len)) => (buf, len),
-            (Err(error), _) | (_, Err(error)) => return error.errno(),
+        let pair = match (abi::read_u32(mem, at), abi::read_u32(mem, at + 4)) {
+            (Ok(buf), Ok(len)) => abi::slice_mut(mem, buf, len),
+            (Err(error), _) | (_, Err(error)) => Err(error),
         };
-        let dest = match abi::slice_mut(mem, buf, len) {
+        let dest = match pair {
             Ok(dest) => dest,
+            Err(_) if total > 0 => break,
             Err(error) => return error.errno(),
         };
         let count = dest.len().min(remaining.len());
