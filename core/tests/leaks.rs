@@ -20,6 +20,8 @@
 //! KVMSB_LEAK_SANDBOX_CYCLES=50 cargo test -p kvmsandbox --test leaks -- --nocapture`.
 //! Needs /dev/kvm.
 
+mod common;
+
 use kvmsandbox::{Error, Sandbox, Vm, VmConfig, VmExit};
 use std::time::{Duration, Instant};
 
@@ -37,20 +39,6 @@ struct Usage {
     maps: usize,
     rss_kib: u64,
     runtime_dirs: usize,
-}
-
-fn status_field(name: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s
-        .lines()
-        .find(|l| l.starts_with(name))
-        .unwrap_or_else(|| panic!("no {name} in /proc/self/status"));
-    line[name.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 /// Sandbox runtime directories of this process (`kvmsandbox-<pid>-<n>`).
@@ -77,12 +65,12 @@ fn usage() -> Usage {
     );
     Usage {
         fds: std::fs::read_dir("/proc/self/fd").unwrap().count(),
-        threads: status_field("Threads:") as usize,
+        threads: common::status_field("Threads:") as usize,
         maps: std::fs::read_to_string("/proc/self/maps")
             .unwrap()
             .lines()
             .count(),
-        rss_kib: status_field("VmRSS:"),
+        rss_kib: common::status_field("VmRSS:"),
         runtime_dirs: runtime_dirs(),
     }
 }

@@ -6,6 +6,8 @@
 //! cycle dirties 64 pages from the host while the guest counts in RAM, then
 //! restores. Needs /dev/kvm.
 
+mod common;
+
 use kvmsandbox::{Vm, VmConfig};
 use std::time::Instant;
 use vm_memory::{Bytes, GuestAddress};
@@ -14,20 +16,6 @@ use vm_memory::{Bytes, GuestAddress};
 /// mappings), never with the number of restores: 1000 cycles of 64 leaked
 /// pages would be 250 MiB.
 const RSS_SLACK_KIB: u64 = 8 * 1024;
-
-fn status_field(name: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s
-        .lines()
-        .find(|l| l.starts_with(name))
-        .unwrap_or_else(|| panic!("no {name} in /proc/self/status"));
-    line[name.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 fn fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -65,9 +53,9 @@ fn a_thousand_restores_leak_nothing() {
     vm.restore(&snap).unwrap();
     let (fds0, threads0, maps0, rss0) = (
         fds(),
-        status_field("Threads:"),
+        common::status_field("Threads:"),
         maps(),
-        status_field("VmRSS:"),
+        common::status_field("VmRSS:"),
     );
     let t = Instant::now();
     for i in 0..cycles {
@@ -82,9 +70,9 @@ fn a_thousand_restores_leak_nothing() {
     let took = t.elapsed();
     let (fds1, threads1, maps1, rss1) = (
         fds(),
-        status_field("Threads:"),
+        common::status_field("Threads:"),
         maps(),
-        status_field("VmRSS:"),
+        common::status_field("VmRSS:"),
     );
     eprintln!(
         "{cycles} restores in {took:.2?} ({:.1} µs each); fds {fds0} -> {fds1}, threads {threads0} -> {threads1}, \

@@ -98,16 +98,7 @@ pub extern "C" fn kvmsb_sandbox_attach_host_agent(
     timeout_ms: u64,
     sandbox_out: *mut *mut kvmsb_sandbox,
 ) -> kvmsb_status {
-    ffi_status(|| {
-        // SAFETY: `path` is NULL (checked) or a NUL-terminated string.
-        let p = unsafe { path_arg(path, "path") }?;
-        out(sandbox_out, "sandbox_out")?;
-        let t = args::opt_millis(timeout_ms).unwrap_or(Duration::from_secs(10));
-        let sb = Sandbox::attach_host_agent(p, t)?;
-        // SAFETY: checked non-NULL above.
-        unsafe { write_out(sandbox_out, boxed(sb)) };
-        Ok(())
-    })
+    attach(path, timeout_ms, sandbox_out, Sandbox::attach_host_agent)
 }
 
 /// Drives the Linux agent of a VM run by another VMM (Firecracker,
@@ -126,16 +117,7 @@ pub extern "C" fn kvmsb_sandbox_attach_vsock(
     timeout_ms: u64,
     sandbox_out: *mut *mut kvmsb_sandbox,
 ) -> kvmsb_status {
-    ffi_status(|| {
-        // SAFETY: `path` is NULL (checked) or a NUL-terminated string.
-        let p = unsafe { path_arg(path, "path") }?;
-        out(sandbox_out, "sandbox_out")?;
-        let t = args::opt_millis(timeout_ms).unwrap_or(Duration::from_secs(10));
-        let sb = Sandbox::attach_vsock(p, t)?;
-        // SAFETY: checked non-NULL above.
-        unsafe { write_out(sandbox_out, boxed(sb)) };
-        Ok(())
-    })
+    attach(path, timeout_ms, sandbox_out, Sandbox::attach_vsock)
 }
 
 /// Frees a sandbox: stops its VM if still running, joins its threads, closes its
@@ -270,6 +252,26 @@ pub extern "C" fn kvmsb_sandbox_kill(sandbox: *const kvmsb_sandbox) -> kvmsb_sta
     ffi_status(|| {
         // SAFETY: as in kvmsb_sandbox_ping.
         unsafe { handle(sandbox, "sandbox") }?.inner.kill();
+        Ok(())
+    })
+}
+
+/// The two attach entry points: a sandbox without a VM of its own, reached
+/// through `connect` at `path`, each wait bounded by `timeout_ms` (0 = 10 s).
+fn attach(
+    path: *const c_char,
+    timeout_ms: u64,
+    sandbox_out: *mut *mut kvmsb_sandbox,
+    connect: fn(std::path::PathBuf, Duration) -> kvmsandbox_core::Result<Sandbox>,
+) -> kvmsb_status {
+    ffi_status(|| {
+        // SAFETY: `path` is NULL (checked) or a NUL-terminated string.
+        let p = unsafe { path_arg(path, "path") }?;
+        out(sandbox_out, "sandbox_out")?;
+        let t = args::opt_millis(timeout_ms).unwrap_or(Duration::from_secs(10));
+        let sb = connect(p, t)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(sandbox_out, boxed(sb)) };
         Ok(())
     })
 }
