@@ -16,7 +16,7 @@
 #                    on the last one's corpus and nothing of it lands in git
 #
 # Needs: rustup with a nightly toolchain (installed here if missing) and
-# cargo-fuzz (installed from crates.io if missing). The fuzz targets never boot a
+# cargo-fuzz (installed with `cargo install` if missing). The fuzz targets never boot a
 # guest, so the core crate embeds an empty micro-guest ELF instead of building it.
 # The working corpus grows in fuzz/corpus/<target> and crash inputs land in
 # fuzz/artifacts/<target>/ (both gitignored); copy a fixed crash into
