@@ -89,6 +89,19 @@ impl PySandbox {
             .ok_or_else(|| SandboxClosed::new_err("the sandbox is closed"))
     }
 
+    /// The two attach constructors: a sandbox without a VM of its own, whose
+    /// agent `connect` reaches at `path`; each wait bounded by `timeout` seconds.
+    fn attach(
+        py: Python<'_>,
+        path: PathBuf,
+        timeout: f64,
+        connect: fn(PathBuf, std::time::Duration) -> kvmsandbox::Result<Sandbox>,
+    ) -> PyResult<Self> {
+        let t = seconds("timeout", timeout)?;
+        let sb = blocking::run(py, || {}, move || connect(path, t))?.map_err(|e| to_py(py, e))?;
+        Ok(Self::new(sb))
+    }
+
     /// Runs `f(sandbox)` off the GIL; Ctrl-C kills the sandbox (see `blocking`).
     fn call<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
@@ -153,10 +166,7 @@ impl PySandbox {
     #[staticmethod]
     #[pyo3(signature = (path, timeout=10.0))]
     fn attach_host_agent(py: Python<'_>, path: PathBuf, timeout: f64) -> PyResult<Self> {
-        let t = seconds("timeout", timeout)?;
-        let sb = blocking::run(py, || {}, move || Sandbox::attach_host_agent(path, t))?
-            .map_err(|e| to_py(py, e))?;
-        Ok(Self::new(sb))
+        Self::attach(py, path, timeout, Sandbox::attach_host_agent)
     }
 
     /// Drives the agent of a VM run by another VMM through its Firecracker-style
@@ -164,10 +174,7 @@ impl PySandbox {
     #[staticmethod]
     #[pyo3(signature = (path, timeout=10.0))]
     fn attach_vsock(py: Python<'_>, path: PathBuf, timeout: f64) -> PyResult<Self> {
-        let t = seconds("timeout", timeout)?;
-        let sb = blocking::run(py, || {}, move || Sandbox::attach_vsock(path, t))?
-            .map_err(|e| to_py(py, e))?;
-        Ok(Self::new(sb))
+        Self::attach(py, path, timeout, Sandbox::attach_vsock)
     }
 
     /// "micro", "linux" or "host_agent".
