@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KVMSANDBOX_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kvmsandbox
 
-.PHONY: all deps qemu kernel linux-tcg build run test lint test-rust test-c test-python install-lib bench bench-compare fuzz-smoke fuzz-long linux-guest run-linux wasi-conformance clean
+.PHONY: all deps qemu kernel linux-tcg build run test lint test-rust test-c test-python sdist-check install-lib bench bench-compare fuzz-smoke fuzz-long linux-guest run-linux wasi-conformance test-wasi clean
 
 all: build
 
@@ -41,7 +41,7 @@ build: deps
 run: deps kernel
 	$(CARGO) run --release -p kvmsandbox --example sandbox_demo
 
-test: deps qemu kernel linux-tcg lint test-rust test-c test-python fuzz-smoke
+test: deps qemu kernel linux-tcg lint test-rust test-c test-python test-wasi fuzz-smoke
 
 # What the Linux guest tests under QEMU TCG need (docs/linux-tcg.md): QEMU, the
 # kernel and initramfs; test-rust builds our vhost-user vsock backend with them.
@@ -68,15 +68,24 @@ test-c:
 	ffi/c-tests/run.sh
 	$(MAKE) -C examples/c valgrind
 
-# The Python package, installed into a private venv as a user would (pip install ./python).
+# The Python package, installed into a private venv as a user would (pip install
+# './python[ray]': the Ray extra brings Ray from PyPI for tests/test_ray.py).
 VENV := build/venv
 test-python:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip maturin pytest mypy
-	$(VENV)/bin/pip install -q ./python
+	$(VENV)/bin/pip install -q --upgrade pip maturin pytest pytest-asyncio mypy
+	$(VENV)/bin/pip install -q './python[ray]'
 	$(CARGO) build -p kvmsandbox-agent
 	$(VENV)/bin/pytest -q python/tests
 	$(VENV)/bin/mypy --strict --cache-dir=/dev/null python/kvmsandbox
+	$(VENV)/bin/python -m mypy.stubtest kvmsandbox._kvmsandbox --mypy-config-file python/pyproject.toml
+	python/tests/sdist_check.sh
+
+# `pip install` from the source distribution into a fresh venv, then a micro
+# guest boots from it (python/tests/sdist_check.sh, also run by test-python): a
+# clean build, about 2.5 minutes on 2 idle cores.
+sdist-check: deps
+	python/tests/sdist_check.sh
 
 # Every cargo-fuzz target for FUZZ_SECS (default 10) seconds; fails on any crash.
 fuzz-smoke: deps
@@ -101,10 +110,14 @@ bench-compare: deps qemu kernel
 # The WASI preview 1 conformance suite (WebAssembly/wasi-testsuite's prebuilt
 # tests) against the micro guest, held to tests/wasi-conformance/expected-failures.txt
 # (docs/wasi.md). Debug host build: the guest is always optimised, the host only waits.
+# Two tests at a time on two sandboxes; ~6-12 min on a loaded 2-core PVM host.
+# `make test` runs it as test-wasi (CI keeps a copy of shared/ beside the checkout).
 WASI_TESTSUITE ?= ../shared/wasi-testsuite
 wasi-conformance: deps
 	@test -d "$(WASI_TESTSUITE)" || { echo "wasi-conformance: no WASI test suite at '$(WASI_TESTSUITE)'; set WASI_TESTSUITE=DIR (a copy of wasi-testsuite's prebuilt tests)" >&2; exit 1; }
 	$(CARGO) run -p kvmsandbox --example wasi_conformance -- "$(WASI_TESTSUITE)"
+
+test-wasi: wasi-conformance
 
 PREFIX ?= /usr/local
 install-lib:

@@ -18,6 +18,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define KVMSB_VERSION_MAJOR 0
+#define KVMSB_VERSION_MINOR 1
+#define KVMSB_VERSION_PATCH 0
+#define KVMSB_VERSION_STRING "0.1.0"
+
+// wasm `i32` (`kvmsb_val.i32`).
+#define KVMSB_VAL_I32 1
+
+// wasm `i64` (`kvmsb_val.i64`).
+#define KVMSB_VAL_I64 2
+
+// wasm `f32` (`kvmsb_val.f32`).
+#define KVMSB_VAL_F32 3
+
+// wasm `f64` (`kvmsb_val.f64`).
+#define KVMSB_VAL_F64 4
+
+// A byte buffer: as a parameter, (pointer, length) in the module's memory,
+// copied to the callback; as a result (at most one), written into the
+// module's (output pointer, capacity), the module getting the full length.
+#define KVMSB_VAL_BYTES 5
+
+// `timeout_ms` value: use the call's documented default (see docs/timeouts.md).
+#define KVMSB_TIMEOUT_DEFAULT 18446744073709551615ull
+
+// `timeout_ms` value: no limit of the call's own (the agent's absolute deadline
+// still ends a call whose guest stops answering).
+#define KVMSB_TIMEOUT_NONE 18446744073709551614ull
+
 // What a call did. `KVMSB_STATUS_OK` is 0; every other value comes with a message
 // from `kvmsb_last_error()`. Values are stable across releases; new ones may be added.
 typedef enum kvmsb_status {
@@ -68,7 +97,33 @@ typedef enum kvmsb_status {
   // The agent failed the request for another reason (an agent bug, or an
   // error code newer than this library).
   KVMSB_STATUS_GUEST_ERROR = 21,
+  // The sandbox is in use (a call running, a stream open) in a way a
+  // snapshot or restore cannot carry over.
+  KVMSB_STATUS_BUSY = 22,
+  // A snapshot could not be taken or applied, does not fit the sandbox, or a
+  // snapshot file is truncated, corrupt, or of another version or guest kind.
+  KVMSB_STATUS_SNAPSHOT = 23,
 } kvmsb_status;
+
+// Which output stream a chunk belongs to.
+typedef enum kvmsb_stream {
+  // Standard output.
+  KVMSB_STREAM_STDOUT = 1,
+  // Standard error.
+  KVMSB_STREAM_STDERR = 2,
+} kvmsb_stream;
+
+// The type of a guest file.
+typedef enum kvmsb_file_kind {
+  // A regular file.
+  KVMSB_FILE_KIND_FILE = 1,
+  // A directory.
+  KVMSB_FILE_KIND_DIR = 2,
+  // A symbolic link (not followed).
+  KVMSB_FILE_KIND_SYMLINK = 3,
+  // A device, FIFO or socket.
+  KVMSB_FILE_KIND_OTHER = 4,
+} kvmsb_file_kind;
 
 // How a module run ended.
 typedef enum kvmsb_wasm_outcome {
@@ -100,9 +155,37 @@ typedef enum kvmsb_seccomp {
 // `kvmsb_config_free`.
 typedef struct kvmsb_config kvmsb_config;
 
+// Opaque options for `kvmsb_sandbox_exec_opts`. Create with
+// `kvmsb_exec_options_new`, free with `kvmsb_exec_options_free`.
+//
+// Thread-safety: setters need exclusive use; an exec only reads it.
+typedef struct kvmsb_exec_options kvmsb_exec_options;
+
 // An opaque finished command: exit status and all of its output. Free with
 // `kvmsb_exec_result_free`. Immutable: any thread may read it.
 typedef struct kvmsb_exec_result kvmsb_exec_result;
+
+// An opaque list of file descriptions from `kvmsb_sandbox_list_dir` or
+// `kvmsb_sandbox_stat`. Free with `kvmsb_file_list_free`. Immutable: any thread
+// may read it.
+typedef struct kvmsb_file_list kvmsb_file_list;
+
+// Where a callback puts its results (opaque; use the setters).
+typedef struct kvmsb_host_return kvmsb_host_return;
+
+// An opaque pool. Create with `kvmsb_pool_new`, free with `kvmsb_pool_free`.
+//
+// Thread-safety: every function taking a `const kvmsb_pool*` may be called
+// from several threads at once; only `kvmsb_pool_free` needs exclusive use.
+typedef struct kvmsb_pool kvmsb_pool;
+
+// An opaque running command. Free with `kvmsb_process_free` (which does not
+// stop it: `kvmsb_process_kill` does).
+//
+// Thread-safety: `kvmsb_process_write_stdin`, `kvmsb_process_close_stdin` and
+// `kvmsb_process_kill` may be called from any thread, also while another
+// thread is in `kvmsb_process_wait`.
+typedef struct kvmsb_process kvmsb_process;
 
 // An opaque running sandbox. Create with `kvmsb_sandbox_start`,
 // `kvmsb_sandbox_attach_vsock` or `kvmsb_sandbox_attach_host_agent`, free with
@@ -113,9 +196,40 @@ typedef struct kvmsb_exec_result kvmsb_exec_result;
 // separate agent connections). Only `kvmsb_sandbox_free` needs exclusive use.
 typedef struct kvmsb_sandbox kvmsb_sandbox;
 
+// An opaque snapshot. Free with `kvmsb_snapshot_free`; it stays valid after the
+// sandbox it was taken of is freed (sandboxes restored or forked from it share
+// its memory image). Immutable: any thread may use it, concurrently.
+typedef struct kvmsb_snapshot kvmsb_snapshot;
+
+// Opaque options for `kvmsb_sandbox_run_wasm_opts`. Create with
+// `kvmsb_wasm_options_new`, free with `kvmsb_wasm_options_free`.
+//
+// Thread-safety: setters need exclusive use; a run only reads it, so several
+// threads may run with one options handle that nobody is changing.
+typedef struct kvmsb_wasm_options kvmsb_wasm_options;
+
 // An opaque finished module run. Free with `kvmsb_wasm_result_free`.
 // Immutable: any thread may read it.
 typedef struct kvmsb_wasm_result kvmsb_wasm_result;
+
+// An opaque prepared module (and the sandbox snapshot taken right after it
+// was prepared). Free with `kvmsb_wasm_template_free`. Immutable: any thread
+// may run it.
+typedef struct kvmsb_wasm_template kvmsb_wasm_template;
+
+// Host-side bounds on what one agent call may take (see the Rust
+// `AgentLimits`). Read them with `kvmsb_sandbox_agent_limits`, change fields,
+// and set them with `kvmsb_sandbox_set_agent_limits`.
+typedef struct kvmsb_agent_limits {
+  // Most bytes one call collects per stream (default 64 MiB); more fails with
+  // KVMSB_STATUS_OUTPUT_LIMIT. Must be > 0.
+  uint64_t max_output;
+  // Milliseconds after which a call without a timeout of its own ends
+  // (default one hour). Must be > 0.
+  uint64_t default_deadline_ms;
+  // Frames for other requests skipped while waiting for an answer (default 1024).
+  uint32_t max_stale_frames;
+} kvmsb_agent_limits;
 
 // A byte buffer owned by the caller once returned, freed with `kvmsb_bytes_free`.
 // `data` is NULL when `len` is 0. Do not free `data` with `free()`.
@@ -125,6 +239,119 @@ typedef struct kvmsb_bytes {
   // How many.
   size_t len;
 } kvmsb_bytes;
+
+// Receives `len` bytes (`data` valid only during the call) written to `stream`;
+// `user_data` is what was given with the callback.
+typedef void (*kvmsb_output_fn)(void *user_data,
+                                enum kvmsb_stream stream,
+                                const uint8_t *data,
+                                size_t len);
+
+// One file's description. The strings are borrowed from the list it came from.
+typedef struct kvmsb_file_info {
+  // The entry's name (for a stat: the last component of the path); UTF-8.
+  const char *name;
+  // Its type.
+  enum kvmsb_file_kind kind;
+  // Size in bytes.
+  uint64_t size;
+  // Permission bits (`mode & 07777`).
+  uint32_t mode;
+  // Last modification: seconds since the Unix epoch (negative before it).
+  int64_t mtime_sec;
+  // Nanoseconds within that second.
+  uint32_t mtime_nsec;
+  // A symbolic link's target, or NULL.
+  const char *link_target;
+} kvmsb_file_info;
+
+// A scalar value: `kind` is a `KVMSB_VAL_*` and only that member is meaningful.
+typedef struct kvmsb_val {
+  // KVMSB_VAL_I32, _I64, _F32 or _F64.
+  uint32_t kind;
+  // The value when `kind` is KVMSB_VAL_I32.
+  int32_t i32;
+  // The value when `kind` is KVMSB_VAL_I64.
+  int64_t i64;
+  // The value when `kind` is KVMSB_VAL_F32.
+  float f32;
+  // The value when `kind` is KVMSB_VAL_F64.
+  double f64;
+} kvmsb_val;
+
+// Bytes borrowed for the duration of a callback.
+typedef struct kvmsb_buffer {
+  // The first byte (may be NULL when `len` is 0).
+  const uint8_t *data;
+  // How many bytes.
+  size_t len;
+} kvmsb_buffer;
+
+// One call of a host function, valid only while the callback runs.
+typedef struct kvmsb_host_call {
+  // Import module name (NUL-terminated).
+  const char *module;
+  // Import function name (NUL-terminated).
+  const char *name;
+  // The scalar arguments, in declaration order.
+  const struct kvmsb_val *args;
+  // How many `args`.
+  size_t nargs;
+  // The bytes of each KVMSB_VAL_BYTES parameter, in declaration order.
+  const struct kvmsb_buffer *buffers;
+  // How many `buffers`.
+  size_t nbuffers;
+  // Room in the module's output buffer (0 without a bytes result): longer
+  // bytes are cut to this, and the module sees the full length.
+  uint32_t out_cap;
+} kvmsb_host_call;
+
+// A host function: return 0 after pushing the declared results, or non-zero
+// (with `kvmsb_host_return_set_error` for a message) to trap the module.
+typedef int32_t (*kvmsb_host_fn)(void *user_data,
+                                 const struct kvmsb_host_call *call,
+                                 struct kvmsb_host_return *ret);
+
+// A pool's bounds (`kvmsb_pool_new`). Zero `max_size` and `threads` take the
+// defaults; `min_idle` is taken as given (0: nothing kept warm).
+typedef struct kvmsb_pool_options {
+  // Clean sandboxes kept ready.
+  uint32_t min_idle;
+  // Most sandboxes alive at once, idle and borrowed (0 = 4).
+  uint32_t max_size;
+  // Pool threads booting and resetting sandboxes in the background (0 = 2).
+  uint32_t threads;
+} kvmsb_pool_options;
+
+// A consistent copy of a pool's counters (`kvmsb_pool_metrics`).
+typedef struct kvmsb_pool_counters {
+  // Sandboxes made (first fills, refills, replacements).
+  uint64_t created;
+  // Sandboxes that could not be made.
+  uint64_t create_failures;
+  // Successful acquires.
+  uint64_t acquired;
+  // Sandboxes given back.
+  uint64_t released;
+  // Released sandboxes made clean again (a config pool boots a fresh one).
+  uint64_t resets;
+  // Resets that failed (the sandbox was discarded and replaced).
+  uint64_t reset_failures;
+  // Sandboxes thrown away (stopped while borrowed, discarded, failed reset, closed).
+  uint64_t discarded;
+  // Acquires that timed out.
+  uint64_t acquire_timeouts;
+  // Clean sandboxes waiting now.
+  uint64_t idle;
+  // Sandboxes borrowed now.
+  uint64_t busy;
+  // Sandboxes being booted, reset or thrown away now.
+  uint64_t in_flight;
+  // Time waited by successful acquires, summed, in nanoseconds.
+  uint64_t acquire_wait_total_ns;
+  // The longest wait of a successful acquire, in nanoseconds.
+  uint64_t acquire_wait_max_ns;
+} kvmsb_pool_counters;
 
 // Boot phase timestamps in nanoseconds since VM creation began; 0 means the
 // phase was not reached (or does not apply: all zero for a host agent).
@@ -153,6 +380,28 @@ extern "C" {
 //
 // Ownership: static storage, never free it. Thread-safety: any thread.
 const char *kvmsb_version(void);
+
+// Writes the sandbox's agent limits to `*limits_out`.
+enum kvmsb_status kvmsb_sandbox_agent_limits(const struct kvmsb_sandbox *sandbox,
+                                             struct kvmsb_agent_limits *limits_out);
+
+// Sets the sandbox's agent limits for later calls.
+//
+// Thread-safety: needs exclusive use of the sandbox (no call running on it).
+enum kvmsb_status kvmsb_sandbox_set_agent_limits(struct kvmsb_sandbox *sandbox,
+                                                 const struct kvmsb_agent_limits *limits);
+
+// Sends `data[0..len]` through the agent and returns what came back in
+// `*out_bytes`. `timeout_ms`: milliseconds or KVMSB_TIMEOUT_DEFAULT for the
+// answer (KVMSB_TIMEOUT_NONE is the default too: an answer wait always ends).
+//
+// Ownership: the caller frees `*out_bytes` with `kvmsb_bytes_free`.
+// Thread-safety: concurrent calls on one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_echo(const struct kvmsb_sandbox *sandbox,
+                                     const uint8_t *data,
+                                     size_t len,
+                                     uint64_t timeout_ms,
+                                     struct kvmsb_bytes *out_bytes);
 
 // The message of the last failing call on this thread ("" if none failed yet).
 //
@@ -252,21 +501,37 @@ enum kvmsb_status kvmsb_config_set_seccomp(struct kvmsb_config *config, uint32_t
 enum kvmsb_status kvmsb_config_set_start_timeout_ms(struct kvmsb_config *config,
                                                     uint64_t timeout_ms);
 
-// Runs `argv[0..argc]` in the sandbox and waits for it to end.
+// Runs `argv[0..argc]` in the sandbox and waits for it to end. `opts` (NULL =
+// every default) says how: see the `kvmsb_exec_options_*` setters.
 //
 // - `argv`: `argc` >= 1 UTF-8 strings; `argv[0]` is looked up in `PATH`. A NULL
 //   entry gives KVMSB_STATUS_INVALID_ARGUMENT.
-// - `envp`: `envc` "KEY=VALUE" strings, the process's whole environment (NULL if 0).
-// - `cwd`: working directory, or NULL for the agent's.
-// - `stdin_data`/`stdin_len`: all of stdin; NULL means stdin is /dev/null.
-// - `timeout_ms`: kill the command after this long (0 = no limit); a killed
-//   command is still a result (see `kvmsb_exec_result_timed_out`).
+//
+// A command killed at its timeout is still a result (see
+// `kvmsb_exec_result_timed_out`).
 //
 // Errors: KVMSB_STATUS_UNSUPPORTED on a micro guest; KVMSB_STATUS_NOT_FOUND etc.
 // as the agent reports them.
 //
-// Ownership: arguments are copied; the caller owns `*result_out` and frees it
-// with `kvmsb_exec_result_free`. Thread-safety: concurrent calls on one sandbox are fine.
+// Ownership: arguments and options are copied; the caller owns `*result_out`
+// and frees it with `kvmsb_exec_result_free`. Thread-safety: concurrent calls on
+// one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_exec_opts(const struct kvmsb_sandbox *sandbox,
+                                          const char *const *argv,
+                                          size_t argc,
+                                          const struct kvmsb_exec_options *opts,
+                                          struct kvmsb_exec_result **result_out);
+
+// Runs `argv[0..argc]` in the sandbox and waits for it to end. Kept for
+// existing callers: new code uses `kvmsb_sandbox_exec_opts`.
+//
+// - `envp`: `envc` "KEY=VALUE" strings, the process's whole environment (NULL if 0).
+// - `cwd`: working directory, or NULL for the agent's.
+// - `stdin_data`/`stdin_len`: all of stdin; NULL means stdin is /dev/null.
+// - `timeout_ms`: kill the command after this long (0 = no limit, as
+//   KVMSB_TIMEOUT_NONE; the named constants are accepted too).
+//
+// Errors, ownership, thread-safety: as `kvmsb_sandbox_exec_opts`.
 enum kvmsb_status kvmsb_sandbox_exec(const struct kvmsb_sandbox *sandbox,
                                      const char *const *argv,
                                      size_t argc,
@@ -284,7 +549,7 @@ int32_t kvmsb_exec_result_exit_code(const struct kvmsb_exec_result *result);
 // The signal that killed the command, or 0 if it exited (or `result` is NULL).
 int32_t kvmsb_exec_result_signal(const struct kvmsb_exec_result *result);
 
-// True if the agent killed the command because `timeout_ms` passed.
+// True if the agent killed the command because its timeout passed.
 bool kvmsb_exec_result_timed_out(const struct kvmsb_exec_result *result);
 
 // The guest pid the command ran as (0 if `result` is NULL).
@@ -303,8 +568,49 @@ const uint8_t *kvmsb_exec_result_stderr(const struct kvmsb_exec_result *result, 
 
 // Frees a result. NULL is allowed.
 //
-// Ownership: `result` must come from `kvmsb_sandbox_exec` and not be used afterwards.
+// Ownership: `result` must come from a `kvmsb_sandbox_exec*` call and not be used afterwards.
 void kvmsb_exec_result_free(struct kvmsb_exec_result *result);
+
+// Creates options with every default: an empty environment, the agent's
+// working directory, stdin from /dev/null, KVMSB_TIMEOUT_DEFAULT.
+//
+// Ownership: the caller owns `*opts_out` and frees it with `kvmsb_exec_options_free`.
+enum kvmsb_status kvmsb_exec_options_new(struct kvmsb_exec_options **opts_out);
+
+// Frees options. NULL is allowed.
+//
+// Ownership: `opts` must come from `kvmsb_exec_options_new` and not be used afterwards.
+void kvmsb_exec_options_free(struct kvmsb_exec_options *opts);
+
+// Sets the process's whole environment to `envp[0..envc]` ("KEY=VALUE"; NULL
+// when `envc` is 0). Replaces an earlier environment.
+enum kvmsb_status kvmsb_exec_options_set_env(struct kvmsb_exec_options *opts,
+                                             const char *const *envp,
+                                             size_t envc);
+
+// Sets the working directory (UTF-8), or NULL for the agent's.
+enum kvmsb_status kvmsb_exec_options_set_cwd(struct kvmsb_exec_options *opts, const char *cwd);
+
+// Sets all of stdin to `data[0..len]`; `data` NULL (with `len` 0) makes stdin
+// /dev/null again.
+enum kvmsb_status kvmsb_exec_options_set_stdin(struct kvmsb_exec_options *opts,
+                                               const uint8_t *data,
+                                               size_t len);
+
+// Streams the command's output to `on_output(user_data, stream, data, len)` as
+// it is written, on the thread waiting for the command, instead of collecting
+// it in the result (whose stdout/stderr are then empty, and no output limit
+// applies). NULL `on_output` collects again. `user_data` is passed through.
+enum kvmsb_status kvmsb_exec_options_set_output(struct kvmsb_exec_options *opts,
+                                                kvmsb_output_fn on_output,
+                                                void *user_data);
+
+// Sets how long the command may run: milliseconds, KVMSB_TIMEOUT_DEFAULT or
+// KVMSB_TIMEOUT_NONE (0 is KVMSB_STATUS_INVALID_ARGUMENT). When it passes the
+// agent kills the command's process group and the exec still returns a result
+// (see `kvmsb_exec_result_timed_out`).
+enum kvmsb_status kvmsb_exec_options_set_timeout(struct kvmsb_exec_options *opts,
+                                                 uint64_t timeout_ms);
 
 // Writes `data[0..len]` to the guest file `path` (UTF-8), created or truncated
 // with permission bits `mode` (e.g. 0644). The byte count written goes to
@@ -316,6 +622,7 @@ enum kvmsb_status kvmsb_sandbox_write_file(const struct kvmsb_sandbox *sandbox,
                                            const uint8_t *data,
                                            size_t len,
                                            uint32_t mode,
+                                           uint64_t timeout_ms,
                                            uint64_t *written_out);
 
 // Reads all of the guest file `path` (UTF-8) into `*out_bytes`.
@@ -325,6 +632,7 @@ enum kvmsb_status kvmsb_sandbox_write_file(const struct kvmsb_sandbox *sandbox,
 // Thread-safety: concurrent calls on one sandbox are fine.
 enum kvmsb_status kvmsb_sandbox_read_file(const struct kvmsb_sandbox *sandbox,
                                           const char *path,
+                                          uint64_t timeout_ms,
                                           struct kvmsb_bytes *out_bytes);
 
 // Reads `len` bytes at byte `offset` of disk number `disk` (in the order the
@@ -337,6 +645,7 @@ enum kvmsb_status kvmsb_sandbox_disk_read(const struct kvmsb_sandbox *sandbox,
                                           uint32_t disk,
                                           uint64_t offset,
                                           uint32_t len,
+                                          uint64_t timeout_ms,
                                           struct kvmsb_bytes *out_bytes);
 
 // Writes `data[0..len]` at byte `offset` of disk `disk` (same rules as
@@ -347,12 +656,244 @@ enum kvmsb_status kvmsb_sandbox_disk_write(const struct kvmsb_sandbox *sandbox,
                                            uint32_t disk,
                                            uint64_t offset,
                                            const uint8_t *data,
-                                           size_t len);
+                                           size_t len,
+                                           uint64_t timeout_ms);
 
 // Flushes disk `disk`: the guest's writes reach the image file (fdatasync).
 //
 // Thread-safety: concurrent calls on one sandbox are fine.
-enum kvmsb_status kvmsb_sandbox_disk_flush(const struct kvmsb_sandbox *sandbox, uint32_t disk);
+enum kvmsb_status kvmsb_sandbox_disk_flush(const struct kvmsb_sandbox *sandbox,
+                                           uint32_t disk,
+                                           uint64_t timeout_ms);
+
+// Describes the guest path `path` (UTF-8); `follow`: a symbolic link's target
+// instead of the link. The answer is a one-entry list in `*list_out`.
+// KVMSB_STATUS_NOT_FOUND if it does not exist; KVMSB_STATUS_UNSUPPORTED on a micro guest.
+// `timeout_ms`: milliseconds to wait for the answer, or KVMSB_TIMEOUT_DEFAULT
+// (the sandbox's answer timeout, 10 s unless attached with another;
+// KVMSB_TIMEOUT_NONE is that default too: an answer wait always ends). Silence
+// that long is KVMSB_STATUS_TIMEOUT. The same for every files call below.
+//
+// Ownership: the caller frees `*list_out` with `kvmsb_file_list_free`.
+// Thread-safety: concurrent calls on one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_stat(const struct kvmsb_sandbox *sandbox,
+                                     const char *path,
+                                     bool follow,
+                                     uint64_t timeout_ms,
+                                     struct kvmsb_file_list **list_out);
+
+// Lists the guest directory `path` (UTF-8) into `*list_out` (without `.`/`..`,
+// in the guest's order). The listing counts against the sandbox's output cap.
+// `timeout_ms` bounds each answer frame, as for `kvmsb_sandbox_stat`.
+//
+// Ownership: the caller frees `*list_out` with `kvmsb_file_list_free`.
+// Thread-safety: concurrent calls on one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_list_dir(const struct kvmsb_sandbox *sandbox,
+                                         const char *path,
+                                         uint64_t timeout_ms,
+                                         struct kvmsb_file_list **list_out);
+
+// The number of entries (0 if `list` is NULL).
+size_t kvmsb_file_list_len(const struct kvmsb_file_list *list);
+
+// Writes entry `index` to `*info_out`. KVMSB_STATUS_INVALID_ARGUMENT if `index`
+// is out of range.
+//
+// Ownership: the strings in `*info_out` are borrowed from `list`, valid until
+// `kvmsb_file_list_free`.
+enum kvmsb_status kvmsb_file_list_get(const struct kvmsb_file_list *list,
+                                      size_t index,
+                                      struct kvmsb_file_info *info_out);
+
+// Frees a list. NULL is allowed.
+//
+// Ownership: `list` must come from this library and not be used afterwards.
+void kvmsb_file_list_free(struct kvmsb_file_list *list);
+
+// Creates the guest directory `path` with permission bits `mode`; with
+// `parents`, also its missing parents (then an existing directory is fine).
+// `timeout_ms` as for `kvmsb_sandbox_stat`.
+//
+// Thread-safety: concurrent calls on one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_make_dir(const struct kvmsb_sandbox *sandbox,
+                                         const char *path,
+                                         uint32_t mode,
+                                         bool parents,
+                                         uint64_t timeout_ms);
+
+// Removes a guest file, link or empty directory; with `recursive`, a whole tree.
+// `timeout_ms` as for `kvmsb_sandbox_stat`.
+//
+// Thread-safety: concurrent calls on one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_remove(const struct kvmsb_sandbox *sandbox,
+                                       const char *path,
+                                       bool recursive,
+                                       uint64_t timeout_ms);
+
+// Renames the guest path `from` to `to`. `timeout_ms` as for `kvmsb_sandbox_stat`.
+//
+// Thread-safety: concurrent calls on one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_rename(const struct kvmsb_sandbox *sandbox,
+                                       const char *from,
+                                       const char *to,
+                                       uint64_t timeout_ms);
+
+// Streams everything readable from `fd` (from its current offset) into the guest
+// file `path`, created or truncated with permission bits `mode`, in chunks. The
+// byte count goes to `*written_out` unless it is NULL. `timeout_ms` bounds the
+// wait for each answer of the agent, not the whole transfer, as for
+// `kvmsb_sandbox_stat`.
+//
+// Ownership: `fd` stays the caller's (not closed). Thread-safety: concurrent
+// calls on one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_upload_fd(const struct kvmsb_sandbox *sandbox,
+                                          const char *path,
+                                          int fd,
+                                          uint32_t mode,
+                                          uint64_t timeout_ms,
+                                          uint64_t *written_out);
+
+// Streams the guest file `path` into `fd` (at its current offset), in chunks. The
+// byte count goes to `*read_out` unless it is NULL. `timeout_ms` bounds the
+// wait for each chunk, not the whole transfer, as for `kvmsb_sandbox_stat`.
+//
+// Ownership: `fd` stays the caller's (not closed). Thread-safety: concurrent
+// calls on one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_download_fd(const struct kvmsb_sandbox *sandbox,
+                                            const char *path,
+                                            int fd,
+                                            uint64_t timeout_ms,
+                                            uint64_t *read_out);
+
+// Lets modules run with these options import `module`.`name`, a function
+// with parameter types `params[0..nparams]` and result types
+// `results[0..nresults]` (`KVMSB_VAL_*`; arrays may be NULL when empty),
+// answered by `callback(user_data, call, ret)`.
+//
+// The callback runs on the thread that calls `kvmsb_sandbox_run_wasm_opts`,
+// never on a VM thread; while it runs, calls into the same sandbox from it
+// fail with KVMSB_STATUS_INVALID_ARGUMENT (they would wait for the run). A
+// callback that returns after the run's timeout makes the run time out.
+// Errors: KVMSB_STATUS_INVALID_ARGUMENT for an unknown type, a duplicate
+// name, WASI's module name, or more than one KVMSB_VAL_BYTES result.
+//
+// Ownership: names and type arrays are copied; `user_data` must stay valid
+// (and usable from the running thread) while runs with these options may call it.
+enum kvmsb_status kvmsb_wasm_options_add_host_fn(struct kvmsb_wasm_options *opts,
+                                                 const char *module,
+                                                 const char *name,
+                                                 const uint32_t *params,
+                                                 size_t nparams,
+                                                 const uint32_t *results,
+                                                 size_t nresults,
+                                                 kvmsb_host_fn callback,
+                                                 void *user_data);
+
+// Appends a scalar result (results are pushed in declaration order).
+// Errors: KVMSB_STATUS_INVALID_ARGUMENT for a kind that is not a scalar type.
+enum kvmsb_status kvmsb_host_return_push(struct kvmsb_host_return *ret, struct kvmsb_val value);
+
+// Sets the bytes result to a copy of `data[0..len]` (NULL when `len` is 0).
+enum kvmsb_status kvmsb_host_return_set_bytes(struct kvmsb_host_return *ret,
+                                              const uint8_t *data,
+                                              size_t len);
+
+// Makes the call fail: the module traps with `message` (UTF-8; invalid
+// bytes are replaced).
+enum kvmsb_status kvmsb_host_return_set_error(struct kvmsb_host_return *ret, const char *message);
+
+// A pool of sandboxes booted from `config` (copied: keep or free it). Pool
+// threads start booting `min_idle` sandboxes at once, in the background.
+// `options` may be NULL (defaults: min_idle 1, max_size 4, threads 2). A
+// config with a vsock path is refused (KVMSB_STATUS_CONFIG): every pooled
+// sandbox gets a private socket. A released sandbox of such a pool is killed
+// and a fresh one booted in its place.
+//
+// Errors: KVMSB_STATUS_CONFIG for contradictory options (min_idle > max_size,
+// more than 1024 sandboxes or 64 threads), named in the message.
+// Ownership: the caller owns `*pool_out` (free with `kvmsb_pool_free`).
+enum kvmsb_status kvmsb_pool_new(const struct kvmsb_config *config,
+                                 const struct kvmsb_pool_options *options,
+                                 struct kvmsb_pool **pool_out);
+
+// Borrows a clean sandbox, waiting at most `timeout_ms` (0: only take one that
+// is idle now; UINT64_MAX: no limit). Use it with every `kvmsb_sandbox_*`
+// function; give it back with `kvmsb_pool_release` (or `kvmsb_sandbox_free`).
+//
+// Errors: KVMSB_STATUS_TIMEOUT when none became free in time;
+// KVMSB_STATUS_STOPPED once the pool is freed; the boot's status when the
+// sandbox booted for this call failed to start.
+// Thread-safety: any thread; blocks up to the timeout.
+enum kvmsb_status kvmsb_pool_acquire(const struct kvmsb_pool *pool,
+                                     uint64_t timeout_ms,
+                                     struct kvmsb_sandbox **sandbox_out);
+
+// Gives a sandbox from `kvmsb_pool_acquire` back to `pool` (or, with `discard`
+// non-zero, to be killed instead of reused) and frees its handle. The pool
+// resets it in the background. KVMSB_STATUS_INVALID_ARGUMENT (and nothing is
+// freed) if `sandbox` was not acquired from `pool`.
+//
+// Ownership: on success `sandbox` must not be used afterwards.
+enum kvmsb_status kvmsb_pool_release(const struct kvmsb_pool *pool,
+                                     struct kvmsb_sandbox *sandbox,
+                                     bool discard);
+
+// Writes the pool's counters to `*metrics_out`.
+enum kvmsb_status kvmsb_pool_metrics(const struct kvmsb_pool *pool,
+                                     struct kvmsb_pool_counters *metrics_out);
+
+// Waits up to `timeout_ms` until at least `count` sandboxes are idle; writes
+// whether they are to `*ready_out`.
+enum kvmsb_status kvmsb_pool_wait_idle(const struct kvmsb_pool *pool,
+                                       uint32_t count,
+                                       uint64_t timeout_ms,
+                                       bool *ready_out);
+
+// Closes and frees a pool: kills its idle sandboxes and joins its threads
+// (waiting for a boot or reset in progress). Sandboxes still borrowed stay
+// usable; free them with `kvmsb_sandbox_free` (not `kvmsb_pool_release`: the
+// pool handle is gone), which kills them. NULL is allowed.
+void kvmsb_pool_free(struct kvmsb_pool *pool);
+
+// Starts `argv[0..argc]` and returns at once. `opts` (NULL = defaults) as for
+// `kvmsb_sandbox_exec_opts`, except that without stdin data
+// (`kvmsb_exec_options_set_stdin`) the command's stdin stays open for
+// `kvmsb_process_write_stdin` until `kvmsb_process_close_stdin`.
+//
+// Ownership: the caller owns `*process_out` and frees it with `kvmsb_process_free`.
+enum kvmsb_status kvmsb_sandbox_spawn(const struct kvmsb_sandbox *sandbox,
+                                      const char *const *argv,
+                                      size_t argc,
+                                      const struct kvmsb_exec_options *opts,
+                                      struct kvmsb_process **process_out);
+
+// The command's guest pid (0 if `process` is NULL).
+uint32_t kvmsb_process_pid(const struct kvmsb_process *process);
+
+// Writes all of `data[0..len]` to the command's stdin (blocks while the agent's
+// window is full). KVMSB_STATUS_IO when stdin was closed or given up front.
+enum kvmsb_status kvmsb_process_write_stdin(const struct kvmsb_process *process,
+                                            const uint8_t *data,
+                                            size_t len);
+
+// Closes the command's stdin (it reads end of file). Idempotent.
+enum kvmsb_status kvmsb_process_close_stdin(const struct kvmsb_process *process);
+
+// Sends `signal` (e.g. 9 for SIGKILL) to the command's process group.
+enum kvmsb_status kvmsb_process_kill(const struct kvmsb_process *process, int32_t signal);
+
+// Waits for the command to end: output goes to the options' callback as it
+// comes, or is collected in `*result_out` (at most the agent limit per stream).
+// Once per process; a second call is KVMSB_STATUS_INVALID_ARGUMENT.
+//
+// Ownership: the caller owns `*result_out` (free with `kvmsb_exec_result_free`).
+enum kvmsb_status kvmsb_process_wait(const struct kvmsb_process *process,
+                                     struct kvmsb_exec_result **result_out);
+
+// Frees a process handle (the command keeps running unless killed). NULL is allowed.
+//
+// Ownership: `process` must come from `kvmsb_sandbox_spawn` and not be used afterwards.
+void kvmsb_process_free(struct kvmsb_process *process);
 
 // Boots a sandbox from `config` and waits until its agent answers (bounded by
 // the start timeout). On success `*sandbox_out` receives the new handle.
@@ -370,7 +911,9 @@ enum kvmsb_status kvmsb_sandbox_start(const struct kvmsb_config *config,
 // Drives a Linux agent running as a host process (`kvmsandbox-agent --unix
 // PATH`) listening on Unix socket `path`. No VM and no isolation: for
 // developing and testing exec and file operations. `timeout_ms` bounds each
-// wait for the agent (0 = 10 s).
+// wait for the agent: milliseconds or KVMSB_TIMEOUT_DEFAULT (10 s; 0 is read
+// as the default too, for existing callers; KVMSB_TIMEOUT_NONE is
+// KVMSB_STATUS_INVALID_ARGUMENT: attaching always ends).
 //
 // Ownership: `path` is copied; the caller owns `*sandbox_out` (free with
 // `kvmsb_sandbox_free`). Thread-safety: any thread.
@@ -381,7 +924,8 @@ enum kvmsb_status kvmsb_sandbox_attach_host_agent(const char *path,
 // Drives the Linux agent of a VM run by another VMM (Firecracker,
 // cloud-hypervisor, QEMU with `kvmsandbox-vhost-vsock`) through that VMM's
 // Firecracker-style hybrid vsock socket `path` (`CONNECT 1024`). `timeout_ms`
-// bounds the wait for the agent's hello and each later wait for it (0 = 10 s).
+// bounds the wait for the agent's hello and each later wait for it, as for
+// `kvmsb_sandbox_attach_host_agent` (KVMSB_TIMEOUT_DEFAULT or 0 = 10 s).
 // The VM stays the other VMM's: `kvmsb_sandbox_kill` and `kvmsb_sandbox_free`
 // only close this library's connections.
 //
@@ -393,17 +937,22 @@ enum kvmsb_status kvmsb_sandbox_attach_vsock(const char *path,
                                              struct kvmsb_sandbox **sandbox_out);
 
 // Frees a sandbox: stops its VM if still running, joins its threads, closes its
-// sockets (and removes a private vsock socket). NULL is allowed.
+// sockets (and removes a private vsock socket). NULL is allowed. A sandbox from
+// `kvmsb_pool_acquire` is given back to its pool instead (as
+// `kvmsb_pool_release` does), or killed if its pool was freed.
 //
 // Ownership: `sandbox` must not be used afterwards, by any thread; fds returned
 // by `kvmsb_sandbox_connect` stay open (they are the caller's) but go dead.
 void kvmsb_sandbox_free(struct kvmsb_sandbox *sandbox);
 
 // Round trip to the agent; the time taken is written to `*rtt_ns` unless
-// `rtt_ns` is NULL.
+// `rtt_ns` is NULL. `timeout_ms`: milliseconds or KVMSB_TIMEOUT_DEFAULT for the
+// answer (KVMSB_TIMEOUT_NONE is the default too).
 //
 // Thread-safety: concurrent calls on one sandbox are fine.
-enum kvmsb_status kvmsb_sandbox_ping(const struct kvmsb_sandbox *sandbox, uint64_t *rtt_ns);
+enum kvmsb_status kvmsb_sandbox_ping(const struct kvmsb_sandbox *sandbox,
+                                     uint64_t timeout_ms,
+                                     uint64_t *rtt_ns);
 
 // Opens a byte stream to guest vsock `port` (the micro guest echoes on 1025)
 // and writes its file descriptor to `*fd_out`. KVMSB_STATUS_UNSUPPORTED for a
@@ -440,28 +989,154 @@ enum kvmsb_status kvmsb_sandbox_shutdown(const struct kvmsb_sandbox *sandbox);
 // Thread-safety: any thread, e.g. a watchdog.
 enum kvmsb_status kvmsb_sandbox_kill(const struct kvmsb_sandbox *sandbox);
 
+// Takes a snapshot of the sandbox (micro or Linux guest started by this
+// library). The sandbox's idle agent connections are closed first (the next
+// call reconnects).
+//
+// Errors: KVMSB_STATUS_BUSY while a call runs or a stream (`kvmsb_sandbox_connect`,
+// a spawned process) is open; KVMSB_STATUS_UNSUPPORTED for an attached sandbox;
+// KVMSB_STATUS_SNAPSHOT if the VM cannot be captured.
+// Ownership: the caller frees `*snapshot_out` with `kvmsb_snapshot_free`.
+// Thread-safety: any thread; concurrent calls on the sandbox make it BUSY.
+enum kvmsb_status kvmsb_sandbox_snapshot(const struct kvmsb_sandbox *sandbox,
+                                         struct kvmsb_snapshot **snapshot_out);
+
+// Puts the sandbox back to `snapshot` in place (same VM and threads). Streams
+// the sandbox opened read EOF.
+//
+// Errors: KVMSB_STATUS_SNAPSHOT if the snapshot was taken of a sandbox of
+// another guest kind, memory size, vCPU count or disks (nothing changes);
+// KVMSB_STATUS_BUSY while a call runs on another thread.
+// Thread-safety: any thread.
+enum kvmsb_status kvmsb_sandbox_restore(const struct kvmsb_sandbox *sandbox,
+                                        const struct kvmsb_snapshot *snapshot);
+
+// A new sandbox continuing from `snapshot` (its own VM, socket and threads;
+// memory shared copy-on-write). The agent is connected lazily. With `config`
+// NULL the snapshot's recorded shape is used and disks are opened again from
+// the recorded paths (they must have the recorded sizes); otherwise `config`
+// supplies disks, seccomp policy and the rest, and its vCPUs, memory and disks
+// must match the snapshot's.
+//
+// Errors: KVMSB_STATUS_SNAPSHOT (mismatch, named), KVMSB_STATUS_UNSUPPORTED for
+// a Linux snapshot without `config`, KVMSB_STATUS_CONFIG (a disk missing).
+// Ownership: `config` is only read; the caller frees `*sandbox_out` with
+// `kvmsb_sandbox_free`. Thread-safety: any thread.
+enum kvmsb_status kvmsb_sandbox_from_snapshot(const struct kvmsb_snapshot *snapshot,
+                                              const struct kvmsb_config *config,
+                                              struct kvmsb_sandbox **sandbox_out);
+
+// Per-call isolation: with a snapshot, every call starts from it (the sandbox
+// is restored now and after each call) and a `run_wasm` wall-clock timeout
+// restores instead of stopping the VM (KVMSB_STATUS_TIMEOUT, the sandbox stays
+// usable). NULL turns it off.
+//
+// Ownership: the sandbox keeps its own reference; `snapshot` may be freed.
+// Thread-safety: any thread.
+enum kvmsb_status kvmsb_sandbox_set_call_isolation(const struct kvmsb_sandbox *sandbox,
+                                                   const struct kvmsb_snapshot *snapshot);
+
+// Writes the snapshot to `path` (a new file renamed into place).
+//
+// Errors: KVMSB_STATUS_IO. Thread-safety: any thread.
+enum kvmsb_status kvmsb_snapshot_save(const struct kvmsb_snapshot *snapshot, const char *path);
+
+// Loads a snapshot file, checking all of it before returning; its memory image
+// is mapped from the file (which must not change while the snapshot or a
+// sandbox made from it lives).
+//
+// Errors: KVMSB_STATUS_SNAPSHOT naming what is wrong (truncated, corrupt,
+// another format version or guest kind, inconsistent), KVMSB_STATUS_IO.
+// Ownership: the caller frees `*snapshot_out` with `kvmsb_snapshot_free`.
+// Thread-safety: any thread.
+enum kvmsb_status kvmsb_snapshot_load(const char *path, struct kvmsb_snapshot **snapshot_out);
+
+// Frees a snapshot. NULL is allowed. Sandboxes restored or forked from it are
+// not affected.
+void kvmsb_snapshot_free(struct kvmsb_snapshot *snapshot);
+
 // The name of a status value ("KVMSB_STATUS_NOT_FOUND"), or "KVMSB_STATUS_UNKNOWN"
 // for a value this version does not know.
 //
 // Ownership: static storage, never free it. Thread-safety: any thread.
 const char *kvmsb_status_name(int32_t status);
 
+// Sends the WASM module `module[0..module_len]` to the sandbox's guest (micro
+// guest only) to be validated and compiled once, snapshots the sandbox, and
+// writes the template to `*template_out`. Of `opts` (NULL = defaults) only the
+// memory limit applies here: it caps every run's linear memory. A later
+// prepare in the same sandbox does not invalidate this template (its runs
+// restore its own snapshot).
+//
+// Errors: KVMSB_STATUS_INVALID_ARGUMENT for a module that cannot run (invalid,
+// an import the runtime lacks, no `_start`; the message says which);
+// KVMSB_STATUS_BUSY when a stream or another call is open (no snapshot then);
+// KVMSB_STATUS_UNSUPPORTED on a Linux guest or host agent.
+//
+// Ownership: the module is copied; the caller owns `*template_out` and frees
+// it with `kvmsb_wasm_template_free`. Thread-safety: do not run other calls on
+// the sandbox meanwhile (the snapshot needs it idle).
+enum kvmsb_status kvmsb_sandbox_prepare_wasm(const struct kvmsb_sandbox *sandbox,
+                                             const uint8_t *module,
+                                             size_t module_len,
+                                             const struct kvmsb_wasm_options *opts,
+                                             struct kvmsb_wasm_template **template_out);
+
+// Runs `template` in `sandbox` (the one that prepared it, or a sandbox of the
+// same shape, e.g. one forked from it): restores the template's snapshot, then
+// runs `_start` with `opts`' arguments, environment, stdin, fuel and timeout
+// (NULL = defaults; the module and memory limit are the template's). Results
+// read like `kvmsb_sandbox_run_wasm_opts`'. A wall-clock timeout restores the
+// template instead of stopping the VM: KVMSB_STATUS_TIMEOUT, and the sandbox
+// stays usable.
+//
+// Ownership: the caller owns `*result_out` and frees it with
+// `kvmsb_wasm_result_free`. Thread-safety: one run at a time per sandbox (a
+// restore while another call runs fails with KVMSB_STATUS_BUSY).
+enum kvmsb_status kvmsb_wasm_template_run(const struct kvmsb_wasm_template *template_,
+                                          const struct kvmsb_sandbox *sandbox,
+                                          const struct kvmsb_wasm_options *opts,
+                                          struct kvmsb_wasm_result **result_out);
+
+// Frees a template (its snapshot goes when nothing else uses it). NULL is allowed.
+//
+// Ownership: `template` must come from `kvmsb_sandbox_prepare_wasm` and not be
+// used afterwards.
+void kvmsb_wasm_template_free(struct kvmsb_wasm_template *template_);
+
 // Runs the WASM module `module[0..module_len]` in the sandbox (micro guest only)
-// and waits for it to end.
+// and waits for it to end. `opts` (NULL = every default) says how: see the
+// `kvmsb_wasm_options_*` setters.
+//
+// A timeout (`kvmsb_wasm_options_set_timeout`) stops the VM (a module cannot be
+// interrupted otherwise) and returns KVMSB_STATUS_TIMEOUT: the sandbox is dead
+// afterwards.
+//
+// Errors: KVMSB_STATUS_UNSUPPORTED on a Linux guest or host agent, or when the
+// guest was built without a WASM runtime.
+//
+// Ownership: the module and options are copied; the caller owns `*result_out`
+// and frees it with `kvmsb_wasm_result_free`. Thread-safety: concurrent calls on
+// one sandbox are fine.
+enum kvmsb_status kvmsb_sandbox_run_wasm_opts(const struct kvmsb_sandbox *sandbox,
+                                              const uint8_t *module,
+                                              size_t module_len,
+                                              const struct kvmsb_wasm_options *opts,
+                                              struct kvmsb_wasm_result **result_out);
+
+// Runs the WASM module `module[0..module_len]` in the sandbox (micro guest only)
+// and waits for it to end. Kept for existing callers: new code uses
+// `kvmsb_sandbox_run_wasm_opts`, which can take every option.
 //
 // - `args`: `argc` UTF-8 strings, the module's argv (NULL if 0; no NULL entries).
 // - `envp`: `envc` "KEY=VALUE" strings (NULL if 0).
 // - `stdin_data`/`stdin_len`: all of stdin (NULL if empty).
 // - `fuel`: instruction budget, 0 = unlimited.
-// - `timeout_ms`: wall-clock limit, 0 = none. When it passes the VM is stopped
-//   (a module cannot be interrupted otherwise) and KVMSB_STATUS_TIMEOUT is
-//   returned: the sandbox is dead afterwards.
+// - `timeout_ms`: wall-clock limit, 0 = none (as KVMSB_TIMEOUT_NONE; the named
+//   constants are accepted too). When it passes the VM is stopped and
+//   KVMSB_STATUS_TIMEOUT is returned: the sandbox is dead afterwards.
 //
-// Errors: KVMSB_STATUS_UNSUPPORTED on a Linux guest or host agent, or when the
-// guest was built without a WASM runtime.
-//
-// Ownership: arguments are copied; the caller owns `*result_out` and frees it
-// with `kvmsb_wasm_result_free`. Thread-safety: concurrent calls on one sandbox are fine.
+// Errors, ownership, thread-safety: as `kvmsb_sandbox_run_wasm_opts`.
 enum kvmsb_status kvmsb_sandbox_run_wasm(const struct kvmsb_sandbox *sandbox,
                                          const uint8_t *module,
                                          size_t module_len,
@@ -500,8 +1175,114 @@ const uint8_t *kvmsb_wasm_result_stderr(const struct kvmsb_wasm_result *result, 
 
 // Frees a result. NULL is allowed.
 //
-// Ownership: `result` must come from `kvmsb_sandbox_run_wasm` and not be used afterwards.
+// Ownership: `result` must come from a `kvmsb_sandbox_run_wasm*` call and not be used afterwards.
 void kvmsb_wasm_result_free(struct kvmsb_wasm_result *result);
+
+// Adds a directory the module sees at `guest_path` (e.g. "/data"; preopened
+// as fds 3, 4, ... in the order added). `host_dir`: a host directory copied
+// in now (symlinks copied as links, never followed; at most the tree's byte
+// cap, 64 MiB by default), or NULL for an empty one. `read_only` non-zero:
+// the module gets EROFS for any change.
+//
+// Errors: KVMSB_STATUS_INVALID_ARGUMENT if `guest_path` is already added,
+// KVMSB_STATUS_IO if the host directory cannot be read or is too big.
+enum kvmsb_status kvmsb_wasm_options_add_dir(struct kvmsb_wasm_options *opts,
+                                             const char *guest_path,
+                                             const char *host_dir,
+                                             int32_t read_only);
+
+// Adds file `path` (relative, '/'-separated; parents are made) with bytes
+// `data[0..len]` to the directory added as `guest_path`.
+//
+// Errors: KVMSB_STATUS_NOT_FOUND if no directory `guest_path` was added.
+enum kvmsb_status kvmsb_wasm_options_add_file(struct kvmsb_wasm_options *opts,
+                                              const char *guest_path,
+                                              const char *path,
+                                              const uint8_t *data,
+                                              size_t len);
+
+// Caps the guest's in-memory tree of the run's directories: `max_bytes` of
+// contents, names and link targets, `max_inodes` files, directories and
+// links (0: the default, 64 MiB and 65 536). Past a cap the module gets
+// ENOSPC or EDQUOT; contents that do not fit end the run with
+// KVMSB_WASM_OUTCOME_ERROR. Set it before `kvmsb_wasm_options_add_dir` to
+// bound the host copy too.
+enum kvmsb_status kvmsb_wasm_options_set_fs_limits(struct kvmsb_wasm_options *opts,
+                                                   uint64_t max_bytes,
+                                                   uint64_t max_inodes);
+
+// The bytes of file `path` in writable directory `guest_path` after the
+// run: `*data_out` points at them (NULL when empty), `*len_out` is their
+// count.
+//
+// Errors: KVMSB_STATUS_NOT_FOUND if there is no such file.
+// Ownership: borrowed from `result`, valid until `kvmsb_wasm_result_free`.
+enum kvmsb_status kvmsb_wasm_result_file(const struct kvmsb_wasm_result *result,
+                                         const char *guest_path,
+                                         const char *path,
+                                         const uint8_t **data_out,
+                                         size_t *len_out);
+
+// Writes the final tree of writable directory `guest_path` into host
+// directory `host_dir` (made if missing; files of the same names are
+// replaced). Nothing is written outside `host_dir`.
+//
+// Errors: KVMSB_STATUS_NOT_FOUND if `guest_path` was not a writable
+// directory of the run, KVMSB_STATUS_IO if writing fails.
+enum kvmsb_status kvmsb_wasm_result_write_dir(const struct kvmsb_wasm_result *result,
+                                              const char *guest_path,
+                                              const char *host_dir);
+
+// Creates options with every default: no arguments, an empty environment, empty
+// stdin, unlimited fuel, the runtime's memory limit, KVMSB_TIMEOUT_DEFAULT.
+//
+// Ownership: the caller owns `*opts_out` and frees it with `kvmsb_wasm_options_free`.
+enum kvmsb_status kvmsb_wasm_options_new(struct kvmsb_wasm_options **opts_out);
+
+// Frees options. NULL is allowed.
+//
+// Ownership: `opts` must come from `kvmsb_wasm_options_new` and not be used afterwards.
+void kvmsb_wasm_options_free(struct kvmsb_wasm_options *opts);
+
+// Sets the module's argv to `args[0..argc]` (UTF-8, no NULL entries; `args`
+// may be NULL when `argc` is 0). Replaces earlier arguments.
+enum kvmsb_status kvmsb_wasm_options_set_args(struct kvmsb_wasm_options *opts,
+                                              const char *const *args,
+                                              size_t argc);
+
+// Sets the module's whole environment to `envp[0..envc]` ("KEY=VALUE"; NULL
+// when `envc` is 0). Replaces an earlier environment.
+enum kvmsb_status kvmsb_wasm_options_set_env(struct kvmsb_wasm_options *opts,
+                                             const char *const *envp,
+                                             size_t envc);
+
+// Sets all of stdin to `data[0..len]` (NULL when `len` is 0: empty stdin).
+enum kvmsb_status kvmsb_wasm_options_set_stdin(struct kvmsb_wasm_options *opts,
+                                               const uint8_t *data,
+                                               size_t len);
+
+// Limits the run to `fuel` units (about one per WASM instruction); the run
+// ends with KVMSB_WASM_OUTCOME_OUT_OF_FUEL when they are spent. Default: unlimited.
+enum kvmsb_status kvmsb_wasm_options_set_fuel(struct kvmsb_wasm_options *opts, uint64_t fuel);
+
+// Limits the module's linear memory to `bytes` (a module needing more ends
+// with KVMSB_WASM_OUTCOME_ERROR). Default: the guest runtime's limit.
+enum kvmsb_status kvmsb_wasm_options_set_max_memory(struct kvmsb_wasm_options *opts,
+                                                    uint64_t bytes);
+
+// Streams the module's output to `on_output(user_data, stream, data, len)` as
+// it is written, on the thread running the module, instead of collecting it in
+// the result (whose stdout/stderr are then empty). NULL collects again.
+enum kvmsb_status kvmsb_wasm_options_set_output(struct kvmsb_wasm_options *opts,
+                                                kvmsb_output_fn on_output,
+                                                void *user_data);
+
+// Sets the wall-clock timeout of the run: milliseconds, KVMSB_TIMEOUT_DEFAULT
+// or KVMSB_TIMEOUT_NONE (0 is KVMSB_STATUS_INVALID_ARGUMENT). When it passes
+// the VM is stopped (a module cannot be interrupted otherwise), the run returns
+// KVMSB_STATUS_TIMEOUT and the sandbox is dead afterwards.
+enum kvmsb_status kvmsb_wasm_options_set_timeout(struct kvmsb_wasm_options *opts,
+                                                 uint64_t timeout_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

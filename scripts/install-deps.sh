@@ -3,7 +3,9 @@
 # Idempotent and quiet when everything is present. Run as root (or with sudo).
 set -euo pipefail
 
-APT_PACKAGES=(build-essential pkg-config binutils e2fsprogs socat strace valgrind cpio busybox-static python3-venv)
+# clang, lld, wasi-libc, libclang-rt-14-dev-wasm32: core/tests/wasm/build.sh (C programs for WASI).
+APT_PACKAGES=(build-essential pkg-config binutils e2fsprogs socat strace valgrind cpio busybox-static python3-venv
+    clang lld wasi-libc libclang-rt-14-dev-wasm32)
 
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -2,11 +2,13 @@
 //! agent hello + module upload + run + teardown), "warm" = one run in a sandbox
 //! that is already up. If the guest answers Unsupported, that is reported and
 //! the benchmarks are skipped (the micro guest's WASM support may be missing).
+//! "template" = a run of the same module prepared once (`prepare_wasm`): restore
+//! the snapshot taken after preparing, reconnect, send the call's inputs, run.
 
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kvmsandbox::{Error, Sandbox, WasmOutcome, WasmRequest};
+use kvmsandbox::{Error, Sandbox, WasmCall, WasmOutcome, WasmOutput, WasmRequest, WasmTemplate};
 use kvmsandbox_benches::{announce, HELLO_OUTPUT, HELLO_WAT};
 use std::time::Duration;
 
@@ -14,6 +16,17 @@ fn run_hello(sb: &Sandbox, req: &WasmRequest) {
     let out = sb
         .run_wasm(req, Some(Duration::from_secs(60)))
         .expect("run_wasm");
+    check_hello(out);
+}
+
+fn run_template(sb: &Sandbox, t: &WasmTemplate) {
+    let out = t
+        .run(sb, &WasmCall::default(), Some(Duration::from_secs(60)))
+        .expect("template run");
+    check_hello(out);
+}
+
+fn check_hello(out: WasmOutput) {
     assert_eq!(
         out.outcome,
         WasmOutcome::Exit(0),
@@ -48,6 +61,8 @@ fn wasm(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(8));
     g.bench_function("hello_warm", |b| b.iter(|| run_hello(&sb, &req)));
+    let t = sb.prepare_wasm(&req.module, None).expect("prepare_wasm");
+    g.bench_function("hello_template", |b| b.iter(|| run_template(&sb, &t)));
     drop(sb);
     g.bench_function("hello_fresh", |b| {
         b.iter(|| {

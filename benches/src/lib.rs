@@ -5,6 +5,9 @@
 //! PVM host, where every guest instruction is emulated, are not comparable with
 //! hardware KVM numbers).
 
+mod timing;
+pub use timing::{percentiles, timed};
+
 pub mod procmem;
 
 use std::path::{Path, PathBuf};
@@ -95,7 +98,7 @@ pub fn kernel_dir() -> Result<PathBuf, BenchError> {
 /// Builds (once, cached in the temp dir) an initramfs whose `/init` is a shell
 /// script, with `guest/kernel/mkinitramfs.sh`. The boot benchmarks stop at the
 /// kernel's "Run /init" line, so what `/init` is does not matter (on PVM no user
-/// space can run anyway, PLATFORM.md).
+/// space can run anyway, docs/platform.md).
 pub fn initramfs() -> Result<PathBuf, BenchError> {
     let dir = std::env::temp_dir().join("kvmsandbox-bench");
     let out = dir.join("initramfs.cpio");

@@ -12,6 +12,7 @@ pub use crate::vmm::console::LineCallback;
 
 /// Errors in a configuration.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// vCPU count out of range.
     #[error("vcpus = {count} is out of range (1..={max})")]
@@ -76,6 +77,7 @@ pub static MICRO_GUEST_ELF: &[u8] = include_bytes!(env!("KVMSANDBOX_MICRO_ELF"))
 
 /// Which guest to boot.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Guest {
     /// The micro guest: the embedded one, or another ELF at a path.
     Micro {
@@ -91,7 +93,8 @@ pub enum Guest {
     },
 }
 
-/// Configuration of one VM.
+/// Configuration of one VM. Clones share the console callback.
+#[derive(Clone)]
 pub struct VmConfig {
     /// The guest.
     pub guest: Guest,
@@ -155,7 +158,7 @@ impl VmConfig {
             mem_mib: DEFAULT_MICRO_MEM_MIB,
             cmdline: String::new(),
             ready_marker: None,
-            start_timeout: Duration::from_secs(10),
+            start_timeout: crate::timeouts::START_MICRO,
             console_callback: None,
             kvm_device: PathBuf::from("/dev/kvm"),
             disks: Vec::new(),
@@ -172,7 +175,7 @@ impl VmConfig {
                 initrd: None,
             },
             mem_mib: DEFAULT_LINUX_MEM_MIB,
-            start_timeout: Duration::from_secs(180),
+            start_timeout: crate::timeouts::START_LINUX,
             ..Self::micro()
         }
     }
@@ -229,7 +232,7 @@ impl VmConfig {
     /// Receives each console line as it is printed, on the VM's console thread
     /// (see [`VmConfig::console_callback`] for the threading and the bounded queue).
     pub fn on_console_line(mut self, f: impl FnMut(&str) + Send + 'static) -> Self {
-        self.console_callback = Some(Box::new(f));
+        self.console_callback = Some(crate::vmm::console::line_callback(f));
         self
     }
 
@@ -380,6 +383,21 @@ fn host_ram_mib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_clones_with_its_shared_callback() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let s2 = seen.clone();
+        let a = VmConfig::micro()
+            .vcpus(2)
+            .disk("/tmp/x.img", true)
+            .on_console_line(move |l| s2.lock().unwrap().push(l.to_owned()));
+        let b = a.clone();
+        assert_eq!((b.vcpus, b.disks.len()), (2, 1));
+        let cb = b.console_callback.expect("the clone keeps the callback");
+        (*cb.lock().unwrap())("line");
+        assert_eq!(*seen.lock().unwrap(), ["line"]);
+    }
 
     #[test]
     fn rejects_bad_values_by_name() {

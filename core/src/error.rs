@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// Anything that can go wrong creating or running a VM.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration is invalid.
     #[error(transparent)]
@@ -67,9 +68,19 @@ pub enum Error {
         /// The operation.
         op: &'static str,
     },
+    /// A host function's callback called back into the sandbox running it
+    /// (that call would wait for the run the callback is part of).
+    #[error("{op} was called from a host function of the same sandbox; call it after the run")]
+    Reentrant {
+        /// The operation.
+        op: &'static str,
+    },
     /// The sandbox's private runtime directory could not be made.
     #[error(transparent)]
     RuntimeDir(#[from] crate::sandbox::RuntimeDirError),
+    /// A sandbox pool refused (bad settings, acquire timeout, closed).
+    #[error(transparent)]
+    Pool(#[from] crate::pool::PoolError),
     /// The guest kind does not offer this operation.
     #[error("{op} is not supported by the {guest}")]
     Unsupported {
@@ -81,6 +92,15 @@ pub enum Error {
     /// A host-enforced deadline passed; the VM was stopped.
     #[error("{op} did not finish within {after:?}; the sandbox was stopped")]
     Timeout {
+        /// The operation.
+        op: &'static str,
+        /// The deadline.
+        after: Duration,
+    },
+    /// A host-enforced deadline passed under per-call isolation; the sandbox
+    /// was restored to its snapshot and stays usable.
+    #[error("{op} did not finish within {after:?}; the sandbox was restored to its snapshot")]
+    CallTimeout {
         /// The operation.
         op: &'static str,
         /// The deadline.
@@ -106,10 +126,18 @@ pub enum Error {
     KvmIoctl {
         /// The operation.
         what: &'static str,
-        /// The KVM error.
-        source: kvm_ioctls::Error,
+        /// The KVM error (its errno; no third-party error type in this API).
+        source: std::io::Error,
     },
     /// A host resource (thread, eventfd) could not be created.
+    /// A host file given to an upload or download could not be opened or written.
+    #[error("host file {}: {source}", path.display())]
+    HostFile {
+        /// The host path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     #[error("cannot create {what}: {source}")]
     Host {
         /// What.
@@ -157,6 +185,30 @@ pub enum Error {
         reason: String,
         /// What the guest printed last.
         last_lines: Vec<String>,
+    },
+    /// A snapshot could not be taken, restored or forked at the VM level.
+    #[error(transparent)]
+    Snapshot(#[from] crate::vmm::snapshot::SnapshotError),
+    /// A snapshot file could not be saved or loaded (each corruption named).
+    #[error(transparent)]
+    SnapshotFile(#[from] crate::snapshot::SnapshotFileError),
+    /// A snapshot does not fit the sandbox (or the fork's configuration).
+    #[error("the snapshot does not fit: its {what} is {snapshot}, the sandbox's is {sandbox}")]
+    SnapshotMismatch {
+        /// What differs.
+        what: &'static str,
+        /// The snapshot's value.
+        snapshot: String,
+        /// The sandbox's value.
+        sandbox: String,
+    },
+    /// The sandbox is in use in a way the operation cannot carry over.
+    #[error("{op} refused: {what}")]
+    Busy {
+        /// The operation.
+        op: &'static str,
+        /// What is open or running.
+        what: String,
     },
     /// The guest stopped before it was ready.
     #[error("guest stopped before it was ready ({reason}); last console lines:\n{}", last_lines.join("\n"))]

@@ -14,6 +14,7 @@ use crate::error::Error;
 /// match on it without a wildcard so that a new kind must be given a status
 /// and a class there too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The configuration is invalid or names a missing file.
     Config,
@@ -53,6 +54,11 @@ pub enum ErrorKind {
     OutputLimit,
     /// The agent failed the request for a reason without a kind of its own.
     GuestError,
+    /// The sandbox is in use (a call running, a stream open) in a way the
+    /// operation cannot carry over.
+    Busy,
+    /// A snapshot could not be taken or applied, or a snapshot file is bad.
+    Snapshot,
 }
 
 /// How one kind shows in each face.
@@ -84,7 +90,7 @@ const fn info(
 
 impl ErrorKind {
     /// Every kind, in documentation order.
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 21] = [
         Self::Config,
         Self::InvalidArgument,
         Self::KvmUnavailable,
@@ -104,6 +110,8 @@ impl ErrorKind {
         Self::Stopped,
         Self::OutputLimit,
         Self::GuestError,
+        Self::Busy,
+        Self::Snapshot,
     ];
 
     /// How this kind shows in C and Python.
@@ -224,6 +232,18 @@ impl ErrorKind {
                 "GuestError",
                 &[BASE],
             ),
+            Self::Busy => info(
+                "The sandbox is in use (a call running, a stream open) in a way the operation (a snapshot, a restore) cannot carry over.",
+                "KVMSB_STATUS_BUSY",
+                "Busy",
+                &[BASE],
+            ),
+            Self::Snapshot => info(
+                "A snapshot could not be taken or applied, does not fit the sandbox, or a snapshot file is truncated, corrupt or of another version or guest kind.",
+                "KVMSB_STATUS_SNAPSHOT",
+                "SnapshotError",
+                &[BASE],
+            ),
         }
     }
 
@@ -238,7 +258,7 @@ impl ErrorKind {
     }
 }
 
-const ERROR_KIND_NAMES: [&str; 19] = [
+const ERROR_KIND_NAMES: [&str; 21] = [
     "Config",
     "InvalidArgument",
     "KvmUnavailable",
@@ -258,6 +278,8 @@ const ERROR_KIND_NAMES: [&str; 19] = [
     "Stopped",
     "OutputLimit",
     "GuestError",
+    "Busy",
+    "Snapshot",
 ];
 
 /// Builds a leaf table: a wildcard-free `match` from each variant to
@@ -301,18 +323,29 @@ leaf_table! {
         Seccomp(_) => ErrorKind::Seccomp,
         Agent(a) => agent_leaf(a).1,
         Stopped { .. } => ErrorKind::Stopped,
+        Reentrant { .. } => ErrorKind::InvalidArgument,
         RuntimeDir(_) => ErrorKind::Io,
+        Pool(p) => p.kind(),
         Unsupported { .. } => ErrorKind::Unsupported,
         LinuxUserSpaceOnPvm { .. } => ErrorKind::Unsupported,
         Timeout { .. } => ErrorKind::Timeout,
+        CallTimeout { .. } => ErrorKind::Timeout,
         DeviceLoop { .. } => ErrorKind::GuestCrashed,
         Connect { .. } => ErrorKind::Connection,
         KvmIoctl { .. } => ErrorKind::Boot,
         Host { .. } => ErrorKind::Io,
+        HostFile { .. } => ErrorKind::Io,
         StartTimeout { .. } => ErrorKind::StartTimeout,
         GuestPanic { .. } => ErrorKind::GuestPanic,
         GuestCrashed { .. } => ErrorKind::GuestCrashed,
         EarlyExit { .. } => ErrorKind::GuestCrashed,
+        Snapshot(_) => ErrorKind::Snapshot,
+        SnapshotFile(e) => match e {
+            crate::snapshot::SnapshotFileError::Io { .. } => ErrorKind::Io,
+            _ => ErrorKind::Snapshot,
+        },
+        SnapshotMismatch { .. } => ErrorKind::Snapshot,
+        Busy { .. } => ErrorKind::Busy,
     }
 }
 
@@ -330,6 +363,7 @@ leaf_table! {
         OutputLimit { .. } => ErrorKind::OutputLimit,
         StaleFrames { .. } => ErrorKind::Agent,
         NoConnector { .. } => ErrorKind::Agent,
+        Wasm { .. } => ErrorKind::InvalidArgument,
     }
 }
 

@@ -10,18 +10,39 @@
 
 pub mod agent;
 pub mod config;
-pub mod devices;
 pub mod error;
 pub mod error_kind;
+pub mod pool;
 pub mod sandbox;
-pub mod seccomp;
-pub mod vmm;
+pub mod snapshot;
+pub mod timeouts;
 
-pub use agent::{ExecOutput, ExecRequest, WasmOutcome, WasmRequest};
+// VMM internals: public only with the `unstable-vmm` feature (what other
+// binaries of this workspace, the fuzzers and the device tests use).
+#[cfg(feature = "unstable-vmm")]
+pub mod devices;
+#[cfg(not(feature = "unstable-vmm"))]
+#[allow(dead_code, unused_imports)]
+mod devices;
+#[cfg(feature = "unstable-vmm")]
+pub mod seccomp;
+#[cfg(not(feature = "unstable-vmm"))]
+#[allow(dead_code, unused_imports)]
+mod seccomp;
+#[cfg(feature = "unstable-vmm")]
+pub mod vmm;
+#[cfg(not(feature = "unstable-vmm"))]
+#[allow(dead_code, unused_imports)]
+mod vmm;
+
+pub use agent::{ExecOutput, ExecRequest, FileInfo, FileKind, WasmCall, WasmOutcome, WasmRequest};
+pub use agent::{WasmDir, WasmDirError, WasmDirOutput, WasmFile, WasmFileKind, WasmFsLimits};
 pub use config::{ConfigError, Guest, VmConfig};
 pub use error::{Error, Result};
 pub use error_kind::ErrorKind;
-pub use sandbox::{Sandbox, SandboxKind, WasmOutput, ECHO_PORT, SINK_PORT};
+pub use pool::{PoolConfig, PoolMetrics, PoolSource, PooledSandbox, SandboxPool};
+pub use sandbox::{Sandbox, SandboxKind, WasmOutput, WasmTemplate, ECHO_PORT, SINK_PORT};
+pub use snapshot::{SandboxSnapshot, SnapshotFileError};
 pub use vmm::host::HostKind;
 pub use vmm::timings::BootTimings;
 pub use vmm::vm::{Vm, VmExit};

@@ -33,6 +33,8 @@ enum Mode {
     StaleDribble,
     /// Exec: `ExecStarted`, then nothing until the host hangs up.
     Silent,
+    /// Every request but Echo: no answer at all.
+    Mute,
 }
 
 /// Most a flooding fake agent sends (the caps under test are far below).
@@ -121,6 +123,7 @@ fn serve(mut s: UnixStream, mode: Mode, sent: &AtomicU64) {
         let r = match (mode, frame.msg) {
             (_, Message::Echo { data }) => send(&mut s, id, Message::EchoReply { data }).map(drop),
             (Mode::FloodStdout, Message::Exec(_)) => flood_exec(&mut s, id, sent),
+            (Mode::Mute, _) => Ok(()),
             (Mode::Silent, Message::Exec(_)) => {
                 let _ = send(&mut s, id, Message::ExecStarted { pid: 7 });
                 // Nothing more: wait for the host to hang up.
@@ -204,11 +207,9 @@ fn within<T: Send + 'static>(
 }
 
 fn limits(max_output: u64, deadline: Duration) -> AgentLimits {
-    AgentLimits {
-        max_output,
-        default_deadline: deadline,
-        ..AgentLimits::default()
-    }
+    AgentLimits::default()
+        .with_max_output(max_output)
+        .with_default_deadline(deadline)
 }
 
 #[test]
@@ -269,14 +270,69 @@ fn frames_for_other_requests_do_not_extend_an_answer_wait() {
 }
 
 #[test]
+fn a_per_call_timeout_overrides_the_sandbox_default() {
+    let agent = FakeAgent::start(Mode::StaleDribble);
+    // Default answer wait of 30 s: only the per-call timeout can end this in time.
+    let sb = agent.attach(Duration::from_secs(30), AgentLimits::default());
+    let (r, took) = within(BOUND, move || {
+        sb.with_timeout(Duration::from_millis(300)).ping()
+    });
+    let e = r.unwrap_err();
+    assert_eq!(
+        e.kind(),
+        kvmsandbox::ErrorKind::Timeout,
+        "{e} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn a_per_call_timeout_covers_the_files_api() {
+    let agent = FakeAgent::start(Mode::Mute);
+    let local = agent.dir.join("local.bin");
+    std::fs::write(&local, b"data").unwrap();
+    // Default answer wait of 30 s: only the per-call timeout can end these in time.
+    let sb = Arc::new(agent.attach(Duration::from_secs(30), AgentLimits::default()));
+    type Call = fn(&Sandbox, &std::path::Path) -> kvmsandbox::Result<()>;
+    let calls: [(&str, Call); 7] = [
+        ("stat", |sb, _| sb.with_timeout(T).stat("/", true).map(drop)),
+        ("list_dir", |sb, _| {
+            sb.with_timeout(T).list_dir("/").map(drop)
+        }),
+        ("make_dir", |sb, _| {
+            sb.with_timeout(T).make_dir("/d", 0o755, false)
+        }),
+        ("remove", |sb, _| sb.with_timeout(T).remove("/d", false)),
+        ("rename", |sb, _| sb.with_timeout(T).rename("/d", "/e")),
+        ("upload", |sb, l| {
+            sb.with_timeout(T).upload(l, "/up", 0o644).map(drop)
+        }),
+        ("download", |sb, l| {
+            sb.with_timeout(T)
+                .download("/down", &l.with_extension("down"))
+                .map(drop)
+        }),
+    ];
+    const T: Duration = Duration::from_millis(300);
+    for (name, call) in calls {
+        let (sb, local) = (sb.clone(), local.clone());
+        let (r, took) = within(BOUND, move || call(&sb, &local));
+        let e = r.expect_err(name);
+        assert_eq!(
+            e.kind(),
+            kvmsandbox::ErrorKind::Timeout,
+            "{name}: {e} after {took:?}"
+        );
+        assert!(took < Duration::from_secs(5), "{name} took {took:?}");
+    }
+}
+
+#[test]
 fn endless_frames_for_other_requests_are_a_typed_error() {
     let agent = FakeAgent::start(Mode::StaleFlood);
     let sb = agent.attach(
         Duration::from_secs(5),
-        AgentLimits {
-            max_stale_frames: 100,
-            ..AgentLimits::default()
-        },
+        AgentLimits::default().with_max_stale_frames(100),
     );
     let (r, took) = within(BOUND, move || sb.ping());
     let e = r.unwrap_err();

@@ -1,5 +1,5 @@
 //! Linux guests on this host, verified up to the kernel handing over to init
-//! (PLATFORM.md: guest user space cannot run under PVM, so nothing here can see
+//! (docs/platform.md: guest user space cannot run under PVM, so nothing here can see
 //! the agent run; its PID-1 duties are tested under QEMU TCG in
 //! vhost/tests/linux_pid1.rs and linux_tcg.rs). Three boots, each shared by several
 //! assertions: an initramfs with the static agent as /init plus a disk and vsock;

@@ -1,5 +1,5 @@
 //! Guard: the micro guest (and everything linked into it) must not contain
-//! instructions PVM's emulator cannot run (PLATFORM.md): SSE/AVX registers,
+//! instructions PVM's emulator cannot run (docs/platform.md): SSE/AVX registers,
 //! popcnt, cmpxchg16b, xsave. Uses objdump from binutils.
 
 #[test]

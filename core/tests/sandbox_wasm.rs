@@ -166,7 +166,7 @@ fn invalid_modules_are_rejected_with_typed_errors() {
         "{:?}",
         out.outcome
     );
-    let out = sb.run_wasm(&req(wat("path_open")), None).unwrap();
+    let out = sb.run_wasm(&req(wat("unimplemented")), None).unwrap();
     assert_eq!(
         out.outcome,
         WasmOutcome::Exit(0),

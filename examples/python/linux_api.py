@@ -6,7 +6,7 @@ commands, move files.
 
 On hardware KVM, pass a kernel and initrd (`make kernel` builds them) and the
 commands run inside the VM. On the development machines (nested PVM, see
-docs/PLATFORM.md) Linux user space cannot run in a guest, so without a kernel
+docs/platform.md) Linux user space cannot run in a guest, so without a kernel
 this shows the configuration error you get, and with --host-agent it drives the
 same agent running as a host process (`kvmsandbox-agent --unix PATH`: no
 isolation, for development only). It exits 0 in every case.
@@ -33,7 +33,7 @@ def demo(sb: Sandbox, workdir: str) -> None:
     for kind, data in sb.stream(["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.1; done"]):
         print(f"  streamed {kind}: {data!r}")
     try:
-        sb.run(["sleep", "5"], timeout=0.5)
+        sb.run(["sleep", "5"], timeout=0.5, check=True)
     except kvmsandbox.Timeout as e:
         print(f"timeout: {e}")
 

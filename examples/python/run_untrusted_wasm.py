@@ -32,7 +32,7 @@ def main() -> int:
     with kvmsandbox.Sandbox() as sb:
         print(f"sandbox ready in {sb.boot_timings['agent_ready'] * 1e3:.1f} ms")
         try:
-            r = sb.run_wasm(module, args=["untrusted"], fuel=1_000_000, timeout=60)
+            r = sb.run_wasm(module, args=["untrusted"], fuel=1_000_000, timeout=60, check=True)
             print(f"exit code {r.exit_code}")
         except (kvmsandbox.WasmTrap, kvmsandbox.OutOfFuel, kvmsandbox.WasmError) as e:
             r = e.result

@@ -29,6 +29,11 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, String>, ListError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse(path, &text)
+}
+
+/// [`load`]'s parser; `path` only names the list in errors.
+pub fn parse(path: &Path, text: &str) -> Result<BTreeMap<String, String>, ListError> {
     let mut list = BTreeMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -73,6 +78,11 @@ impl Verdict {
         }
     }
 
+    /// Whether this result alone makes the whole run fail.
+    pub fn fails_the_run(self) -> bool {
+        matches!(self, Verdict::Fail | Verdict::UnexpectedPass)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",
@@ -80,5 +90,39 @@ impl Verdict {
             Verdict::Fail => "FAIL",
             Verdict::UnexpectedPass => "XPASS",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unlisted_failures_and_listed_passes_fail_the_run() {
+        assert!(!Verdict::of(true, false).fails_the_run());
+        assert!(!Verdict::of(false, true).fails_the_run());
+        assert_eq!(Verdict::of(false, false), Verdict::Fail);
+        assert!(Verdict::of(false, false).fails_the_run());
+        assert_eq!(Verdict::of(true, true), Verdict::UnexpectedPass);
+        assert!(Verdict::of(true, true).fails_the_run());
+    }
+
+    #[test]
+    fn the_list_is_ids_with_reasons() {
+        let text = "# comment\n\nrust/a  needs a socket \nc/b why\n";
+        let list = parse(Path::new("list"), text).map_err(|e| e.to_string());
+        let list = list.unwrap_or_default();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            list.get("rust/a").map(String::as_str),
+            Some("needs a socket")
+        );
+        assert_eq!(list.get("c/b").map(String::as_str), Some("why"));
+    }
+
+    #[test]
+    fn an_entry_without_a_reason_is_refused() {
+        let error = parse(Path::new("list"), "ok/a fine\nrust/a\n");
+        assert!(matches!(error, Err(ListError::Syntax { line: 2, .. })));
     }
 }

@@ -21,8 +21,10 @@ pub struct Test {
     pub env: Vec<(String, String)>,
     pub exit_code: i32,
     pub stdout: Option<String>,
-    /// Directories the test wants preopened (relative to its folder).
-    pub dirs: Vec<String>,
+    /// Directories the test wants preopened (relative to its folder), each
+    /// with the guest path it gets: `root` at `/`, each of `dirs` at its
+    /// own name.
+    pub dirs: Vec<(String, String)>,
 }
 
 /// Why the suite cannot be read.
@@ -154,11 +156,12 @@ fn load(wasm: &Path) -> Result<Test, SuiteError> {
     }
     if let Some(root) = spec.get("root") {
         let dir = root.as_str().ok_or_else(|| bad("root", root, "a string"))?;
-        test.dirs.push(dir.to_string());
+        test.dirs.push((dir.to_string(), "/".to_string()));
     }
     if let Some(dirs) = spec.get("dirs") {
+        let dirs = strings(dirs).ok_or_else(|| bad("dirs", dirs, "an array of strings"))?;
         test.dirs
-            .extend(strings(dirs).ok_or_else(|| bad("dirs", dirs, "an array of strings"))?);
+            .extend(dirs.into_iter().map(|dir| (dir.clone(), dir)));
     }
     Ok(test)
 }

@@ -69,10 +69,10 @@ static void files(const kvmsb_sandbox *sb) {
     static uint8_t data[300000];
     for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(i % 251);
     uint64_t written = 0;
-    CHECK_OK(kvmsb_sandbox_write_file(sb, "/tmp/c-test.bin", data, sizeof data, 0640, &written));
+    CHECK_OK(kvmsb_sandbox_write_file(sb, "/tmp/c-test.bin", data, sizeof data, 0640, KVMSB_TIMEOUT_DEFAULT, &written));
     CHECK(written == sizeof data);
     kvmsb_bytes b = {0};
-    CHECK_OK(kvmsb_sandbox_read_file(sb, "/tmp/c-test.bin", &b));
+    CHECK_OK(kvmsb_sandbox_read_file(sb, "/tmp/c-test.bin", KVMSB_TIMEOUT_DEFAULT, &b));
     CHECK(b.len == sizeof data && memcmp(b.data, data, sizeof data) == 0);
     kvmsb_bytes_free(&b);
 
@@ -83,7 +83,7 @@ static void files(const kvmsb_sandbox *sb) {
     CHECK_BYTES(out, len, "640 300000\n");
     kvmsb_exec_result_free(r);
 
-    CHECK_STATUS(kvmsb_sandbox_read_file(sb, "/tmp/no-such-file", &b), KVMSB_STATUS_NOT_FOUND);
+    CHECK_STATUS(kvmsb_sandbox_read_file(sb, "/tmp/no-such-file", KVMSB_TIMEOUT_DEFAULT, &b), KVMSB_STATUS_NOT_FOUND);
     CHECK_ERROR_MENTIONS("/tmp/no-such-file");
     PASS("write_file / read_file round trip (300 kB, mode 640), NOT_FOUND");
 }
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
     CHECK(sb == NULL);
     CHECK_OK(kvmsb_sandbox_attach_vsock(argv[1], 60000, &sb));
     uint64_t rtt = 0;
-    CHECK_OK(kvmsb_sandbox_ping(sb, &rtt));
+    CHECK_OK(kvmsb_sandbox_ping(sb, KVMSB_TIMEOUT_DEFAULT, &rtt));
     CHECK(rtt > 0);
     PASS("attached to the Linux guest's agent through the hybrid vsock socket");
 

@@ -173,11 +173,6 @@ pub unsafe fn env_array(
         .collect()
 }
 
-/// Milliseconds to a duration; 0 means "none".
-pub fn opt_millis(ms: u64) -> Option<std::time::Duration> {
-    (ms != 0).then(|| std::time::Duration::from_millis(ms))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,15 @@
 //! Moving bytes: guest files (Linux guest or host agent) and raw disk blocks
 //! through the agent (any sandbox with disks). Data coming back is a
-//! caller-freed `kvmsb_bytes`.
+//! caller-freed `kvmsb_bytes`. Each call takes a `timeout_ms` for each answer
+//! of the agent: milliseconds, or KVMSB_TIMEOUT_DEFAULT (docs/timeouts.md;
+//! KVMSB_TIMEOUT_NONE is the default too: an answer wait always ends).
 
 use crate::args::{bytes_arg, handle, out, str_arg, write_out};
 use crate::boundary::ffi_status;
 use crate::bytes::kvmsb_bytes;
 use crate::sandbox::kvmsb_sandbox;
 use crate::status::kvmsb_status;
+use crate::timeout::timeout_arg;
 use std::os::raw::c_char;
 
 /// Writes `data[0..len]` to the guest file `path` (UTF-8), created or truncated
@@ -21,6 +24,7 @@ pub extern "C" fn kvmsb_sandbox_write_file(
     data: *const u8,
     len: usize,
     mode: u32,
+    timeout_ms: u64,
     written_out: *mut u64,
 ) -> kvmsb_status {
     ffi_status(|| {
@@ -30,7 +34,8 @@ pub extern "C" fn kvmsb_sandbox_write_file(
         let path = unsafe { str_arg(path, "path") }?;
         // SAFETY: NULL allowed only with len 0; otherwise `len` readable bytes.
         let data = unsafe { bytes_arg(data, len, "data") }?;
-        let n = sb.inner.write_file(path, data, mode)?;
+        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let n = sb.inner.within(t).write_file(path, data, mode)?;
         if !written_out.is_null() {
             // SAFETY: non-NULL; the caller promises a writable uint64_t.
             unsafe { write_out(written_out, n) };
@@ -48,6 +53,7 @@ pub extern "C" fn kvmsb_sandbox_write_file(
 pub extern "C" fn kvmsb_sandbox_read_file(
     sandbox: *const kvmsb_sandbox,
     path: *const c_char,
+    timeout_ms: u64,
     out_bytes: *mut kvmsb_bytes,
 ) -> kvmsb_status {
     ffi_status(|| {
@@ -57,7 +63,8 @@ pub extern "C" fn kvmsb_sandbox_read_file(
         let path = unsafe { str_arg(path, "path") }?;
         out(out_bytes, "out_bytes")?;
         let mut data = Vec::new();
-        sb.inner.read_file(path, &mut data)?;
+        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        sb.inner.within(t).read_file(path, &mut data)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_bytes, kvmsb_bytes::from_vec(data)) };
         Ok(())
@@ -76,13 +83,15 @@ pub extern "C" fn kvmsb_sandbox_disk_read(
     disk: u32,
     offset: u64,
     len: u32,
+    timeout_ms: u64,
     out_bytes: *mut kvmsb_bytes,
 ) -> kvmsb_status {
     ffi_status(|| {
         // SAFETY: as in kvmsb_sandbox_write_file.
         let sb = unsafe { handle(sandbox, "sandbox") }?;
         out(out_bytes, "out_bytes")?;
-        let data = sb.inner.disk_read(disk, offset, len)?;
+        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let data = sb.inner.within(t).disk_read(disk, offset, len)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_bytes, kvmsb_bytes::from_vec(data)) };
         Ok(())
@@ -100,13 +109,15 @@ pub extern "C" fn kvmsb_sandbox_disk_write(
     offset: u64,
     data: *const u8,
     len: usize,
+    timeout_ms: u64,
 ) -> kvmsb_status {
     ffi_status(|| {
         // SAFETY: as in kvmsb_sandbox_write_file.
         let sb = unsafe { handle(sandbox, "sandbox") }?;
         // SAFETY: NULL allowed only with len 0; otherwise `len` readable bytes.
         let data = unsafe { bytes_arg(data, len, "data") }?;
-        sb.inner.disk_write(disk, offset, data)?;
+        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        sb.inner.within(t).disk_write(disk, offset, data)?;
         Ok(())
     })
 }
@@ -118,12 +129,13 @@ pub extern "C" fn kvmsb_sandbox_disk_write(
 pub extern "C" fn kvmsb_sandbox_disk_flush(
     sandbox: *const kvmsb_sandbox,
     disk: u32,
+    timeout_ms: u64,
 ) -> kvmsb_status {
     ffi_status(|| {
         // SAFETY: as in kvmsb_sandbox_write_file.
-        unsafe { handle(sandbox, "sandbox") }?
-            .inner
-            .disk_flush(disk)?;
+        let sb = unsafe { handle(sandbox, "sandbox") }?;
+        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        sb.inner.within(t).disk_flush(disk)?;
         Ok(())
     })
 }

@@ -13,19 +13,33 @@
 // so in its doc comment; marking them `unsafe` would not change what C sees.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod agent_calls;
 mod args;
 pub mod boundary;
 pub mod bytes;
 pub mod config;
 pub mod exec;
+pub mod exec_options;
 pub mod files;
+pub mod fs;
+pub mod host_fn;
+mod options_handle;
+pub mod output;
+pub mod pool;
+pub mod process;
 pub mod sandbox;
+pub mod snapshot;
 pub mod status;
+pub mod template;
+pub mod timeout;
 pub mod wasm;
+pub mod wasm_dirs;
+pub mod wasm_options;
 
 pub use boundary::{kvmsb_last_error, kvmsb_last_error_message};
 pub use bytes::{kvmsb_bytes, kvmsb_bytes_free};
 pub use status::{kvmsb_status, kvmsb_status_name};
+pub use timeout::{KVMSB_TIMEOUT_DEFAULT, KVMSB_TIMEOUT_NONE};
 
 use std::os::raw::c_char;
 

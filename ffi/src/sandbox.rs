@@ -8,7 +8,7 @@ use crate::boundary::{ffi_status, ffi_value};
 use crate::bytes::kvmsb_bytes;
 use crate::config::kvmsb_config;
 use crate::status::kvmsb_status;
-use kvmsandbox_core::Sandbox;
+use kvmsandbox_core::{PooledSandbox, Sandbox};
 use std::os::raw::{c_char, c_int};
 use std::os::unix::io::IntoRawFd;
 use std::time::Duration;
@@ -21,13 +21,45 @@ use std::time::Duration;
 /// from several threads at once on the same sandbox (operations run on
 /// separate agent connections). Only `kvmsb_sandbox_free` needs exclusive use.
 pub struct kvmsb_sandbox {
-    pub(crate) inner: Sandbox,
+    pub(crate) inner: Held,
+}
+
+/// A sandbox the handle owns, or one borrowed from a pool (`kvmsb_pool_acquire`):
+/// either way every sandbox function sees a `Sandbox`.
+// Lives in the boxed handle already: another box would only add an indirection.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Held {
+    Own(Sandbox),
+    Pooled(PooledSandbox),
+}
+
+impl std::ops::Deref for Held {
+    type Target = Sandbox;
+
+    fn deref(&self) -> &Sandbox {
+        match self {
+            Held::Own(sb) => sb,
+            Held::Pooled(sb) => sb,
+        }
+    }
+}
+
+impl Held {
+    /// The sandbox to change, if this handle owns it (a pooled sandbox's
+    /// settings are the pool's: it is reset to them when given back).
+    pub(crate) fn own_mut(&mut self) -> Option<&mut Sandbox> {
+        match self {
+            Held::Own(sb) => Some(sb),
+            Held::Pooled(_) => None,
+        }
+    }
 }
 
 // The thread-safety promise above rests on this.
 const _: fn() = || {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Sandbox>();
+    send_sync::<Held>();
 };
 
 /// Boot phase timestamps in nanoseconds since VM creation began; 0 means the
@@ -55,8 +87,10 @@ fn ns(d: Option<Duration>) -> u64 {
     d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn boxed(sb: Sandbox) -> *mut kvmsb_sandbox {
-    Box::into_raw(Box::new(kvmsb_sandbox { inner: sb }))
+pub(crate) fn boxed(sb: Sandbox) -> *mut kvmsb_sandbox {
+    Box::into_raw(Box::new(kvmsb_sandbox {
+        inner: Held::Own(sb),
+    }))
 }
 
 /// Boots a sandbox from `config` and waits until its agent answers (bounded by
@@ -88,7 +122,9 @@ pub extern "C" fn kvmsb_sandbox_start(
 /// Drives a Linux agent running as a host process (`kvmsandbox-agent --unix
 /// PATH`) listening on Unix socket `path`. No VM and no isolation: for
 /// developing and testing exec and file operations. `timeout_ms` bounds each
-/// wait for the agent (0 = 10 s).
+/// wait for the agent: milliseconds or KVMSB_TIMEOUT_DEFAULT (10 s; 0 is read
+/// as the default too, for existing callers; KVMSB_TIMEOUT_NONE is
+/// KVMSB_STATUS_INVALID_ARGUMENT: attaching always ends).
 ///
 /// Ownership: `path` is copied; the caller owns `*sandbox_out` (free with
 /// `kvmsb_sandbox_free`). Thread-safety: any thread.
@@ -104,7 +140,8 @@ pub extern "C" fn kvmsb_sandbox_attach_host_agent(
 /// Drives the Linux agent of a VM run by another VMM (Firecracker,
 /// cloud-hypervisor, QEMU with `kvmsandbox-vhost-vsock`) through that VMM's
 /// Firecracker-style hybrid vsock socket `path` (`CONNECT 1024`). `timeout_ms`
-/// bounds the wait for the agent's hello and each later wait for it (0 = 10 s).
+/// bounds the wait for the agent's hello and each later wait for it, as for
+/// `kvmsb_sandbox_attach_host_agent` (KVMSB_TIMEOUT_DEFAULT or 0 = 10 s).
 /// The VM stays the other VMM's: `kvmsb_sandbox_kill` and `kvmsb_sandbox_free`
 /// only close this library's connections.
 ///
@@ -121,7 +158,9 @@ pub extern "C" fn kvmsb_sandbox_attach_vsock(
 }
 
 /// Frees a sandbox: stops its VM if still running, joins its threads, closes its
-/// sockets (and removes a private vsock socket). NULL is allowed.
+/// sockets (and removes a private vsock socket). NULL is allowed. A sandbox from
+/// `kvmsb_pool_acquire` is given back to its pool instead (as
+/// `kvmsb_pool_release` does), or killed if its pool was freed.
 ///
 /// Ownership: `sandbox` must not be used afterwards, by any thread; fds returned
 /// by `kvmsb_sandbox_connect` stay open (they are the caller's) but go dead.
@@ -136,18 +175,21 @@ pub extern "C" fn kvmsb_sandbox_free(sandbox: *mut kvmsb_sandbox) {
 }
 
 /// Round trip to the agent; the time taken is written to `*rtt_ns` unless
-/// `rtt_ns` is NULL.
+/// `rtt_ns` is NULL. `timeout_ms`: milliseconds or KVMSB_TIMEOUT_DEFAULT for the
+/// answer (KVMSB_TIMEOUT_NONE is the default too).
 ///
 /// Thread-safety: concurrent calls on one sandbox are fine.
 #[no_mangle]
 pub extern "C" fn kvmsb_sandbox_ping(
     sandbox: *const kvmsb_sandbox,
+    timeout_ms: u64,
     rtt_ns: *mut u64,
 ) -> kvmsb_status {
     ffi_status(|| {
         // SAFETY: a non-NULL sandbox is a live handle from this library.
         let sb = unsafe { handle(sandbox, "sandbox") }?;
-        let rtt = sb.inner.ping()?;
+        let t = crate::timeout::timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let rtt = sb.inner.within(t).ping()?;
         if !rtt_ns.is_null() {
             // SAFETY: non-NULL; the caller promises a writable uint64_t.
             unsafe { write_out(rtt_ns, ns(Some(rtt))) };
@@ -257,7 +299,7 @@ pub extern "C" fn kvmsb_sandbox_kill(sandbox: *const kvmsb_sandbox) -> kvmsb_sta
 }
 
 /// The two attach entry points: a sandbox without a VM of its own, reached
-/// through `connect` at `path`, each wait bounded by `timeout_ms` (0 = 10 s).
+/// through `connect` at `path`, each wait bounded by `timeout_ms`.
 fn attach(
     path: *const c_char,
     timeout_ms: u64,
@@ -268,7 +310,16 @@ fn attach(
         // SAFETY: `path` is NULL (checked) or a NUL-terminated string.
         let p = unsafe { path_arg(path, "path") }?;
         out(sandbox_out, "sandbox_out")?;
-        let t = args::opt_millis(timeout_ms).unwrap_or(Duration::from_secs(10));
+        let t = match timeout_ms {
+            0 => kvmsandbox_core::timeouts::ATTACH,
+            ms => crate::timeout::timeout_arg(ms, "timeout_ms")?
+                .or(Some(kvmsandbox_core::timeouts::ATTACH))
+                .ok_or_else(|| {
+                    args::invalid(
+                        "argument `timeout_ms` is KVMSB_TIMEOUT_NONE: attaching needs a finite timeout",
+                    )
+                })?,
+        };
         let sb = connect(p, t)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(sandbox_out, boxed(sb)) };
@@ -291,7 +342,11 @@ mod tests {
     #[test]
     fn null_and_config_errors() {
         assert_eq!(
-            kvmsb_sandbox_ping(std::ptr::null(), std::ptr::null_mut()),
+            kvmsb_sandbox_ping(
+                std::ptr::null(),
+                crate::timeout::KVMSB_TIMEOUT_DEFAULT,
+                std::ptr::null_mut()
+            ),
             kvmsb_status::NullArgument
         );
         assert!(last_error().contains("`sandbox`"));

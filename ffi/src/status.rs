@@ -59,10 +59,16 @@ pub enum kvmsb_status {
     /// The agent failed the request for another reason (an agent bug, or an
     /// error code newer than this library).
     GuestError = 21,
+    /// The sandbox is in use (a call running, a stream open) in a way a
+    /// snapshot or restore cannot carry over.
+    Busy = 22,
+    /// A snapshot could not be taken or applied, does not fit the sandbox, or a
+    /// snapshot file is truncated, corrupt, or of another version or guest kind.
+    Snapshot = 23,
 }
 
 /// Every status, for `kvmsb_status_name` and tests (private: not in the header).
-const ALL: [kvmsb_status; 22] = {
+const ALL: [kvmsb_status; 24] = {
     use kvmsb_status::*;
     [
         Ok,
@@ -87,6 +93,8 @@ const ALL: [kvmsb_status; 22] = {
         Stopped,
         OutputLimit,
         GuestError,
+        Busy,
+        Snapshot,
     ]
 };
 
@@ -116,6 +124,8 @@ impl kvmsb_status {
             Self::Stopped => "KVMSB_STATUS_STOPPED\0",
             Self::OutputLimit => "KVMSB_STATUS_OUTPUT_LIMIT\0",
             Self::GuestError => "KVMSB_STATUS_GUEST_ERROR\0",
+            Self::Busy => "KVMSB_STATUS_BUSY\0",
+            Self::Snapshot => "KVMSB_STATUS_SNAPSHOT\0",
         }
     }
 }
@@ -133,8 +143,9 @@ pub extern "C" fn kvmsb_status_name(status: i32) -> *const c_char {
     name.as_ptr().cast()
 }
 
-/// The status of each error kind. Exhaustive on purpose: a new kind must be
-/// given a code here (and the table's `c_status` must name it; a test checks).
+/// The status of each error kind. `ErrorKind` is `#[non_exhaustive]`, so a new
+/// kind falls to KVMSB_STATUS_AGENT until it is given its code here; the test
+/// comparing every kind with the table's `c_status` fails until then.
 fn status_for(kind: ErrorKind) -> kvmsb_status {
     match kind {
         ErrorKind::Config => kvmsb_status::Config,
@@ -156,6 +167,9 @@ fn status_for(kind: ErrorKind) -> kvmsb_status {
         ErrorKind::Stopped => kvmsb_status::Stopped,
         ErrorKind::OutputLimit => kvmsb_status::OutputLimit,
         ErrorKind::GuestError => kvmsb_status::GuestError,
+        ErrorKind::Busy => kvmsb_status::Busy,
+        ErrorKind::Snapshot => kvmsb_status::Snapshot,
+        _ => kvmsb_status::Agent,
     }
 }
 

@@ -1,13 +1,15 @@
-//! `kvmsb_sandbox_run_wasm`: run a WASM (WASI) module in the micro guest and
+//! `kvmsb_sandbox_run_wasm_opts`: run a WASM (WASI) module in the micro guest and
 //! read how it ended through an opaque `kvmsb_wasm_result`. A module that traps
 //! or runs out of fuel is a successful call with that outcome; only failures to
 //! run it at all are error statuses.
 
-use crate::args::{bytes_arg, env_array, handle, opt_millis, out, str_array, write_out};
-use crate::boundary::{ffi_status, ffi_value};
+use crate::args::{bytes_arg, env_array, handle, out, str_array, write_out};
+use crate::boundary::{ffi_status, ffi_value, FfiResult};
 use crate::bytes::borrowed;
 use crate::sandbox::kvmsb_sandbox;
 use crate::status::kvmsb_status;
+use crate::timeout::{timeout_arg, CallTimeout};
+use crate::wasm_options::kvmsb_wasm_options;
 use kvmsandbox_core::{WasmOutcome, WasmOutput, WasmRequest};
 use std::ffi::CString;
 use std::os::raw::c_char;
@@ -30,7 +32,7 @@ pub enum kvmsb_wasm_outcome {
 /// An opaque finished module run. Free with `kvmsb_wasm_result_free`.
 /// Immutable: any thread may read it.
 pub struct kvmsb_wasm_result {
-    out: WasmOutput,
+    pub(crate) out: WasmOutput,
     message: CString,
 }
 
@@ -39,26 +41,55 @@ fn message_of(o: &WasmOutcome) -> CString {
         WasmOutcome::Exit(_) | WasmOutcome::OutOfFuel => String::new(),
         WasmOutcome::Trap(m) => m.clone(),
         WasmOutcome::Error { kind, message } => format!("{kind:?}: {message}"),
+        other => format!("{other:?}"),
     };
     CString::new(m.replace('\0', "\\0")).unwrap_or_default()
 }
 
 /// Runs the WASM module `module[0..module_len]` in the sandbox (micro guest only)
-/// and waits for it to end.
+/// and waits for it to end. `opts` (NULL = every default) says how: see the
+/// `kvmsb_wasm_options_*` setters.
+///
+/// A timeout (`kvmsb_wasm_options_set_timeout`) stops the VM (a module cannot be
+/// interrupted otherwise) and returns KVMSB_STATUS_TIMEOUT: the sandbox is dead
+/// afterwards.
+///
+/// Errors: KVMSB_STATUS_UNSUPPORTED on a Linux guest or host agent, or when the
+/// guest was built without a WASM runtime.
+///
+/// Ownership: the module and options are copied; the caller owns `*result_out`
+/// and frees it with `kvmsb_wasm_result_free`. Thread-safety: concurrent calls on
+/// one sandbox are fine.
+#[no_mangle]
+pub extern "C" fn kvmsb_sandbox_run_wasm_opts(
+    sandbox: *const kvmsb_sandbox,
+    module: *const u8,
+    module_len: usize,
+    opts: *const kvmsb_wasm_options,
+    result_out: *mut *mut kvmsb_wasm_result,
+) -> kvmsb_status {
+    ffi_status(|| {
+        // SAFETY: a non-NULL opts is a live handle nobody changes during the call.
+        let opts = unsafe { opts.as_ref() };
+        let defaults = kvmsb_wasm_options::default();
+        let opts = opts.unwrap_or(&defaults);
+        run(sandbox, module, module_len, opts, result_out)
+    })
+}
+
+/// Runs the WASM module `module[0..module_len]` in the sandbox (micro guest only)
+/// and waits for it to end. Kept for existing callers: new code uses
+/// `kvmsb_sandbox_run_wasm_opts`, which can take every option.
 ///
 /// - `args`: `argc` UTF-8 strings, the module's argv (NULL if 0; no NULL entries).
 /// - `envp`: `envc` "KEY=VALUE" strings (NULL if 0).
 /// - `stdin_data`/`stdin_len`: all of stdin (NULL if empty).
 /// - `fuel`: instruction budget, 0 = unlimited.
-/// - `timeout_ms`: wall-clock limit, 0 = none. When it passes the VM is stopped
-///   (a module cannot be interrupted otherwise) and KVMSB_STATUS_TIMEOUT is
-///   returned: the sandbox is dead afterwards.
+/// - `timeout_ms`: wall-clock limit, 0 = none (as KVMSB_TIMEOUT_NONE; the named
+///   constants are accepted too). When it passes the VM is stopped and
+///   KVMSB_STATUS_TIMEOUT is returned: the sandbox is dead afterwards.
 ///
-/// Errors: KVMSB_STATUS_UNSUPPORTED on a Linux guest or host agent, or when the
-/// guest was built without a WASM runtime.
-///
-/// Ownership: arguments are copied; the caller owns `*result_out` and frees it
-/// with `kvmsb_wasm_result_free`. Thread-safety: concurrent calls on one sandbox are fine.
+/// Errors, ownership, thread-safety: as `kvmsb_sandbox_run_wasm_opts`.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn kvmsb_sandbox_run_wasm(
@@ -76,14 +107,6 @@ pub extern "C" fn kvmsb_sandbox_run_wasm(
     result_out: *mut *mut kvmsb_wasm_result,
 ) -> kvmsb_status {
     ffi_status(|| {
-        // SAFETY: a non-NULL sandbox is a live handle from this library.
-        let sb = unsafe { handle(sandbox, "sandbox") }?;
-        out(result_out, "result_out")?;
-        if module.is_null() {
-            return Err(crate::args::null("module"));
-        }
-        // SAFETY: non-NULL; the caller promises module_len readable bytes.
-        let module = unsafe { bytes_arg(module, module_len, "module") }?.to_vec();
         // SAFETY: args/envp hold argc/envc entries, each NULL (checked) or a C string.
         let args = unsafe { str_array(args, argc, "args") }?;
         // SAFETY: as above.
@@ -91,23 +114,65 @@ pub extern "C" fn kvmsb_sandbox_run_wasm(
         // SAFETY: NULL allowed when stdin_len is 0; otherwise stdin_len readable bytes.
         let stdin = unsafe { bytes_arg(stdin_data, stdin_len, "stdin_data") }?.to_vec();
         let req = WasmRequest {
-            module,
             args,
             env,
             stdin,
             fuel: (fuel != 0).then_some(fuel),
             ..WasmRequest::default()
         };
-        let result = sb.inner.run_wasm(&req, opt_millis(timeout_ms))?;
-        let message = message_of(&result.outcome);
-        let r = Box::into_raw(Box::new(kvmsb_wasm_result {
-            out: result,
-            message,
-        }));
-        // SAFETY: checked non-NULL above.
-        unsafe { write_out(result_out, r) };
-        Ok(())
+        let timeout = match timeout_ms {
+            0 => CallTimeout::Unlimited,
+            ms => timeout_arg(ms, "timeout_ms")?,
+        };
+        let opts = kvmsb_wasm_options {
+            request: req,
+            timeout,
+            ..kvmsb_wasm_options::default()
+        };
+        run(sandbox, module, module_len, &opts, result_out)
     })
+}
+
+fn run(
+    sandbox: *const kvmsb_sandbox,
+    module: *const u8,
+    module_len: usize,
+    opts: &kvmsb_wasm_options,
+    result_out: *mut *mut kvmsb_wasm_result,
+) -> FfiResult {
+    // SAFETY: a non-NULL sandbox is a live handle from this library.
+    let sb = unsafe { handle(sandbox, "sandbox") }?;
+    out(result_out, "result_out")?;
+    if module.is_null() {
+        return Err(crate::args::null("module"));
+    }
+    let mut req = opts.request.clone();
+    // SAFETY: non-NULL; the caller promises module_len readable bytes.
+    req.module = unsafe { bytes_arg(module, module_len, "module") }?.to_vec();
+    let timeout = opts.timeout.or(kvmsandbox_core::timeouts::RUN_WASM);
+    let result = match &opts.on_output {
+        None => sb.inner.run_wasm(&req, timeout)?,
+        Some(cb) => sb
+            .inner
+            .run_wasm_streamed(&req, timeout, |s, d| cb.call(s, d))?,
+    };
+    // SAFETY: checked non-NULL above.
+    unsafe { hand_out(result, result_out) };
+    Ok(())
+}
+
+/// Boxes `result` into `*result_out`.
+///
+/// # Safety
+/// `result_out` must be non-NULL and writable.
+pub(crate) unsafe fn hand_out(result: WasmOutput, result_out: *mut *mut kvmsb_wasm_result) {
+    let message = message_of(&result.outcome);
+    let r = Box::into_raw(Box::new(kvmsb_wasm_result {
+        out: result,
+        message,
+    }));
+    // SAFETY: non-NULL and writable, by the caller's promise.
+    unsafe { write_out(result_out, r) };
 }
 
 fn with<T>(r: *const kvmsb_wasm_result, default: T, f: impl FnOnce(&kvmsb_wasm_result) -> T) -> T {
@@ -121,6 +186,7 @@ fn with<T>(r: *const kvmsb_wasm_result, default: T, f: impl FnOnce(&kvmsb_wasm_r
                 },
                 stdout: Vec::new(),
                 stderr: Vec::new(),
+                dirs: Vec::new(),
             },
             message: CString::default(),
         };
@@ -141,7 +207,8 @@ pub extern "C" fn kvmsb_wasm_result_outcome(
         WasmOutcome::Exit(_) => kvmsb_wasm_outcome::Exit,
         WasmOutcome::Trap(_) => kvmsb_wasm_outcome::Trap,
         WasmOutcome::OutOfFuel => kvmsb_wasm_outcome::OutOfFuel,
-        WasmOutcome::Error { .. } => kvmsb_wasm_outcome::Error,
+        // Outcomes newer than this C API read as errors (the message names them).
+        _ => kvmsb_wasm_outcome::Error,
     })
 }
 
@@ -192,7 +259,7 @@ pub extern "C" fn kvmsb_wasm_result_stderr(
 
 /// Frees a result. NULL is allowed.
 ///
-/// Ownership: `result` must come from `kvmsb_sandbox_run_wasm` and not be used afterwards.
+/// Ownership: `result` must come from a `kvmsb_sandbox_run_wasm*` call and not be used afterwards.
 #[no_mangle]
 pub extern "C" fn kvmsb_wasm_result_free(result: *mut kvmsb_wasm_result) {
     ffi_value((), || {

@@ -13,6 +13,11 @@ const FIXTURES: &[(&str, &str, &str)] = &[
         "kvmsb_example_hello_wasm",
     ),
     (
+        "examples/c/ask_host.wat",
+        "examples/c/ask_host_wasm.h",
+        "kvmsb_example_ask_host_wasm",
+    ),
+    (
         "ffi/c-tests/trap.wat",
         "ffi/c-tests/trap_wasm.h",
         "kvmsb_test_trap_wasm",
@@ -21,6 +26,21 @@ const FIXTURES: &[(&str, &str, &str)] = &[
         "ffi/c-tests/args_env.wat",
         "ffi/c-tests/args_env_wasm.h",
         "kvmsb_test_args_env_wasm",
+    ),
+    (
+        "core/tests/wasm/files.wat",
+        "ffi/c-tests/files_wasm.h",
+        "kvmsb_test_files_wasm",
+    ),
+    (
+        "ffi/c-tests/host_fn.wat",
+        "ffi/c-tests/host_fn_wasm.h",
+        "kvmsb_test_host_fn_wasm",
+    ),
+    (
+        "ffi/c-tests/host_fn_fail.wat",
+        "ffi/c-tests/host_fn_fail_wasm.h",
+        "kvmsb_test_host_fn_fail_wasm",
     ),
 ];
 

@@ -4,8 +4,18 @@
 use std::path::{Path, PathBuf};
 
 fn generate(crate_dir: &Path) -> String {
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("ffi/cbindgen.toml parses");
+    // Compile-time version macros, from the crate version (kvmsb_version() is the
+    // run-time one: a program can compare the two).
+    config.after_includes = Some(format!(
+        "\n#define KVMSB_VERSION_MAJOR {}\n#define KVMSB_VERSION_MINOR {}\n\
+         #define KVMSB_VERSION_PATCH {}\n#define KVMSB_VERSION_STRING \"{}\"",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_PATCH"),
+        env!("CARGO_PKG_VERSION"),
+    ));
     let bindings = cbindgen::Builder::new()
         .with_crate(crate_dir)
         .with_config(config)

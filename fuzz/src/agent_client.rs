@@ -36,11 +36,10 @@ pub fn fuzz(data: &[u8]) {
     let mut inp = Input::new(data);
     let first = inp.u8();
     let n = first % 9;
-    let limits = AgentLimits {
-        max_output: [16, 4096, 1 << 20][usize::from(first / 9) % 3],
-        default_deadline: TIMEOUT,
-        max_stale_frames: [0, 3, 1024][usize::from(first / 27) % 3],
-    };
+    let limits = AgentLimits::default()
+        .with_max_output([16, 4096, 1 << 20][usize::from(first / 9) % 3])
+        .with_default_deadline(TIMEOUT)
+        .with_max_stale_frames([0, 3, 1024][usize::from(first / 27) % 3]);
     let calls: Vec<u8> = (0..n).map(|_| inp.u8()).collect();
     let stream = inp.rest();
     let stream = &stream[..stream.len().min(MAX_STREAM)];
@@ -86,6 +85,7 @@ pub fn fuzz(data: &[u8]) {
                         fuel: None,
                         max_memory_bytes: None,
                         timeout: None,
+                        ..WasmRequest::default()
                     },
                     |_, _| {},
                 )

@@ -20,11 +20,13 @@ pub mod agent_client;
 pub mod mmio_registers;
 pub mod pio_bus;
 pub mod proto_frames;
+pub mod snapshot_file;
 pub mod virtio_blk;
 pub mod vsock_lifecycle;
 pub mod vsock_muxer;
 pub mod vsock_packet;
 pub mod wasi_abi;
+pub mod wasm_fs;
 
 /// A target's body.
 pub type Target = fn(&[u8]);
@@ -37,6 +39,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mmio_registers", mmio_registers::fuzz),
     ("proto_frames", proto_frames::fuzz),
     ("wasi_abi", wasi_abi::fuzz),
+    ("snapshot_file", snapshot_file::fuzz),
+    ("wasm_fs", wasm_fs::fuzz),
     ("agent_client", agent_client::fuzz),
     ("pio_bus", pio_bus::fuzz),
     ("vsock_lifecycle", vsock_lifecycle::fuzz),

@@ -5,7 +5,7 @@
 
 use kvmsandbox::devices::virtio::vsock::packet::{Op, VsockHeader, TYPE_STREAM};
 use kvmsandbox::devices::virtio::vsock::HOST_CID;
-use kvmsandbox_proto::msg::{ExecSpec, Hello, WasmSpec};
+use kvmsandbox_proto::msg::{ExecSpec, Hello, PrepareSpec, RunPreparedSpec, WasmSpec};
 use kvmsandbox_proto::{ErrorCode, Frame, Message};
 
 /// (target, file name, bytes).
@@ -20,8 +20,10 @@ pub fn all() -> Vec<Seed> {
     v.extend(mmio());
     v.extend(proto());
     v.extend(wasi());
+    v.extend(wasm_fs());
     v.extend(agent());
     v.extend(pio());
+    v.extend(snapshot_file());
     v
 }
 
@@ -225,6 +227,7 @@ fn proto() -> Vec<Seed> {
             timed_out: false,
         },
         Message::WasmExit { code: 3 },
+        Message::WasmPrepared { template: 1 },
         Message::Error {
             code: ErrorCode::from_u16(2),
             message: "nope".into(),
@@ -246,6 +249,28 @@ fn proto() -> Vec<Seed> {
             stdin: b"in".to_vec(),
             fuel: Some(100),
             max_memory_bytes: None,
+            entropy: None,
+            fs: Some(kvmsandbox_proto::wasmfs::WasmFs {
+                dirs: vec![kvmsandbox_proto::wasmfs::WasmDirSpec {
+                    guest_path: "/d".into(),
+                    read_only: true,
+                }],
+                image_len: 30,
+                max_bytes: None,
+                max_inodes: Some(5),
+            }),
+        }),
+        Message::PrepareWasm(PrepareSpec {
+            module_len: 8,
+            max_memory_bytes: Some(1 << 20),
+        }),
+        Message::RunPrepared(RunPreparedSpec {
+            template: 1,
+            args: vec!["m".into()],
+            env: vec![("K".into(), "v".into())],
+            stdin: b"in".to_vec(),
+            fuel: Some(100),
+            seed: [7; 32],
         }),
         Message::WriteFile {
             path: "/tmp/x".into(),
@@ -316,6 +341,36 @@ fn wasi() -> Vec<Seed> {
     call(&mut b, 9, [1, 700, 0, 0]); // fd_fdstat_get
     call(&mut b, 4, [1, 1020, 2, 112]); // iovecs past the end: EFAULT
     vec![("wasi_abi", "stdio-session", b)]
+}
+
+fn wasm_fs() -> Vec<Seed> {
+    use kvmsandbox_proto::wasmfs::{EntryKind, ImageEntry, WasmDirSpec, WasmFs};
+    let fs = WasmFs {
+        dirs: vec![WasmDirSpec {
+            guest_path: "/data".into(),
+            read_only: false,
+        }],
+        image_len: 40,
+        max_bytes: Some(1 << 20),
+        max_inodes: None,
+    };
+    let mut spec = vec![0, 1];
+    spec.extend(fs.to_bytes());
+    let mut image = vec![1, 2];
+    for (dir, kind, path, data) in [
+        (0, EntryKind::Dir, &b"sub"[..], &b""[..]),
+        (1, EntryKind::File, b"sub/f", b"hello"),
+        (0, EntryKind::Symlink, b"l", b"sub/f"),
+    ] {
+        ImageEntry {
+            dir,
+            kind,
+            path,
+            data,
+        }
+        .encode(&mut image);
+    }
+    vec![("wasm_fs", "spec", spec), ("wasm_fs", "image", image)]
 }
 
 fn agent() -> Vec<Seed> {
@@ -437,4 +492,15 @@ fn pio() -> Vec<Seed> {
     b.extend([0x88, 2, 7, 0, 0, 0]); // 4-byte write to the exit port
     b.extend([0xc1, 0x34, 0x12]); // read an unmapped port
     vec![("pio_bus", "console", b)]
+}
+
+/// A valid snapshot file of an 8 KiB guest (written and read back).
+fn snapshot_file() -> Vec<Seed> {
+    let dir = crate::tmp::SocketDir::new();
+    let path = dir.path().join("seed.snap");
+    kvmsandbox::snapshot::sample::sample(8192)
+        .save(&path)
+        .expect("fuzz harness: save the seed snapshot");
+    let b = std::fs::read(&path).expect("fuzz harness: read the seed snapshot");
+    vec![("snapshot_file", "valid", b)]
 }

@@ -10,6 +10,7 @@
 
 use kvmsandbox_wasm_runner::wasi::abi::Errno;
 use kvmsandbox_wasm_runner::wasi::ctx::WasiCtx;
+use kvmsandbox_wasm_runner::wasi::fs::calls as fs_calls;
 use kvmsandbox_wasm_runner::wasi::funcs;
 use kvmsandbox_wasm_runner::Stream;
 
@@ -88,7 +89,7 @@ pub fn fuzz(data: &[u8]) {
             7 => funcs::fd_read(&mut ctx, m, 0, a[1], a[2], a[3]),
             8 => funcs::fd_close(&mut ctx, a[0] % 5),
             9 => funcs::fd_fdstat_get(&ctx, m, a[0] % 5, a[1]),
-            10 => funcs::fd_prestat_get(a[0]),
+            10 => fs_calls::fd_prestat_get(&ctx, m, a[0] % 5, a[1]),
             11 => funcs::fd_seek(&ctx, a[0] % 5, a[1] % 5),
             12 => funcs::clock_time_get(&mut ctx, m, a[0] % 5, a[1]),
             13 => funcs::clock_res_get(&ctx, m, a[0] % 5, a[1]),

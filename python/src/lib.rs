@@ -7,8 +7,14 @@
 
 mod blocking;
 mod errors;
+mod files;
+mod host_fn;
+mod pool;
+mod results;
 mod sandbox;
+mod snapshot;
 mod stream;
+mod wasm_dirs;
 
 use pyo3::prelude::*;
 
@@ -16,8 +22,13 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _kvmsandbox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
+    results::register(m)?;
     m.add_class::<sandbox::PySandbox>()?;
+    m.add_class::<sandbox::PyWasmTemplate>()?;
     m.add_class::<stream::EventStream>()?;
+    m.add_class::<pool::PyPool>()?;
+    m.add_class::<pool::PyLease>()?;
+    m.add_class::<snapshot::PySnapshot>()?;
     m.add("ECHO_PORT", kvmsandbox::ECHO_PORT)?;
     m.add("SINK_PORT", kvmsandbox::SINK_PORT)?;
     m.add(

@@ -5,12 +5,16 @@
 //! waits on that channel with the GIL released (Ctrl-C kills the sandbox, as
 //! for every blocking call). Items: `("stdout", bytes)`, `("stderr", bytes)`,
 //! then one `("exit", status)` and StopIteration. Abandoning the iterator does
-//! not stop the module or command: the pump runs it to its end.
+//! not stop the module or command (the pump runs it to its end); `stop()` does:
+//! SIGKILL to a command's process group, or killing the sandbox for a module
+//! (a running module cannot be interrupted otherwise).
 
 use crate::blocking;
 use crate::errors::{agent_to_py, to_py, KvmSandboxError};
-use crate::sandbox::{outcome_tuple, OutcomeTuple};
-use kvmsandbox::agent::{AgentError, ExecEvent, ExitStatus, ProcessHandle, ProcessStdin, Stream};
+use crate::results::{PyExitStatus, PyWasmOutcome};
+use kvmsandbox::agent::{
+    AgentError, ExecEvent, ExitStatus, ProcessHandle, ProcessKiller, ProcessStdin, Stream,
+};
 use kvmsandbox::{Error, Sandbox, WasmOutcome, WasmRequest};
 use pyo3::exceptions::PyBrokenPipeError;
 use pyo3::prelude::*;
@@ -44,6 +48,8 @@ pub struct EventStream {
     stdin: Mutex<Option<ProcessStdin>>,
     pid: Option<u32>,
     sandbox: Arc<Sandbox>,
+    /// A command's signaller; `None` for a module.
+    killer: Option<ProcessKiller>,
 }
 
 fn spawn_pump(f: impl FnOnce() + Send + 'static) -> PyResult<()> {
@@ -70,7 +76,7 @@ impl EventStream {
             });
             let _ = tx.send(Event::WasmEnd(r));
         })?;
-        Ok(Self::new(sandbox, rx, None, None))
+        Ok(Self::new(sandbox, rx, None, None, None))
     }
 
     /// Pumps the events of a started command.
@@ -78,8 +84,9 @@ impl EventStream {
         let (tx, rx) = mpsc::channel::<Event>();
         let stdin = handle.take_stdin();
         let pid = handle.pid();
+        let killer = handle.killer();
         spawn_pump(move || pump_process(handle, tx))?;
-        Ok(Self::new(sandbox, rx, stdin, Some(pid)))
+        Ok(Self::new(sandbox, rx, stdin, Some(pid), Some(killer)))
     }
 
     fn new(
@@ -87,12 +94,14 @@ impl EventStream {
         rx: Receiver<Event>,
         stdin: Option<ProcessStdin>,
         pid: Option<u32>,
+        killer: Option<ProcessKiller>,
     ) -> Self {
         EventStream {
             state: Mutex::new(State::Running(rx)),
             stdin: Mutex::new(stdin),
             pid,
             sandbox,
+            killer,
         }
     }
 
@@ -122,6 +131,8 @@ fn pump_process(mut handle: ProcessHandle, tx: Sender<Event>) {
                 let _ = tx.send(Event::ExecEnd(Err(e)));
                 return;
             }
+            // Events newer than these bindings: nothing to forward.
+            Ok(_) => {}
         }
     }
 }
@@ -166,17 +177,17 @@ impl EventStream {
                 *self.state() = State::Running(rx);
                 let kind = match s {
                     Stream::Stdout => "stdout",
-                    Stream::Stderr => "stderr",
+                    // Streams newer than these bindings arrive as stderr.
+                    _ => "stderr",
                 };
                 return Ok(Some((kind, PyBytes::new(py, &d)).into_py_any(py)?));
             }
-            Event::WasmEnd(r) => r.map_err(|e| to_py(py, e)).and_then(|o| {
-                let t: OutcomeTuple = outcome_tuple(o);
-                ("exit", t).into_py_any(py)
-            }),
+            Event::WasmEnd(r) => r
+                .map_err(|e| to_py(py, e))
+                .and_then(|o| ("exit", Py::new(py, PyWasmOutcome::from(o))?).into_py_any(py)),
             Event::ExecEnd(r) => r
                 .map_err(|e| agent_to_py(py, e))
-                .and_then(|st| ("exit", (st.code, st.signal, st.timed_out)).into_py_any(py)),
+                .and_then(|st| ("exit", Py::new(py, PyExitStatus::from(st))?).into_py_any(py)),
         };
         *self.state() = State::Done;
         self.stdin().take();
@@ -191,6 +202,27 @@ impl EventStream {
             .ok_or_else(|| PyBrokenPipeError::new_err("stdin is closed (or was given up front)"))?;
         py.detach(|| w.write_all(data))
             .map_err(|e| PyBrokenPipeError::new_err(e.to_string()))
+    }
+
+    /// Stops what still runs: SIGKILL to a command's process group (its exit
+    /// is still delivered), or kills the sandbox for a module. Idempotent; a
+    /// no-op once the exit was delivered.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        if matches!(*self.state(), State::Done) {
+            return Ok(());
+        }
+        match &self.killer {
+            Some(k) => {
+                let k = k.clone();
+                match py.detach(move || k.kill(9)) {
+                    // The command ended and its connection went with it: nothing to stop.
+                    Ok(()) | Err(AgentError::Io { .. } | AgentError::Disconnected { .. }) => {}
+                    Err(e) => return Err(agent_to_py(py, e)),
+                }
+            }
+            None => self.sandbox.kill(),
+        }
+        Ok(())
     }
 
     /// Closes the command's stdin (EOF). Idempotent.

@@ -17,6 +17,10 @@ import pytest
 import kvmsandbox
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Ray (tests/test_ray.py) keeps every address on loopback with this, set before
+# any test module imports ray: its default advertises the machine's external address.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 sys.path.insert(0, str(Path(__file__).parent))
 
 

@@ -34,6 +34,8 @@ C_STATUS = {
     "Stopped": "KVMSB_STATUS_STOPPED",
     "OutputLimit": "KVMSB_STATUS_OUTPUT_LIMIT",
     "GuestError": "KVMSB_STATUS_GUEST_ERROR",
+    "Busy": "KVMSB_STATUS_BUSY",
+    "Snapshot": "KVMSB_STATUS_SNAPSHOT",
 }
 
 # The builtin each kind's class must also be (the list, plus the obvious ones).

@@ -78,6 +78,6 @@ def test_guest_error_and_timeout_from_the_agent(agent: Sandbox, tmp_path: Path) 
         agent.read_file(str(tmp_path / "nope"))
     assert e.value.code == "not_found"
     with pytest.raises(kvmsandbox.Timeout):
-        agent.run(["sleep", "10"], timeout=0.2)
+        agent.run(["sleep", "10"], timeout=0.2, check=True)
     with pytest.raises(ValueError):
         agent.run([])

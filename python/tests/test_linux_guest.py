@@ -5,6 +5,7 @@ through Sandbox.attach_vsock (one boot per session, see conftest.py)."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -52,9 +53,28 @@ def test_file_write_and_read(linux_guest: Sandbox) -> None:
     assert e.value.code == "not_found" and "/tmp/no-such-file" in str(e.value)
 
 
+def test_files_api_on_the_real_guest(linux_guest: Sandbox, tmp_path: Path) -> None:
+    linux_guest.make_dir("/tmp/fsapi/sub", parents=True, mode=0o700)
+    src = tmp_path / "up.bin"
+    data = bytes((i * 13) & 0xFF for i in range(1_200_000))
+    src.write_bytes(data)
+    assert linux_guest.upload(src, "/tmp/fsapi/up.bin") == len(data)
+    assert sorted((e.name, e.kind) for e in linux_guest.list_dir("/tmp/fsapi")) == [
+        ("sub", "dir"),
+        ("up.bin", "file"),
+    ]
+    assert linux_guest.stat("/tmp/fsapi/sub").mode == 0o700
+    linux_guest.rename("/tmp/fsapi/up.bin", "/tmp/fsapi/moved.bin")
+    back = tmp_path / "down.bin"
+    assert linux_guest.download("/tmp/fsapi/moved.bin", back) == len(data)
+    assert back.read_bytes() == data
+    linux_guest.remove("/tmp/fsapi", recursive=True)
+    assert not linux_guest.exists("/tmp/fsapi")
+
+
 def test_timeout_kills_the_process_group(linux_guest: Sandbox) -> None:
     with pytest.raises(kvmsandbox.Timeout) as e:
-        linux_guest.run("sleep 1000 & sleep 1000", timeout=1)
+        linux_guest.run("sleep 1000 & sleep 1000", timeout=1, check=True)
     assert e.value.result is not None and e.value.result.timed_out
     assert linux_guest.run("ps -o comm | grep -c '^sleep$' || true").stdout == b"0\n"
 

@@ -29,17 +29,17 @@ def test_exit_code_is_a_result_not_an_exception(sandbox: Sandbox) -> None:
 
 def test_trap_raises_with_partial_output(sandbox: Sandbox) -> None:
     with pytest.raises(kvmsandbox.WasmTrap) as e:
-        sandbox.run_wasm(wm.trap())
+        sandbox.run_wasm(wm.trap(), check=True)
     assert e.value.result.stdout == b"before\n"
     assert e.value.result.outcome == "trap" and e.value.result.message
-    r = sandbox.run_wasm(wm.trap(), check=False)
+    r = sandbox.run_wasm(wm.trap())  # check=False is the default, as in Rust and C
     assert r.outcome == "trap" and r.exit_code is None
     assert sandbox.ping() > 0  # the sandbox survives a trap
 
 
 def test_out_of_fuel(sandbox: Sandbox) -> None:
     with pytest.raises(kvmsandbox.OutOfFuel) as e:
-        sandbox.run_wasm(wm.infinite_loop(), fuel=100_000)
+        sandbox.run_wasm(wm.infinite_loop(), fuel=100_000, check=True)
     assert e.value.result.outcome == "out_of_fuel"
     assert sandbox.run_wasm(wm.infinite_loop(), fuel=10_000, check=False).outcome == "out_of_fuel"
     assert sandbox.run_wasm(wm.hello(), fuel=1_000_000).ok
@@ -47,7 +47,7 @@ def test_out_of_fuel(sandbox: Sandbox) -> None:
 
 def test_invalid_module_is_a_wasm_error(sandbox: Sandbox) -> None:
     with pytest.raises(kvmsandbox.WasmError) as e:
-        sandbox.run_wasm(b"\x00asm\x01\x00\x00\x00\xff garbage")
+        sandbox.run_wasm(b"\x00asm\x01\x00\x00\x00\xff garbage", check=True)
     assert e.value.result.error_kind == "invalid_module"
 
 
@@ -76,7 +76,7 @@ def test_streaming_yields_output_then_exit(sandbox: Sandbox) -> None:
 
 
 def test_streaming_trap_raises_at_the_end(sandbox: Sandbox) -> None:
-    stream = sandbox.run_wasm_stream(wm.trap())
+    stream = sandbox.run_wasm_stream(wm.trap(), check=True)
     assert next(stream) == ("stdout", b"before\n")
     with pytest.raises(kvmsandbox.WasmTrap):
         next(stream)

@@ -4,12 +4,14 @@ WAT compiler. Each builder mirrors one of core/tests/wasm/*.wat."""
 from __future__ import annotations
 
 I32 = 0x7F
+I64 = 0x7E
 WASI = "wasi_snapshot_preview1"
 # name -> (params, results)
 WASI_FUNCS = {
     "fd_write": ([I32, I32, I32, I32], [I32]),
     "fd_read": ([I32, I32, I32, I32], [I32]),
     "proc_exit": ([I32], []),
+    "path_open": ([I32, I32, I32, I32, I32, I64, I64, I32, I32], [I32]),
 }
 
 
@@ -53,8 +55,16 @@ def const(n: int) -> bytes:
     return b"\x41" + sleb(n)
 
 
+def const64(n: int) -> bytes:
+    return b"\x42" + sleb(n)
+
+
 def call(idx: int) -> bytes:
     return b"\x10" + uleb(idx)
+
+
+def load(addr: int) -> bytes:
+    return const(addr) + b"\x28\x02\x00"
 
 
 def store(addr: int, value: int) -> bytes:
@@ -136,3 +146,35 @@ def cat_once() -> bytes:
     body += const(36) + const(16) + b"\x28\x02\x00" + b"\x36\x02\x00"  # mem[36] = mem[16]
     body += const(1) + const(32) + const(1) + const(40) + call(1) + DROP
     return module(["fd_read", "fd_write"], body)
+
+
+def copy_in_to_out() -> bytes:
+    """Copies `in.txt` of preopened directory fd 3 to `copy.txt` of fd 4 (the
+    first steps of core/tests/wasm/files.wat); exits 0, or 10-13 naming the
+    step that failed (open in.txt, read, create copy.txt, write)."""
+    path_open, fd_read, fd_write, proc_exit = range(4)
+
+    def or_exit(code: int) -> bytes:  # if (result != 0) proc_exit(code)
+        return b"\x04\x40" + const(code) + call(proc_exit) + END
+
+    body = const(3) + const(0) + const(100) + const(6) + const(0) + const64(2) + const64(0) + const(0) + const(200)
+    body += call(path_open) + or_exit(10)
+    body += store(0, 1024) + store(4, 60000)
+    body += load(200) + const(0) + const(1) + const(204) + call(fd_read) + or_exit(11)
+    body += const(4) + const(0) + const(120) + const(8) + const(9) + const64(64) + const64(0) + const(0) + const(208)
+    body += call(path_open) + or_exit(12)
+    body += const(4) + load(204) + b"\x36\x02\x00"  # iovec length = bytes read
+    body += load(208) + const(0) + const(1) + const(212) + call(fd_write) + or_exit(13)
+    return module(["path_open", "fd_read", "fd_write", "proc_exit"], body, [(100, b"in.txt"), (120, b"copy.txt")])
+
+
+def counter() -> bytes:
+    """Adds one to a digit it keeps in memory (initially "0") and prints it: "1\n"
+    on a fresh instance, more if the memory of an earlier run were still there."""
+    body = const(64) + const(64) + b"\x2d\x00\x00" + const(1) + b"\x6a" + b"\x3a\x00\x00"  # mem8[64] += 1
+    return module(["fd_write"], body + write(0, 1, 64, 2), [(64, b"0\n")])
+
+
+def renamed(module_bytes: bytes, label: str) -> bytes:
+    """The same module with a custom section added: same behaviour, another digest."""
+    return module_bytes + section(0, name(label))

@@ -9,6 +9,7 @@ use kvmsandbox_proto::{ErrorCode, ProtoError};
 
 /// An agent operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     /// Local socket I/O failed (not a timeout, not the peer hanging up).
     #[error("agent I/O during {op}: {source}")]
@@ -90,6 +91,16 @@ pub enum AgentError {
         op: &'static str,
         /// How many were skipped before giving up.
         frames: u32,
+    },
+    /// The agent could not prepare a WASM module (invalid, unlinkable, no `_start`).
+    #[error("{op} failed: {kind:?}: {message}")]
+    Wasm {
+        /// The operation.
+        op: &'static str,
+        /// Why, as the agent classified it.
+        kind: kvmsandbox_proto::msg::WasmErrorKind,
+        /// The agent's message.
+        message: String,
     },
     /// The operation needs a new connection and this client cannot open one.
     #[error("{op} needs a new connection but this client was built from a single stream")]

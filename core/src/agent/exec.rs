@@ -126,6 +126,7 @@ pub struct ExecOutput {
 
 /// Which output stream a chunk belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Stream {
     /// Standard output.
     Stdout,
@@ -135,6 +136,7 @@ pub enum Stream {
 
 /// One thing a running command did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExecEvent {
     /// Output.
     Output(Stream, Vec<u8>),
@@ -373,8 +375,16 @@ impl ProcessHandle {
 
     /// Sends `signal` to the command's process group.
     pub fn kill(&self, signal: i32) -> Result<(), AgentError> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        send_on(&mut w, "kill", self.id, Message::Kill { signal })
+        self.killer().kill(signal)
+    }
+
+    /// Something that can signal the command while this handle is busy
+    /// reading its events on another thread.
+    pub fn killer(&self) -> ProcessKiller {
+        ProcessKiller {
+            writer: self.writer.clone(),
+            id: self.id,
+        }
     }
 
     /// The next output chunk or the exit.
@@ -428,6 +438,21 @@ impl ProcessHandle {
                 }
             }
         }
+    }
+}
+
+/// Signals a streaming command ([`ProcessHandle::killer`]); `Send` and `Clone`.
+#[derive(Clone)]
+pub struct ProcessKiller {
+    writer: Arc<Mutex<UnixStream>>,
+    id: u32,
+}
+
+impl ProcessKiller {
+    /// Sends `signal` to the command's process group.
+    pub fn kill(&self, signal: i32) -> Result<(), AgentError> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        send_on(&mut w, "kill", self.id, Message::Kill { signal })
     }
 }
 

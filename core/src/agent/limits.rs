@@ -23,6 +23,7 @@ pub const DEFAULT_MAX_STALE_FRAMES: u32 = 1024;
 
 /// Host-side bounds on what one agent call may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AgentLimits {
     /// Most bytes one call collects per stream: exec stdout and stderr each,
     /// run_wasm stdout and stderr each (collected by `Sandbox::run_wasm`), an
@@ -37,6 +38,28 @@ pub struct AgentLimits {
     /// Most frames of other requests skipped while waiting for an answer before
     /// the call fails with `AgentError::StaleFrames`.
     pub max_stale_frames: u32,
+}
+
+/// Builders: the struct is `#[non_exhaustive]` (it may gain bounds), so other
+/// crates start from `AgentLimits::default()` and change what they need.
+impl AgentLimits {
+    /// Sets [`max_output`](Self::max_output).
+    pub fn with_max_output(mut self, bytes: u64) -> Self {
+        self.max_output = bytes;
+        self
+    }
+
+    /// Sets [`default_deadline`](Self::default_deadline).
+    pub fn with_default_deadline(mut self, deadline: Duration) -> Self {
+        self.default_deadline = deadline;
+        self
+    }
+
+    /// Sets [`max_stale_frames`](Self::max_stale_frames).
+    pub fn with_max_stale_frames(mut self, frames: u32) -> Self {
+        self.max_stale_frames = frames;
+        self
+    }
 }
 
 impl Default for AgentLimits {

@@ -28,19 +28,30 @@ mod conn;
 mod error;
 mod exec;
 mod files;
+mod fs;
+pub mod host_fn;
 mod hybrid;
 mod limits;
 mod stdin_window;
+mod template;
 mod wasm;
+mod wasm_dirs;
 
 pub use client::{AgentClient, Connector};
 pub use error::AgentError;
 pub use exec::{
-    ExecEvent, ExecOutput, ExecRequest, ExitStatus, ProcessHandle, ProcessStdin, Stream,
+    ExecEvent, ExecOutput, ExecRequest, ExitStatus, ProcessHandle, ProcessKiller, ProcessStdin,
+    Stream,
 };
+pub use fs::{FileInfo, FileKind};
+pub use host_fn::{HostCall, HostCallback, HostFnError, HostFunctions, HostReturn, HostType, Val};
 pub use hybrid::connect_hybrid;
 pub(crate) use hybrid::hybrid_handshake;
 pub use kvmsandbox_proto::msg::{Hello, WasmErrorKind};
 pub use kvmsandbox_proto::ErrorCode;
 pub use limits::{AgentLimits, DEFAULT_DEADLINE, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STALE_FRAMES};
+pub use template::WasmCall;
 pub use wasm::{WasmOutcome, WasmRequest};
+pub use wasm_dirs::{
+    WasmDir, WasmDirError, WasmDirOutput, WasmFile, WasmFileKind, WasmFsLimits, DEFAULT_MAX_COPY,
+};

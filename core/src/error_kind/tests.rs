@@ -8,6 +8,7 @@ use crate::devices::bus::BusError;
 use crate::devices::virtio::block::BlockError;
 use crate::devices::virtio::vsock::VsockError;
 use crate::devices::virtio::{EventLoopError, MmioError};
+use crate::pool::PoolError;
 use crate::sandbox::RuntimeDirError;
 use crate::seccomp::{SeccompError, ThreadKind};
 use crate::vmm::boot::linux::LinuxBootError;
@@ -77,6 +78,11 @@ fn agent_errors() -> Vec<AgentError> {
         AgentError::OutputLimit { op, limit: 1 },
         AgentError::StaleFrames { op, frames: 9 },
         AgentError::NoConnector { op },
+        AgentError::Wasm {
+            op,
+            kind: kvmsandbox_proto::msg::WasmErrorKind::InvalidModule,
+            message: "not a module".into(),
+        },
     ]
 }
 
@@ -112,7 +118,23 @@ fn examples() -> Vec<Error> {
             syscall: "read",
         }),
         Error::Stopped { op: "exec" },
+        Error::Reentrant { op: "ping" },
         Error::RuntimeDir(RuntimeDirError::Random(os_err())),
+        Error::Pool(PoolError::InvalidConfig {
+            what: "max_size",
+            value: 0,
+            why: "must be 1..=1024",
+        }),
+        Error::Pool(PoolError::SharedVsockPath {
+            path: PathBuf::from("/run/v.sock"),
+        }),
+        Error::Pool(PoolError::AcquireTimeout {
+            after: Duration::from_secs(1),
+            busy: 2,
+            max_size: 2,
+        }),
+        Error::Pool(PoolError::TemplateWithoutSnapshot { id: 1 }),
+        Error::Pool(PoolError::Closed),
         Error::Unsupported {
             op: "exec",
             guest: "micro guest",
@@ -135,10 +157,14 @@ fn examples() -> Vec<Error> {
         },
         Error::KvmIoctl {
             what: "create_vm",
-            source: kvm_err(),
+            source: os_err(),
         },
         Error::Host {
             what: "eventfd",
+            source: os_err(),
+        },
+        Error::HostFile {
+            path: PathBuf::from("/no/such/upload"),
             source: os_err(),
         },
         Error::StartTimeout {
@@ -157,6 +183,21 @@ fn examples() -> Vec<Error> {
         Error::EarlyExit {
             reason: "guest exited with status 1".into(),
             last_lines: lines(),
+        },
+        Error::Snapshot(crate::vmm::snapshot::SnapshotError::Stopped),
+        Error::SnapshotFile(crate::snapshot::SnapshotFileError::FormatVersion { found: 9 }),
+        Error::SnapshotMismatch {
+            what: "vCPU count",
+            snapshot: "2".into(),
+            sandbox: "1".into(),
+        },
+        Error::CallTimeout {
+            op: "run_wasm",
+            after: std::time::Duration::from_secs(1),
+        },
+        Error::Busy {
+            op: "snapshot",
+            what: "1 stream is open".into(),
         },
     ];
     all.extend(agent_errors().into_iter().map(Error::Agent));
@@ -180,6 +221,7 @@ fn leaf(e: &Error) -> (String, ErrorKind) {
             }
             (n, _) => format!("AgentError::{n}"),
         },
+        Error::Pool(p) => format!("PoolError::{}", p.leaf().0),
         _ => format!("Error::{name}"),
     };
     (path, kind)

@@ -12,11 +12,18 @@
 //! [`Error::Stopped`]. What one call may take from the guest is bounded by
 //! [`AgentLimits`].
 
+mod files;
+mod isolation;
 mod runtime_dir;
+mod snapshots;
 mod streams;
+mod template;
+mod timed;
 
 pub use runtime_dir::RuntimeDirError;
+pub use template::WasmTemplate;
 
+use crate::agent::host_fn;
 use crate::agent::{
     hybrid_handshake, AgentClient, AgentError, AgentLimits, Connector, ExecOutput, ExecRequest,
     ProcessHandle, Stream, WasmOutcome, WasmRequest,
@@ -24,17 +31,18 @@ use crate::agent::{
 use crate::config::{Guest, VmConfig};
 use crate::devices::bus::lock;
 use crate::error::{Error, Result};
+use crate::snapshot::SandboxSnapshot;
 use crate::vmm::timings::BootTimings;
 use crate::vmm::vm::{Vm, VmExit};
 use runtime_dir::RuntimeDir;
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use streams::Streams;
+pub use timed::Timed;
 
 pub use kvmsandbox_proto::DEFAULT_AGENT_PORT;
 
@@ -45,6 +53,7 @@ pub const SINK_PORT: u32 = 1026;
 
 /// What a sandbox runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SandboxKind {
     /// The micro guest: WASM, disks, streams; no processes or files.
     Micro,
@@ -74,6 +83,52 @@ pub struct WasmOutput {
     pub stdout: Vec<u8>,
     /// Everything written to stderr.
     pub stderr: Vec<u8>,
+    /// The writable preopened directories' contents after the run, in the
+    /// request's order (empty when the request had none).
+    pub dirs: Vec<crate::agent::WasmDirOutput>,
+}
+
+/// Output being collected for a [`WasmOutput`], within [`AgentLimits::max_output`].
+struct Collected {
+    op: &'static str,
+    max: u64,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Collected {
+    fn new(op: &'static str, max: u64) -> Self {
+        Collected {
+            op,
+            max,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, s: Stream, d: &[u8]) -> std::result::Result<(), AgentError> {
+        let buf = match s {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        };
+        if (buf.len() + d.len()) as u64 > self.max {
+            return Err(AgentError::OutputLimit {
+                op: self.op,
+                limit: self.max,
+            });
+        }
+        buf.extend_from_slice(d);
+        Ok(())
+    }
+
+    fn with(self, outcome: WasmOutcome, dirs: Vec<crate::agent::WasmDirOutput>) -> WasmOutput {
+        WasmOutput {
+            outcome,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            dirs,
+        }
+    }
 }
 
 /// A running sandbox. `Drop` kills the VM and removes its socket.
@@ -90,6 +145,13 @@ pub struct Sandbox {
     watcher: Option<JoinHandle<()>>,
     vsock_path: Option<PathBuf>,
     runtime_dir: Option<RuntimeDir>,
+    /// What a snapshot of this sandbox records (None without a VM).
+    shape: Option<crate::snapshot::SnapshotMeta>,
+    /// Calls hold it shared; snapshot and restore exclusively (a running call
+    /// makes them fail with [`Error::Busy`] instead of waiting).
+    quiesce: RwLock<()>,
+    /// Per-call isolation: the snapshot every call starts from.
+    isolation: Mutex<Option<crate::snapshot::SandboxSnapshot>>,
 }
 
 /// Connects to guest `port` through the hybrid socket at `path`, recording the
@@ -145,27 +207,36 @@ impl Sandbox {
     /// Boots `cfg` and waits for its agent's hello. A vsock device is added at a
     /// private socket path unless `cfg` has one.
     pub fn start(mut cfg: VmConfig) -> Result<Sandbox> {
-        let kind = match cfg.guest {
-            Guest::Micro { .. } => SandboxKind::Micro,
-            Guest::Linux { .. } => SandboxKind::Linux,
-        };
+        let kind = kind_of(&cfg);
         if kind == SandboxKind::Linux && cfg.ready_marker.is_none() {
             cfg.ready_marker = Some(LINUX_AGENT_MARKER.to_string());
         }
-        let mut runtime = None;
-        let path = match &cfg.vsock {
-            Some(v) => v.uds_path.clone(),
-            None => {
-                let dir = RuntimeDir::create()?;
-                let p = dir.path().join("vsock.sock");
-                runtime = Some(dir);
-                cfg = cfg.vsock(&p);
-                p
-            }
-        };
+        let (cfg, runtime, path) = with_vsock(cfg)?;
         let timeout = cfg.start_timeout;
+        let shape = snapshots::shape_of(&cfg)?;
         // On failure `runtime` is dropped, which removes the directory.
         let vm = Arc::new(Vm::start(cfg)?);
+        let sb = Self::assemble(kind, vm, runtime, path, shape)?;
+        // The first hello: bounded by what is left of the start timeout.
+        let client = sb
+            .new_client(Some(timeout))
+            .map_err(|e| sb.agent_error("start", e))?;
+        if let Some(vm) = &sb.vm {
+            vm.state().mark(|t| &mut t.agent_ready);
+        }
+        lock(&sb.pool).push(client);
+        Ok(sb)
+    }
+
+    /// A sandbox around a running `vm` whose vsock socket is `path`; the agent
+    /// is connected lazily.
+    fn assemble(
+        kind: SandboxKind,
+        vm: Arc<Vm>,
+        runtime: Option<RuntimeDir>,
+        path: PathBuf,
+        shape: crate::snapshot::SnapshotMeta,
+    ) -> Result<Sandbox> {
         let streams = Arc::new(Streams::default());
         let own_socket = runtime.as_ref().map(|_| path.clone());
         let watcher = match spawn_watcher(&vm, streams.clone(), own_socket) {
@@ -176,10 +247,10 @@ impl Sandbox {
             }
         };
         let (p2, s2) = (path.clone(), streams.clone());
-        let agent_timeout = Duration::from_secs(10);
+        let agent_timeout = crate::timeouts::AGENT_ANSWER;
         let connector: Connector =
             Arc::new(move || connect_tracked(&p2, DEFAULT_AGENT_PORT, agent_timeout, &s2));
-        let sb = Sandbox {
+        Ok(Sandbox {
             kind,
             vm: Some(vm),
             connector,
@@ -190,16 +261,10 @@ impl Sandbox {
             watcher: Some(watcher),
             vsock_path: Some(path),
             runtime_dir: runtime,
-        };
-        // The first hello: bounded by what is left of the start timeout.
-        let client = sb
-            .new_client(Some(timeout))
-            .map_err(|e| sb.agent_error("start", e))?;
-        if let Some(vm) = &sb.vm {
-            vm.state().mark(|t| &mut t.agent_ready);
-        }
-        lock(&sb.pool).push(client);
-        Ok(sb)
+            shape: Some(shape),
+            quiesce: RwLock::new(()),
+            isolation: Mutex::new(None),
+        })
     }
 
     /// Drives an agent that runs as a host process on the Unix socket `path`
@@ -254,6 +319,9 @@ impl Sandbox {
             watcher: None,
             vsock_path,
             runtime_dir: None,
+            shape: None,
+            quiesce: RwLock::new(()),
+            isolation: Mutex::new(None),
         };
         let c = sb
             .new_client(None)
@@ -310,21 +378,51 @@ impl Sandbox {
         op: &'static str,
         f: impl FnOnce(&mut AgentClient) -> std::result::Result<T, AgentError>,
     ) -> Result<T> {
+        self.with_client_within(op, None, f)
+    }
+
+    /// [`with_client`](Self::with_client) waiting `timeout` (default: the
+    /// sandbox's) for each answer, connecting included.
+    fn with_client_within<T>(
+        &self,
+        op: &'static str,
+        timeout: Option<Duration>,
+        f: impl FnOnce(&mut AgentClient) -> std::result::Result<T, AgentError>,
+    ) -> Result<T> {
         if let Some(e) = self.stopped(op) {
             return Err(e);
         }
+        if self.in_host_function() {
+            return Err(Error::Reentrant { op });
+        }
+        // Under per-call isolation calls run one at a time (each ends in a restore).
+        let isolated = lock(&self.isolation).clone();
+        // ... so a call made for a running callback, from any thread, would
+        // wait for the run that waits for the callback.
+        let key = Arc::as_ptr(&self.connector) as *const () as usize;
+        if isolated.is_some() && host_fn::reentry::active_anywhere(key) {
+            return Err(Error::Reentrant { op });
+        }
+        let _gate = isolation::Gate::enter(&self.quiesce, isolated.is_some());
         let pooled = lock(&self.pool).pop();
         let mut c = match pooled {
             Some(c) => c,
-            None => self.new_client(None).map_err(|e| self.agent_error(op, e))?,
+            None => self
+                .new_client(timeout)
+                .map_err(|e| self.agent_error(op, e))?,
         };
         c.set_limits(self.limits);
-        match f(&mut c) {
+        c.set_timeout(timeout.unwrap_or(self.timeout));
+        let r = match f(&mut c) {
             Ok(v) => {
                 lock(&self.pool).push(c);
                 Ok(v)
             }
             Err(e) => Err(self.agent_error(op, e)),
+        };
+        match isolated {
+            Some(snap) => self.reset_after_call(op, &snap).and(r),
+            None => r,
         }
     }
 
@@ -337,6 +435,13 @@ impl Sandbox {
                 guest: self.kind.name(),
             })
         }
+    }
+
+    /// Whether the current thread is running a host function callback of
+    /// this sandbox (where calls into it fail with [`Error::Reentrant`]).
+    /// Bindings that hop to another thread for a call check this first.
+    pub fn in_host_function(&self) -> bool {
+        host_fn::reentry::inside(Arc::as_ptr(&self.connector) as *const () as usize)
     }
 
     /// What this sandbox runs.
@@ -377,18 +482,6 @@ impl Sandbox {
         self.with_client("exec", |c| c.exec_streaming(req))
     }
 
-    /// Writes a file in the guest from `data` (Linux guests).
-    pub fn write_file(&self, path: &str, data: impl Read, mode: u32) -> Result<u64> {
-        self.require("write_file", self.kind != SandboxKind::Micro)?;
-        self.with_client("write_file", |c| c.write_file(path, data, mode))
-    }
-
-    /// Reads a guest file into `out` (Linux guests).
-    pub fn read_file(&self, path: &str, out: impl Write) -> Result<u64> {
-        self.require("read_file", self.kind != SandboxKind::Micro)?;
-        self.with_client("read_file", |c| c.read_file(path, out))
-    }
-
     /// Reads `len` bytes at `offset` of disk `disk` through the agent.
     pub fn disk_read(&self, disk: u32, offset: u64, len: u32) -> Result<Vec<u8>> {
         self.with_client("disk_read", |c| c.disk_read(disk, offset, len))
@@ -410,42 +503,44 @@ impl Sandbox {
         req: &WasmRequest,
         wall_timeout: Option<Duration>,
     ) -> Result<WasmOutput> {
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let max = self.limits.max_output;
-        let outcome = self.run_wasm_with(req, wall_timeout, |s, d| {
-            let buf = match s {
-                Stream::Stdout => &mut stdout,
-                Stream::Stderr => &mut stderr,
-            };
-            if (buf.len() + d.len()) as u64 > max {
-                return Err(AgentError::OutputLimit {
-                    op: "run_wasm",
-                    limit: max,
-                });
-            }
-            buf.extend_from_slice(d);
-            Ok(())
-        })?;
-        Ok(WasmOutput {
-            outcome,
-            stdout,
-            stderr,
-        })
+        let mut out = Collected::new("run_wasm", self.limits.max_output);
+        let (outcome, dirs) = self.run_wasm_with(req, wall_timeout, |s, d| out.push(s, d))?;
+        Ok(out.with(outcome, dirs))
     }
 
     /// Runs a WASM module, handing output to `on_output` as the module writes it.
     /// If `wall_timeout` passes first, the VM is stopped (a module cannot be
-    /// interrupted otherwise) and [`Error::Timeout`] is returned.
+    /// interrupted otherwise) and [`Error::Timeout`] is returned; under per-call
+    /// isolation the snapshot is restored instead, the sandbox stays usable, and
+    /// [`Error::CallTimeout`] is returned.
     pub fn run_wasm_streaming(
         &self,
         req: &WasmRequest,
         wall_timeout: Option<Duration>,
-        mut on_output: impl FnMut(Stream, &[u8]),
+        on_output: impl FnMut(Stream, &[u8]),
     ) -> Result<WasmOutcome> {
-        self.run_wasm_with(req, wall_timeout, |s, d| {
+        self.run_wasm_streamed(req, wall_timeout, on_output)
+            .map(|out| out.outcome)
+    }
+
+    /// [`run_wasm_streaming`](Self::run_wasm_streaming) that also returns the
+    /// writable directories after the run (`stdout` and `stderr` of the result
+    /// are empty: they went to `on_output`).
+    pub fn run_wasm_streamed(
+        &self,
+        req: &WasmRequest,
+        wall_timeout: Option<Duration>,
+        mut on_output: impl FnMut(Stream, &[u8]),
+    ) -> Result<WasmOutput> {
+        let (outcome, dirs) = self.run_wasm_with(req, wall_timeout, |s, d| {
             on_output(s, d);
             Ok(())
+        })?;
+        Ok(WasmOutput {
+            outcome,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            dirs,
         })
     }
 
@@ -454,10 +549,42 @@ impl Sandbox {
         req: &WasmRequest,
         wall_timeout: Option<Duration>,
         on_output: impl FnMut(Stream, &[u8]) -> std::result::Result<(), AgentError>,
-    ) -> Result<WasmOutcome> {
+    ) -> Result<(WasmOutcome, Vec<crate::agent::WasmDirOutput>)> {
         self.require("run_wasm", self.kind == SandboxKind::Micro)?;
+        let mut req = req.clone();
+        req.timeout = Some(wasm_silence(req.timeout, wall_timeout));
+        self.watched("run_wasm", wall_timeout, None, || {
+            self.with_client("run_wasm", |c| {
+                // Host function callbacks see the run's end as their deadline.
+                if let Some(t) = wall_timeout {
+                    let mut limits = c.limits();
+                    limits.default_deadline =
+                        limits.default_deadline.min(t + Duration::from_secs(1));
+                    c.set_limits(limits);
+                }
+                c.run_wasm_with(&req, on_output)
+            })
+        })
+    }
+
+    /// Runs `f`; if `wall_timeout` passes first, the VM is restored to
+    /// `restore_to` or else the per-call isolation snapshot if there is one
+    /// ([`Error::CallTimeout`]), or else stopped (a module cannot be
+    /// interrupted otherwise; [`Error::Timeout`]).
+    fn watched<T>(
+        &self,
+        op: &'static str,
+        wall_timeout: Option<Duration>,
+        restore_to: Option<&SandboxSnapshot>,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         let fired = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel::<()>();
+        // A timeout that can restore a snapshot does (the call's stream sees
+        // EOF) and the sandbox stays usable; otherwise it stops the VM.
+        let isolated = restore_to
+            .cloned()
+            .or_else(|| lock(&self.isolation).clone());
         let watchdog = match (wall_timeout, &self.vm) {
             (Some(t), Some(vm)) => {
                 let vm = vm.clone();
@@ -468,7 +595,10 @@ impl Sandbox {
                         .spawn(move || {
                             if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(t) {
                                 fired.store(true, Ordering::SeqCst);
-                                vm.kill();
+                                let restored = isolated.is_some_and(|s| vm.restore(s.vm()).is_ok());
+                                if !restored {
+                                    vm.kill();
+                                }
                             }
                         })
                         .map_err(|source| Error::Host {
@@ -479,23 +609,21 @@ impl Sandbox {
             }
             _ => None,
         };
-        let mut req = req.clone();
-        // Silence is normal while a module computes (an emulating host runs well
-        // under a million WASM instructions a second): the wall-clock deadline, not
-        // the agent's silence timeout, bounds a run.
-        req.timeout = Some(match wall_timeout {
-            Some(t) => req.timeout.unwrap_or(t).max(t + Duration::from_secs(1)),
-            None => req.timeout.unwrap_or(WASM_SILENCE_TIMEOUT),
-        });
-        let r = self.with_client("run_wasm", |c| c.run_wasm_with(&req, on_output));
+        let r = f();
         drop(done_tx);
         if let Some(w) = watchdog {
             let _ = w.join();
         }
         if fired.load(Ordering::SeqCst) {
-            return Err(Error::Timeout {
-                op: "run_wasm",
-                after: wall_timeout.unwrap_or_default(),
+            return Err(match self.stopped(op) {
+                None => Error::CallTimeout {
+                    op,
+                    after: wall_timeout.unwrap_or_default(),
+                },
+                Some(_) => Error::Timeout {
+                    op,
+                    after: wall_timeout.unwrap_or_default(),
+                },
             });
         }
         r
@@ -584,11 +712,46 @@ impl Drop for Sandbox {
     }
 }
 
+/// What a configuration boots.
+fn kind_of(cfg: &VmConfig) -> SandboxKind {
+    match cfg.guest {
+        Guest::Micro { .. } => SandboxKind::Micro,
+        Guest::Linux { .. } => SandboxKind::Linux,
+    }
+}
+
+/// `cfg` with a vsock device: its own, or one at a new private runtime
+/// directory (returned: dropping it removes the directory).
+fn with_vsock(cfg: VmConfig) -> Result<(VmConfig, Option<RuntimeDir>, PathBuf)> {
+    match &cfg.vsock {
+        Some(v) => {
+            let p = v.uds_path.clone();
+            Ok((cfg, None, p))
+        }
+        None => {
+            let dir = RuntimeDir::create()?;
+            let p = dir.path().join("vsock.sock");
+            Ok((cfg.vsock(&p), Some(dir), p))
+        }
+    }
+}
+
 /// A connect failing faster than this is retried once.
 const FAST_FAILURE: Duration = Duration::from_secs(1);
 
 /// How long `run_wasm` without a wall-clock deadline tolerates a silent guest.
 pub const WASM_SILENCE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The silence a module run tolerates: silence is normal while a module
+/// computes (an emulating host runs well under a million WASM instructions a
+/// second), so the wall-clock deadline, not the agent's silence timeout,
+/// bounds a run.
+fn wasm_silence(asked: Option<Duration>, wall_timeout: Option<Duration>) -> Duration {
+    match wall_timeout {
+        Some(t) => asked.unwrap_or(t).max(t + Duration::from_secs(1)),
+        None => asked.unwrap_or(WASM_SILENCE_TIMEOUT),
+    }
+}
 
 /// The Linux agent's ready line on the console.
 pub const LINUX_AGENT_MARKER: &str = "kvmsandbox-agent ready";

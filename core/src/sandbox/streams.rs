@@ -77,6 +77,13 @@ impl Streams {
     }
 
     /// True once [`stop`](Self::stop) ran.
+    /// Streams still open (closed ones are pruned first).
+    pub fn open_count(&self) -> usize {
+        let mut g = lock(&self.inner);
+        g.live.retain(|t| current(t).is_some());
+        g.live.len()
+    }
+
     pub fn is_stopped(&self) -> bool {
         lock(&self.inner).stopped
     }

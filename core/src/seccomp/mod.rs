@@ -42,6 +42,7 @@ pub use trap::{TrapRecord, TrappedSyscall};
 
 /// What happens when a filtered thread makes a syscall outside its allow-list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SeccompPolicy {
     /// Kill the whole process (`SECCOMP_RET_KILL_PROCESS`), like Firecracker. The
     /// strongest containment, but note what it means in-process: the *caller's* process
@@ -86,6 +87,7 @@ impl fmt::Display for ThreadKind {
 
 /// Errors building or installing a filter, or a syscall trapped under [`SeccompPolicy::Trap`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SeccompError {
     /// An argument condition of an allow-list entry is invalid (a bug in the table).
     #[error("seccomp rule for syscall `{syscall}` of the {kind} thread is invalid: {source}")]

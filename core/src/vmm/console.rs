@@ -15,7 +15,14 @@ const LAST_LINES: usize = 40;
 const MAX_LINE: usize = 4096;
 
 /// A callback receiving each complete console line (without the newline).
-pub type LineCallback = Box<dyn FnMut(&str) + Send>;
+/// Shared (so a `VmConfig` can be cloned): VMs started from clones of one
+/// config call the same callback, one line at a time.
+pub type LineCallback = std::sync::Arc<std::sync::Mutex<dyn FnMut(&str) + Send>>;
+
+/// Wraps `f` as a [`LineCallback`].
+pub fn line_callback(f: impl FnMut(&str) + Send + 'static) -> LineCallback {
+    std::sync::Arc::new(std::sync::Mutex::new(f))
+}
 
 /// Accumulated console output.
 pub struct ConsoleLog {
@@ -141,9 +148,10 @@ mod tests {
     fn finds_markers_and_keeps_lines() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = seen.clone();
-        let (sink, delivery) =
-            ConsoleDelivery::spawn(Box::new(move |l| s2.lock().unwrap().push(l.to_string())))
-                .unwrap();
+        let (sink, delivery) = ConsoleDelivery::spawn(line_callback(move |l| {
+            s2.lock().unwrap().push(l.to_string())
+        }))
+        .unwrap();
         let mut log = ConsoleLog::new("READY".into(), &["PANIC:"]);
         log.set_sink(sink);
         let ev = log.push(b"hello\r\nwor");

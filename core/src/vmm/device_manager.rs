@@ -59,10 +59,7 @@ pub fn place(
             source,
         })?;
         vm.register_irqfd(&irq_evt, irq)
-            .map_err(|source| Error::KvmIoctl {
-                what: "KVM_IRQFD",
-                source,
-            })?;
+            .map_err(super::vm::ioctl("KVM_IRQFD"))?;
         let t = MmioTransport::new(mem.clone(), dev, irq_evt)?;
         for (q, evt) in t.queue_evts().iter().enumerate() {
             vm.register_ioevent(
@@ -70,10 +67,7 @@ pub fn place(
                 &IoEventAddress::Mmio(base + NOTIFY_REG_OFFSET),
                 q as u32,
             )
-            .map_err(|source| Error::KvmIoctl {
-                what: "KVM_IOEVENTFD",
-                source,
-            })?;
+            .map_err(super::vm::ioctl("KVM_IOEVENTFD"))?;
         }
         let t = Arc::new(Mutex::new(t));
         let shared: SharedDevice = t.clone();

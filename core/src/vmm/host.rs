@@ -1,7 +1,7 @@
 //! Which kind of KVM we are on. Hardware KVM runs guests natively; PVM
 //! (`kvm_pvm`, a software KVM for machines without VT-x/AMD-V) runs them through
 //! KVM's instruction emulator, which lacks SSE, popcnt, cmpxchg16b, xsave and a
-//! CPL0 `int3` (PLATFORM.md). Only on PVM do we hide those in CPUID and pass
+//! CPL0 `int3` (docs/platform.md). Only on PVM do we hide those in CPUID and pass
 //! the Linux workarounds; the standard paths stay standard elsewhere.
 
 use std::fmt;
@@ -9,6 +9,7 @@ use std::path::Path;
 
 /// The KVM implementation behind /dev/kvm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostKind {
     /// VT-x or AMD-V: guests run natively.
     Hardware,

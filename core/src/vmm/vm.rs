@@ -27,13 +27,14 @@ use super::{cpuid, kick, kvm, regs};
 use crate::config::{Guest, VmConfig, MICRO_GUEST_ELF};
 use crate::devices::bus::Bus;
 use crate::devices::virtio::{DeviceEventLoop, EventLoopHandle};
+use crate::devices::virtio::{DeviceState, MmioTransport};
 use crate::devices::{exit_port::ExitPort, i8042::I8042, serial::SerialDevice};
 use crate::error::{describe, Error, Result};
 use crate::seccomp::{self, SeccompPolicy, ThreadKind, TrapRecord};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use kvmsandbox_proto::bootinfo::{self, EXIT_PANIC};
 use std::mem::ManuallyDrop;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::EventFd;
@@ -69,7 +70,7 @@ pub fn linux_cmdline(host: HostKind, devices: &[String], extra: &str) -> String 
     .collect();
     if host.is_pvm() {
         // PVM's emulator lacks xsave, popcnt, cmpxchg16b, clac/stac (SMAP) and a
-        // CPL0 int3 or fwait (PLATFORM.md, and measured: the kernel patches `clac` into its
+        // CPL0 int3 or fwait (docs/platform.md, and measured: the kernel patches `clac` into its
         // entry paths even though our CPUID hides SMAP, and dies at its first
         // interrupt). The int3 self-test skip is our kernel patch's parameter.
         words.extend(
@@ -92,6 +93,7 @@ pub fn linux_cmdline(host: HostKind, devices: &[String], extra: &str) -> String 
 
 /// How a VM ended without error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VmExit {
     /// The guest exited with this status (micro guest exit port).
     Exited(u32),
@@ -136,15 +138,19 @@ struct KvmObjects {
     _kvm: Kvm,
 }
 
-fn ioctl(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
-    move |source| Error::KvmIoctl { what, source }
+pub(crate) fn ioctl(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
+    move |e| Error::KvmIoctl {
+        what,
+        source: std::io::Error::from_raw_os_error(e.errno()),
+    }
 }
 
 fn host_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Host { what, source }
 }
 
-fn random_seed() -> [u8; 32] {
+/// 32 bytes from the host's `getrandom` (time-derived if that fails).
+pub(crate) fn random_seed() -> [u8; 32] {
     let mut seed = [0u8; 32];
     // SAFETY: getrandom writes at most seed.len() bytes into our buffer.
     let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
@@ -402,6 +408,26 @@ impl Vm {
         Ok((pio, Bus::new()))
     }
 
+    /// Creates vCPU `i` of `count` with the CPUID this host's guests see (a new
+    /// boot and a fork from a snapshot both start here).
+    pub(super) fn create_vcpu(
+        kvm: &Kvm,
+        vm: &VmFd,
+        i: u8,
+        count: u8,
+        host: HostKind,
+    ) -> Result<VcpuFd> {
+        let fd = vm
+            .create_vcpu(u64::from(i))
+            .map_err(ioctl("KVM_CREATE_VCPU"))?;
+        let mut cpuid = kvm
+            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+            .map_err(ioctl("KVM_GET_SUPPORTED_CPUID"))?;
+        cpuid::filter(&mut cpuid, i, count, host);
+        fd.set_cpuid2(&cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
+        Ok(fd)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn setup_vcpu(
         kvm: &Kvm,
@@ -413,14 +439,7 @@ impl Vm {
         entry: u64,
         arg: u64,
     ) -> Result<VcpuFd> {
-        let fd = vm
-            .create_vcpu(u64::from(i))
-            .map_err(ioctl("KVM_CREATE_VCPU"))?;
-        let mut cpuid = kvm
-            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
-            .map_err(ioctl("KVM_GET_SUPPORTED_CPUID"))?;
-        cpuid::filter(&mut cpuid, i, count, host);
-        fd.set_cpuid2(&cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
+        let fd = Self::create_vcpu(kvm, vm, i, count, host)?;
         regs::setup_lapic(&fd)?;
         if linux {
             regs::setup_boot_msrs(&fd)?;
@@ -651,21 +670,30 @@ impl Vm {
     }
 
     /// What snapshots and restores need: KVM follows host mapping changes
-    /// (KVM_CAP_SYNC_MMU), and no device is in use (device state is not part of a
-    /// snapshot yet).
+    /// (KVM_CAP_SYNC_MMU), which reverting memory relies on.
     fn check_snapshot_ready(&self) -> std::result::Result<(), SnapshotError> {
         if !self._vm.check_extension(kvm_ioctls::Cap::SyncMmu) {
             return Err(SnapshotError::NoSyncMmu);
         }
-        let active = self
-            .devices
-            .iter()
-            .filter(|t| crate::devices::bus::lock(t).is_activated())
-            .count();
-        if active > 0 {
-            return Err(SnapshotError::DevicesActive { count: active });
-        }
         Ok(())
+    }
+
+    /// Locks every device transport, in index order (the event loop takes one at
+    /// a time, so this cannot deadlock with it): while held, no device touches
+    /// guest memory or raises an interrupt.
+    fn lock_devices(&self) -> Vec<MutexGuard<'_, MmioTransport>> {
+        self.devices
+            .iter()
+            .map(|t| crate::devices::bus::lock(t))
+            .collect()
+    }
+
+    /// Whether a snapshot would be refused because of a device right now: the
+    /// first device that is not quiescent (e.g. a live vsock connection, named
+    /// with the count), as [`SnapshotError::Device`]. Callers that just closed
+    /// their connections poll this until it passes.
+    pub fn check_devices_quiescent(&self) -> std::result::Result<(), SnapshotError> {
+        save_devices(&self.lock_devices()).map(drop)
     }
 
     /// Takes a snapshot and lets the VM run on (see [`Paused::snapshot`]).
@@ -756,10 +784,14 @@ impl Paused<'_> {
     /// Captures the VM. The first snapshot copies RAM into a sealed image and
     /// re-maps RAM copy-on-write from it (docs/snapshots.md); later ones copy
     /// again (RAM then holds the guest's changes on top of the older image).
-    /// Refused while a virtio device is activated.
+    /// Device transports stay locked throughout, so device state, memory and
+    /// interrupts are of one instant; a device that is not quiescent is refused
+    /// before anything is copied.
     pub fn snapshot(&mut self) -> std::result::Result<VmSnapshot, SnapshotError> {
         let vm = self.vm;
         vm.check_snapshot_ready()?;
+        let transports = vm.lock_devices();
+        let devices = save_devices(&transports)?;
         let memory = Arc::new(MemorySnapshot::capture(&vm._mem)?);
         memory.map_over(&vm._mem)?;
         vm.after_remap()?;
@@ -786,6 +818,7 @@ impl Paused<'_> {
             irqchip,
             pit,
             clock,
+            devices,
         })
     }
 
@@ -795,7 +828,9 @@ impl Paused<'_> {
     /// another shape is refused with the VM untouched; a failure after the VM was
     /// changed stops it ([`SnapshotError::RestoreFailed`]) rather than let a
     /// half-restored guest run. The VM stays paused until the guard drops.
-    /// Refused while a virtio device is activated.
+    /// Devices take the snapshot's state (vsock: the current connections are
+    /// closed; disks must be the same size) with their transports locked
+    /// throughout, as for a snapshot.
     pub fn restore(&mut self, snap: &VmSnapshot) -> std::result::Result<(), SnapshotError> {
         let vm = self.vm;
         vm.check_snapshot_ready()?;
@@ -823,14 +858,20 @@ impl Paused<'_> {
             }
             .into());
         }
-        self.apply(snap).map_err(|e| {
+        let mut transports = vm.lock_devices();
+        check_devices(&transports, &snap.devices)?;
+        self.apply(snap, &mut transports).map_err(|e| {
             vm.state
                 .request_stop(StopReason::VcpuError(format!("restore failed: {e}")));
             SnapshotError::RestoreFailed(Box::new(e))
         })
     }
 
-    fn apply(&mut self, snap: &VmSnapshot) -> std::result::Result<(), SnapshotError> {
+    fn apply(
+        &mut self,
+        snap: &VmSnapshot,
+        transports: &mut [MutexGuard<'_, MmioTransport>],
+    ) -> std::result::Result<(), SnapshotError> {
         let vm = self.vm;
         match self.image.as_ref() {
             Some(cur) if Arc::ptr_eq(cur, &snap.memory) => image::revert(&vm._mem)?,
@@ -851,7 +892,58 @@ impl Paused<'_> {
         })? {
             r?;
         }
-        Ok(())
+        restore_devices(transports, &snap.devices)
+    }
+}
+
+/// Every device's state, or the first one that is not quiescent.
+fn save_devices(
+    transports: &[MutexGuard<'_, MmioTransport>],
+) -> std::result::Result<Vec<DeviceState>, SnapshotError> {
+    transports
+        .iter()
+        .enumerate()
+        .map(|(index, t)| t.save_state().map_err(|e| device_error(index, t, e)))
+        .collect()
+}
+
+/// Whether `states` fit the devices (count, kinds, disks); changes nothing.
+fn check_devices(
+    transports: &[MutexGuard<'_, MmioTransport>],
+    states: &[DeviceState],
+) -> std::result::Result<(), SnapshotError> {
+    if states.len() != transports.len() {
+        return Err(SnapshotError::DeviceCount {
+            snapshot: states.len(),
+            vm: transports.len(),
+        });
+    }
+    for (index, (t, s)) in transports.iter().zip(states).enumerate() {
+        t.check_state(s).map_err(|e| device_error(index, t, e))?;
+    }
+    Ok(())
+}
+
+/// Applies `states` (already checked with [`check_devices`]).
+fn restore_devices(
+    transports: &mut [MutexGuard<'_, MmioTransport>],
+    states: &[DeviceState],
+) -> std::result::Result<(), SnapshotError> {
+    for (index, (t, s)) in transports.iter_mut().zip(states).enumerate() {
+        t.restore_state(s).map_err(|e| device_error(index, t, e))?;
+    }
+    Ok(())
+}
+
+fn device_error(
+    index: usize,
+    t: &MmioTransport,
+    source: crate::devices::virtio::DeviceStateError,
+) -> SnapshotError {
+    SnapshotError::Device {
+        index,
+        device_type: t.device().device_type(),
+        source,
     }
 }
 
@@ -886,3 +978,6 @@ impl Drop for Vm {
         }
     }
 }
+
+#[path = "vm_fork.rs"]
+mod fork;

@@ -6,6 +6,7 @@ mod args;
 mod cgroup;
 mod exec;
 mod files;
+mod fs_ops;
 mod mounts;
 mod output;
 mod pid1;

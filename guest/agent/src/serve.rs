@@ -20,9 +20,9 @@ use kvmsandbox_proto::msg::{caps, Hello};
 use kvmsandbox_proto::{ErrorCode, Message, PROTOCOL_VERSION};
 
 use crate::exec::{self, ExecControl};
-use crate::files;
 use crate::stdin::Push;
 use crate::wire::{code_of, Reader, Writer};
+use crate::{files, fs_ops};
 
 /// What the agent does on `Shutdown` (host process: exit; PID 1: end the VM).
 #[derive(Clone, Copy)]
@@ -37,7 +37,7 @@ pub struct ShutdownHook {
 }
 
 /// Capabilities of this agent.
-pub const CAPS: u64 = caps::EXEC | caps::FILES | caps::ECHO | caps::STDIN_ACK;
+pub const CAPS: u64 = caps::EXEC | caps::FILES | caps::ECHO | caps::STDIN_ACK | caps::FS;
 
 /// An upload in progress.
 enum Upload {
@@ -172,6 +172,15 @@ fn handle(
             Some(Upload::Discard) | None => Ok(()),
         },
         Message::ReadFile { path } => files::send(&path, id, out),
+        Message::Stat { path, follow } => fs_ops::stat(&path, follow, id, out),
+        Message::ListDir { path } => fs_ops::list(&path, id, out),
+        Message::MakeDir {
+            path,
+            mode,
+            parents,
+        } => fs_ops::make_dir(&path, mode, parents, id, out),
+        Message::Remove { path, recursive } => fs_ops::remove(&path, recursive, id, out),
+        Message::Rename { from, to } => fs_ops::rename(&from, &to, id, out),
         Message::RunWasm(_) => {
             // Its module chunks follow; drop them.
             uploads.insert(id, Upload::Discard);

@@ -1,5 +1,5 @@
 //! Port I/O and the few privileged instructions the guest needs. Only
-//! instructions PVM's emulator supports are used (PLATFORM.md).
+//! instructions PVM's emulator supports are used (docs/platform.md).
 
 use kvmsandbox_proto::bootinfo::EXIT_PORT;
 

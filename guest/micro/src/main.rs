@@ -50,6 +50,7 @@ mod stack;
 mod tss;
 mod virtio;
 mod wasm;
+mod wasm_dirs;
 
 use kvmsandbox_proto::bootinfo::{BootInfo, READY_MARKER};
 

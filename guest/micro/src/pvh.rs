@@ -13,7 +13,7 @@
 //! kvmsandbox itself ignores the note and keeps entering at `_start` in long mode.
 //!
 //! Only instructions PVM's emulator covers are used (mov, or, add/adc, dec/jnz,
-//! rep stos, rdmsr/wrmsr, lgdt, far jump: PLATFORM.md).
+//! rep stos, rdmsr/wrmsr, lgdt, far jump: docs/platform.md).
 
 use kvmsandbox_proto::bootinfo::{BootInfo, EXIT_PANIC};
 

@@ -9,13 +9,17 @@
 //! clock that advances: runs are told so, and a module that reads a clock ends with
 //! a typed error instead of spinning on a frozen time. The memory cap is taken
 //! from what the heap can really give at the start of each run.
+//!
+//! A prepared [`Template`]'s runs take their seed from the host's request
+//! instead: the guest's own counter would repeat after the host restores the
+//! snapshot taken right after `PrepareWasm`.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kvmsandbox_proto::bootinfo::BootInfo;
-use kvmsandbox_proto::msg::{WasmErrorKind, WasmSpec};
+use kvmsandbox_proto::msg::{PrepareSpec, RunPreparedSpec, WasmErrorKind, WasmSpec};
 use kvmsandbox_wasm_runner as runner;
 
 /// Whether this build can run modules (announced in Hello's capabilities).
@@ -25,11 +29,21 @@ pub const AVAILABLE: bool = true;
 pub use runner::RunHost;
 /// Which output stream a chunk belongs to.
 pub use runner::Stream as OutStream;
+/// Host functions: what a run may import and how a call reaches the host.
+pub use runner::{HostCallArgs, HostImport, HostReply};
 
 /// `WasmErrorKind::Other` code: the module read a clock the guest does not have.
 pub const ERROR_NO_CLOCK: u16 = 100;
 /// `WasmErrorKind::Other` code: the run was stopped by Shutdown or a disconnect.
 pub const ERROR_INTERRUPTED: u16 = 101;
+/// `WasmErrorKind::Other` code: the preopened directories could not be set up.
+pub const ERROR_PREOPEN: u16 = 102;
+
+/// Default cap on the preopened directories' tree, in bytes (at most a
+/// quarter of the free heap is ever given to it).
+const FS_DEFAULT_BYTES: u64 = 64 << 20;
+/// Default cap on the tree's inodes.
+const FS_DEFAULT_INODES: u64 = 65_536;
 
 /// How a run ended.
 #[allow(dead_code)] // Unsupported is for builds without a runtime
@@ -113,74 +127,222 @@ fn now_ns() -> u64 {
     boot + (ticks / khz) * 1_000_000 + (ticks % khz) * 1_000_000 / khz
 }
 
-fn next_seed() -> [u8; 32] {
+/// The boot seed, the run counter and the host's entropy for this run (the
+/// first two alone repeat after the VM is restored from a snapshot).
+fn next_seed(entropy: Option<[u8; 32]>) -> [u8; 32] {
     // SAFETY: SEED is only written by `init`, before any run.
     let mut seed = unsafe { SEED };
     let n = RUNS.fetch_add(1, Ordering::Relaxed).to_le_bytes();
     for (i, b) in n.iter().enumerate() {
         seed[i] ^= *b;
     }
+    for (s, e) in seed.iter_mut().zip(entropy.unwrap_or_default()) {
+        *s ^= e;
+    }
     seed
 }
 
-/// Runs `module` as described by `req`, streaming its stdout/stderr through
-/// `output` as it runs.
-pub fn run_wasm(req: &WasmSpec, module: &[u8], host: &mut dyn RunHost) -> WasmOutcome {
-    let argv0: &[u8] = b"module.wasm";
-    let mut args: Vec<&[u8]> = req.args.iter().map(|a| a.as_bytes()).collect();
-    if args.is_empty() {
-        args.push(argv0);
-    }
-    let env_strings: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let env: Vec<&[u8]> = env_strings.iter().map(|e| e.as_bytes()).collect();
-    // Default memory cap: half of what the heap can give now (a linear memory
-    // grows by reallocation, which briefly needs old and new), so a module
-    // cannot starve the agent.
-    let cap = crate::heap::free_bytes() as u64 / 2;
-    let max_memory = Some(req.max_memory_bytes.map_or(cap, |m| m.min(cap)));
-    let clock = now_ns;
-    let rr = runner::RunRequest {
-        module,
-        args: &args,
-        env: &env,
+/// Runs the module in `wire` (the module's bytes, then the directories'
+/// image) as described by `req`, streaming its stdout/stderr through `host`
+/// as it runs. Also returns the image of the writable directories after the
+/// run, when `req` has any.
+pub fn run_wasm(
+    req: &WasmSpec,
+    wire: &[u8],
+    host: &mut dyn RunHost,
+) -> (WasmOutcome, Option<Vec<u8>>) {
+    let split = (req.module_len as usize).min(wire.len());
+    let (module, image) = wire.split_at(split);
+    let (dirs, fs_cap) = match crate::wasm_dirs::preopens(req, image) {
+        Ok(dirs) => dirs,
+        Err(message) => {
+            let outcome = WasmOutcome::Error(WasmErrorKind::Other(ERROR_PREOPEN), message);
+            return (outcome, None);
+        }
+    };
+    let preopens = dirs.preopens();
+    let fs = runner::Dirs {
+        preopens: &preopens,
+        limits: fs_cap,
+    };
+    let call = Call {
+        args: &req.args,
+        env: &req.env,
         stdin: &req.stdin,
         fuel: req.fuel,
-        max_memory_bytes: max_memory,
-        random_seed: next_seed(),
-        clock: &clock,
-        clock_resolution_ns: resolution_ns(),
+        max_memory_bytes: req.max_memory_bytes,
+        seed: next_seed(req.entropy),
+        fs_bytes: fs_cap.max_bytes,
     };
-    let result = runner::run(&rr, host);
-    crate::stack::report();
-    match result {
-        Ok(runner::Outcome::Exited(code)) => WasmOutcome::Exit(code),
-        Ok(runner::Outcome::Trap(m)) => WasmOutcome::Trap(m),
-        Ok(runner::Outcome::OutOfFuel) => WasmOutcome::OutOfFuel,
-        Ok(runner::Outcome::MemoryLimit { requested, limit }) => WasmOutcome::Error(
+    let mut out = Vec::new();
+    let outcome = call.run(|i| {
+        let rr = runner::RunRequest {
+            module,
+            args: i.args,
+            env: i.env,
+            stdin: i.stdin,
+            fuel: i.fuel,
+            max_memory_bytes: i.max_memory_bytes,
+            random_seed: i.random_seed,
+            clock: i.clock,
+            clock_resolution_ns: i.clock_resolution_ns,
+        };
+        runner::run_with_dirs(&rr, &fs, host).map(|(outcome, _, dirs_out)| {
+            out = dirs_out;
+            outcome
+        })
+    });
+    let image = req
+        .fs
+        .as_ref()
+        .filter(|fs| fs.returns_image())
+        .map(|fs| crate::wasm_dirs::result_image(fs, &out));
+    (outcome, image)
+}
+
+/// A module validated and compiled once (`PrepareWasm`), run by `RunPrepared`.
+/// Each run instantiates it afresh, so running it twice without the host
+/// restoring a snapshot in between is still correct (the host's restore only
+/// makes it cheaper by undoing the heap's growth).
+pub struct Template {
+    /// The id runs must name.
+    pub id: u64,
+    prepared: runner::Prepared,
+    max_memory_bytes: Option<u64>,
+}
+
+static TEMPLATES: AtomicU64 = AtomicU64::new(0);
+
+/// Validates and compiles `module` into a template, or says why it cannot run.
+pub fn prepare(module: &[u8], spec: &PrepareSpec) -> Result<Template, (WasmErrorKind, String)> {
+    let prepared = runner::Prepared::new(module).map_err(error_of)?;
+    Ok(Template {
+        id: TEMPLATES.fetch_add(1, Ordering::Relaxed) + 1,
+        prepared,
+        max_memory_bytes: spec.max_memory_bytes,
+    })
+}
+
+/// Runs `template`'s `_start` with `req`'s inputs and seed.
+pub fn run_prepared(
+    template: &Template,
+    req: &RunPreparedSpec,
+    host: &mut dyn RunHost,
+) -> WasmOutcome {
+    let call = Call {
+        args: &req.args,
+        env: &req.env,
+        stdin: &req.stdin,
+        fuel: req.fuel,
+        max_memory_bytes: template.max_memory_bytes,
+        seed: req.seed,
+        fs_bytes: 0,
+    };
+    call.run(|i| template.prepared.run(i, host).map(|(outcome, _)| outcome))
+}
+
+/// One call's inputs as they come off the wire.
+struct Call<'a> {
+    args: &'a [String],
+    env: &'a [(String, String)],
+    stdin: &'a [u8],
+    fuel: Option<u64>,
+    max_memory_bytes: Option<u64>,
+    seed: [u8; 32],
+    /// Bytes the run's file tree may take (they come out of the heap first).
+    fs_bytes: u64,
+}
+
+impl Call<'_> {
+    /// Puts the inputs in the runner's form, runs `f` on them and turns its
+    /// result into the wire's outcome.
+    fn run(
+        &self,
+        f: impl FnOnce(&runner::CallInputs) -> Result<runner::Outcome, runner::RunError>,
+    ) -> WasmOutcome {
+        let argv0: &[u8] = b"module.wasm";
+        let mut args: Vec<&[u8]> = self.args.iter().map(|a| a.as_bytes()).collect();
+        if args.is_empty() {
+            args.push(argv0);
+        }
+        let env_strings: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let env: Vec<&[u8]> = env_strings.iter().map(|e| e.as_bytes()).collect();
+        // Default memory cap: half of what the heap can give now (a linear memory
+        // grows by reallocation, which briefly needs old and new), so a module
+        // cannot starve the agent.
+        let cap = (crate::heap::free_bytes() as u64).saturating_sub(self.fs_bytes) / 2;
+        let max_memory = Some(self.max_memory_bytes.map_or(cap, |m| m.min(cap)));
+        let clock = now_ns;
+        let inputs = runner::CallInputs {
+            args: &args,
+            env: &env,
+            stdin: self.stdin,
+            fuel: self.fuel,
+            max_memory_bytes: max_memory,
+            random_seed: self.seed,
+            clock: &clock,
+            clock_resolution_ns: resolution_ns(),
+        };
+        let result = f(&inputs);
+        crate::stack::report();
+        match result {
+            Ok(outcome) => outcome_of(outcome),
+            Err(e) => {
+                let (kind, message) = error_of(e);
+                WasmOutcome::Error(kind, message)
+            }
+        }
+    }
+}
+
+fn outcome_of(outcome: runner::Outcome) -> WasmOutcome {
+    match outcome {
+        runner::Outcome::Exited(code) => WasmOutcome::Exit(code),
+        runner::Outcome::Trap(m) => WasmOutcome::Trap(m),
+        runner::Outcome::OutOfFuel => WasmOutcome::OutOfFuel,
+        runner::Outcome::MemoryLimit { requested, limit } => WasmOutcome::Error(
             WasmErrorKind::MemoryLimit,
             format!(
                 "module needs {requested} bytes of linear memory and tables, the limit is {limit}"
             ),
         ),
-        Ok(runner::Outcome::NoClock) => WasmOutcome::Error(
+        runner::Outcome::NoClock => WasmOutcome::Error(
             WasmErrorKind::Other(ERROR_NO_CLOCK),
             String::from(
                 "the module read a clock and this guest has none (no TSC rate from the host)",
             ),
         ),
-        Ok(runner::Outcome::Interrupted) => WasmOutcome::Error(
+        runner::Outcome::Interrupted => WasmOutcome::Error(
             WasmErrorKind::Other(ERROR_INTERRUPTED),
             String::from("the run was interrupted (shutdown or disconnect)"),
         ),
-        Err(runner::RunError::InvalidModule(m)) => {
-            WasmOutcome::Error(WasmErrorKind::InvalidModule, m)
-        }
-        Err(runner::RunError::MissingEntry) => WasmOutcome::Error(
+    }
+}
+
+fn error_of(e: runner::RunError) -> (WasmErrorKind, String) {
+    match e {
+        runner::RunError::InvalidModule(m) => (WasmErrorKind::InvalidModule, m),
+        runner::RunError::MissingEntry => (
             WasmErrorKind::NoEntryPoint,
             String::from("the module exports no _start function"),
         ),
-        Err(runner::RunError::BadEntry(m)) => WasmOutcome::Error(WasmErrorKind::NoEntryPoint, m),
-        Err(runner::RunError::Link(m)) => WasmOutcome::Error(WasmErrorKind::MissingImport, m),
-        Err(e) => WasmOutcome::Error(WasmErrorKind::Other(0), format!("{e:?}")),
+        runner::RunError::BadEntry(m) => (WasmErrorKind::NoEntryPoint, m),
+        runner::RunError::Link(m) => (WasmErrorKind::MissingImport, m),
+        runner::RunError::Preopen(m) => (WasmErrorKind::Other(ERROR_PREOPEN), m),
+        e => (WasmErrorKind::Other(0), format!("{e:?}")),
+    }
+}
+
+/// The tree's caps for `req`: what it asks for, within a quarter of the
+/// free heap.
+pub fn fs_limits(req: &WasmSpec) -> runner::FsLimits {
+    let quarter = crate::heap::free_bytes() as u64 / 4;
+    let fs = req.fs.as_ref();
+    runner::FsLimits {
+        max_bytes: fs
+            .and_then(|fs| fs.max_bytes)
+            .unwrap_or(FS_DEFAULT_BYTES)
+            .min(quarter),
+        max_inodes: fs.and_then(|fs| fs.max_inodes).unwrap_or(FS_DEFAULT_INODES),
     }
 }

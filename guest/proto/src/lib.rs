@@ -19,9 +19,11 @@ extern crate alloc;
 
 pub mod bootinfo;
 pub mod error;
+pub mod file_stat;
 pub mod frame;
 pub mod msg;
 pub mod vsock;
+pub mod wasmfs;
 
 pub use error::ProtoError;
 pub use frame::{Frame, FrameDecoder, HEADER_LEN, MAX_FRAME, PROTOCOL_VERSION};

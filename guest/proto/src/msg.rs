@@ -27,15 +27,30 @@
 //!   dropped by the agent, which then closes the command's stdin.
 //! * `WriteFile{path,mode}`, `Data`*, `DataEnd` → `Ok` | `Error`.
 //! * `ReadFile{path}` → `Data`*, `DataEnd` | `Error`.
+//! * `Stat{path,follow}` → `FileInfo` | `Error`; `ListDir{path}` → `DirEntries`*
+//!   (at most [`MAX_DIR_ENTRIES_PER_FRAME`] each), `DataEnd` | `Error`;
+//!   `MakeDir`, `Remove`, `Rename` → `Ok` | `Error` (agents with [`caps::FS`]).
 //! * `DiskRead` → `DiskData`; `DiskWrite`, `DiskFlush` → `Ok`; or `Error`.
 //! * `RunWasm{module_len,..}`, `Data`* (the module), `DataEnd` → `Stdout`/`Stderr`
 //!   chunks → `WasmExit` | `WasmTrap` | `OutOfFuel` | `WasmError` | `Error`.
+//! * `PrepareWasm{module_len,..}`, `Data`* (the module), `DataEnd` →
+//!   `WasmPrepared{template}` | `WasmError` | `Error`: the agent validates and
+//!   compiles the module once and keeps it (one template per agent; a new one
+//!   replaces the old).
+//! * `RunPrepared{template,..}` → `Stdout`/`Stderr` chunks → `WasmExit` |
+//!   `WasmTrap` | `OutOfFuel` | `WasmError` (`NotPrepared` if `template` is not
+//!   the one the agent holds) | `Error`.
 //! * `Shutdown` → `Ok`, then the agent goes away.
+//! * Host functions of a run: `HostFunctions` after `RunWasm`; `HostCall` (agent)
+//!   → `HostReturn` | `HostError` (host) while the module runs (see [`host_fn`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::ProtoError;
+
+pub mod host_fn;
+pub use host_fn::{HostCall, HostFnDecl, HostReturn, HostType, HostValue};
 
 /// Capability bits announced in [`Hello::capabilities`].
 pub mod caps {
@@ -51,6 +66,10 @@ pub mod caps {
     pub const ECHO: u64 = 1 << 4;
     /// Acknowledges exec stdin with `StdinAck` (flow control, see [`super::STDIN_WINDOW`]).
     pub const STDIN_ACK: u64 = 1 << 5;
+    /// Stat, ListDir, MakeDir, Remove, Rename.
+    pub const FS: u64 = 1 << 7;
+    /// Serves `PrepareWasm`/`RunPrepared`.
+    pub const WASM_TEMPLATES: u64 = 1 << 6;
 }
 
 /// Most stdin bytes of one exec the host may have sent but not yet seen
@@ -123,6 +142,9 @@ pub enum WasmErrorKind {
     MissingImport,
     /// The module has no usable entry point (`_start`).
     NoEntryPoint,
+    /// `RunPrepared` names a template the agent does not hold (none was
+    /// prepared, or a later `PrepareWasm` replaced it).
+    NotPrepared,
     /// Anything else.
     Other(u16),
 }
@@ -135,6 +157,7 @@ impl WasmErrorKind {
             Self::MemoryLimit => 2,
             Self::MissingImport => 3,
             Self::NoEntryPoint => 4,
+            Self::NotPrepared => 5,
             Self::Other(v) => v,
         }
     }
@@ -146,6 +169,7 @@ impl WasmErrorKind {
             2 => Self::MemoryLimit,
             3 => Self::MissingImport,
             4 => Self::NoEntryPoint,
+            5 => Self::NotPrepared,
             v => Self::Other(v),
         }
     }
@@ -178,6 +202,12 @@ pub struct ExecSpec {
 }
 
 /// A WASM module to run; its bytes follow as `Data` frames and a `DataEnd`.
+/// Directory entries per `DirEntries` frame (keeps frames well under `MAX_FRAME`
+/// even with long names).
+pub const MAX_DIR_ENTRIES_PER_FRAME: usize = 256;
+
+pub use crate::file_stat::{FileKind, FileStat};
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WasmSpec {
     /// Total module size in bytes (lets the agent allocate once and refuse early).
@@ -192,6 +222,41 @@ pub struct WasmSpec {
     pub fuel: Option<u64>,
     /// Linear memory limit; `None` = runtime default.
     pub max_memory_bytes: Option<u64>,
+    /// Fresh host entropy for this run, mixed into the guest's `random_get`
+    /// seed: a guest restored from a snapshot would otherwise repeat the
+    /// random numbers it drew after the snapshot. Absent from older hosts.
+    pub entropy: Option<[u8; 32]>,
+    /// Preopened directories (their contents follow the module's bytes);
+    /// `None`: none. Encoded last, as optional bytes (see `wasmfs.rs`).
+    pub fs: Option<crate::wasmfs::WasmFs>,
+}
+
+/// A module to validate, compile and keep as the agent's template; its bytes
+/// follow as `Data` frames and a `DataEnd`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrepareSpec {
+    /// Total module size in bytes.
+    pub module_len: u64,
+    /// Linear memory limit of every run of the template; `None` = runtime default.
+    pub max_memory_bytes: Option<u64>,
+}
+
+/// One run of the prepared template: only this call's inputs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunPreparedSpec {
+    /// The template id `WasmPrepared` returned.
+    pub template: u64,
+    /// `argv` seen by the module.
+    pub args: Vec<String>,
+    /// Environment seen by the module.
+    pub env: Vec<(String, String)>,
+    /// Everything the module reads from stdin.
+    pub stdin: Vec<u8>,
+    /// Fuel limit; `None` = unlimited.
+    pub fuel: Option<u64>,
+    /// Seed of the run's `random_get` stream: the host sends a fresh one per
+    /// run, since a guest restored from a snapshot would repeat its own.
+    pub seed: [u8; 32],
 }
 
 /// Every message of the protocol.
@@ -245,6 +310,26 @@ pub enum Message {
     Data { data: Vec<u8> },
     /// End of a streamed byte sequence.
     DataEnd,
+    /// Describe `path` (the link itself unless `follow`).
+    Stat { path: String, follow: bool },
+    /// Answer to `Stat`.
+    FileInfo(FileStat),
+    /// List the directory `path`: `DirEntries` frames, then `DataEnd`.
+    ListDir { path: String },
+    /// Some entries of a listed directory (names only, no path).
+    DirEntries { entries: Vec<FileStat> },
+    /// Create directory `path` with permission bits `mode` (and its missing
+    /// parents if `parents`; then an existing directory is not an error).
+    MakeDir {
+        path: String,
+        mode: u32,
+        parents: bool,
+    },
+    /// Remove the file, link or empty directory `path` (a directory with its
+    /// contents if `recursive`).
+    Remove { path: String, recursive: bool },
+    /// Rename `from` to `to` (replacing a file at `to`).
+    Rename { from: String, to: String },
     /// Read `len` bytes at `offset` of disk `disk`.
     DiskRead { disk: u32, offset: u64, len: u32 },
     /// Write `data` at `offset` of disk `disk`.
@@ -270,6 +355,20 @@ pub enum Message {
         kind: WasmErrorKind,
         message: String,
     },
+    /// Validate, compile and keep a module as the agent's template.
+    PrepareWasm(PrepareSpec),
+    /// The template is ready; runs name it by this id.
+    WasmPrepared { template: u64 },
+    /// Run the template's `_start` with these inputs.
+    RunPrepared(RunPreparedSpec),
+    /// The host functions the module of the pending `RunWasm` may import.
+    HostFunctions(Vec<HostFnDecl>),
+    /// The running module called a host function (agent → host).
+    HostCall(HostCall),
+    /// What the host function returned.
+    HostReturn(HostReturn),
+    /// The host function failed: the module traps with this message.
+    HostError { message: String },
     /// A message of a type this version does not know (sent by a newer peer); its
     /// payload is kept as is and re-encodes unchanged.
     Unknown { msg_type: u16, payload: Vec<u8> },
@@ -298,6 +397,13 @@ mod ty {
     pub const READ_FILE: u16 = 0x21;
     pub const DATA: u16 = 0x22;
     pub const DATA_END: u16 = 0x23;
+    pub const STAT: u16 = 0x24;
+    pub const FILE_INFO: u16 = 0x25;
+    pub const LIST_DIR: u16 = 0x26;
+    pub const DIR_ENTRIES: u16 = 0x27;
+    pub const MAKE_DIR: u16 = 0x28;
+    pub const REMOVE: u16 = 0x29;
+    pub const RENAME: u16 = 0x2a;
     pub const DISK_READ: u16 = 0x30;
     pub const DISK_WRITE: u16 = 0x31;
     pub const DISK_FLUSH: u16 = 0x32;
@@ -307,6 +413,13 @@ mod ty {
     pub const WASM_TRAP: u16 = 0x42;
     pub const OUT_OF_FUEL: u16 = 0x43;
     pub const WASM_ERROR: u16 = 0x44;
+    pub const PREPARE_WASM: u16 = 0x45;
+    pub const WASM_PREPARED: u16 = 0x46;
+    pub const RUN_PREPARED: u16 = 0x47;
+    pub const HOST_FUNCTIONS: u16 = 0x60;
+    pub const HOST_CALL: u16 = 0x61;
+    pub const HOST_RETURN: u16 = 0x62;
+    pub const HOST_ERROR: u16 = 0x63;
 
     pub const ALL: &[u16] = &[
         HELLO,
@@ -330,6 +443,13 @@ mod ty {
         READ_FILE,
         DATA,
         DATA_END,
+        STAT,
+        FILE_INFO,
+        LIST_DIR,
+        DIR_ENTRIES,
+        MAKE_DIR,
+        REMOVE,
+        RENAME,
         DISK_READ,
         DISK_WRITE,
         DISK_FLUSH,
@@ -339,6 +459,13 @@ mod ty {
         WASM_TRAP,
         OUT_OF_FUEL,
         WASM_ERROR,
+        PREPARE_WASM,
+        WASM_PREPARED,
+        RUN_PREPARED,
+        HOST_FUNCTIONS,
+        HOST_CALL,
+        HOST_RETURN,
+        HOST_ERROR,
     ];
 }
 
@@ -367,6 +494,13 @@ impl Message {
             Self::ReadFile { .. } => ty::READ_FILE,
             Self::Data { .. } => ty::DATA,
             Self::DataEnd => ty::DATA_END,
+            Self::Stat { .. } => ty::STAT,
+            Self::FileInfo(_) => ty::FILE_INFO,
+            Self::ListDir { .. } => ty::LIST_DIR,
+            Self::DirEntries { .. } => ty::DIR_ENTRIES,
+            Self::MakeDir { .. } => ty::MAKE_DIR,
+            Self::Remove { .. } => ty::REMOVE,
+            Self::Rename { .. } => ty::RENAME,
             Self::DiskRead { .. } => ty::DISK_READ,
             Self::DiskWrite { .. } => ty::DISK_WRITE,
             Self::DiskFlush { .. } => ty::DISK_FLUSH,
@@ -376,6 +510,13 @@ impl Message {
             Self::WasmTrap { .. } => ty::WASM_TRAP,
             Self::OutOfFuel => ty::OUT_OF_FUEL,
             Self::WasmError { .. } => ty::WASM_ERROR,
+            Self::PrepareWasm(_) => ty::PREPARE_WASM,
+            Self::WasmPrepared { .. } => ty::WASM_PREPARED,
+            Self::RunPrepared(_) => ty::RUN_PREPARED,
+            Self::HostFunctions(_) => ty::HOST_FUNCTIONS,
+            Self::HostCall(_) => ty::HOST_CALL,
+            Self::HostReturn(_) => ty::HOST_RETURN,
+            Self::HostError { .. } => ty::HOST_ERROR,
             Self::Unknown { msg_type, .. } => *msg_type,
         }
     }
@@ -404,6 +545,13 @@ impl Message {
             Self::ReadFile { .. } => "ReadFile",
             Self::Data { .. } => "Data",
             Self::DataEnd => "DataEnd",
+            Self::Stat { .. } => "Stat",
+            Self::FileInfo(_) => "FileInfo",
+            Self::ListDir { .. } => "ListDir",
+            Self::DirEntries { .. } => "DirEntries",
+            Self::MakeDir { .. } => "MakeDir",
+            Self::Remove { .. } => "Remove",
+            Self::Rename { .. } => "Rename",
             Self::DiskRead { .. } => "DiskRead",
             Self::DiskWrite { .. } => "DiskWrite",
             Self::DiskFlush { .. } => "DiskFlush",
@@ -413,6 +561,13 @@ impl Message {
             Self::WasmTrap { .. } => "WasmTrap",
             Self::OutOfFuel => "OutOfFuel",
             Self::WasmError { .. } => "WasmError",
+            Self::PrepareWasm(_) => "PrepareWasm",
+            Self::WasmPrepared { .. } => "WasmPrepared",
+            Self::RunPrepared(_) => "RunPrepared",
+            Self::HostFunctions(_) => "HostFunctions",
+            Self::HostCall(_) => "HostCall",
+            Self::HostReturn(_) => "HostReturn",
+            Self::HostError { .. } => "HostError",
             Self::Unknown { .. } => "Unknown",
         }
     }
@@ -468,7 +623,35 @@ impl Message {
                 w.str(path);
                 w.u32(*mode);
             }
-            Self::ReadFile { path } => w.str(path),
+            Self::ReadFile { path } | Self::ListDir { path } => w.str(path),
+            Self::Stat { path, follow } => {
+                w.str(path);
+                w.bool(*follow);
+            }
+            Self::FileInfo(st) => st.encode(&mut w),
+            Self::DirEntries { entries } => {
+                w.len(entries.len());
+                for e in entries {
+                    e.encode(&mut w);
+                }
+            }
+            Self::MakeDir {
+                path,
+                mode,
+                parents,
+            } => {
+                w.str(path);
+                w.u32(*mode);
+                w.bool(*parents);
+            }
+            Self::Remove { path, recursive } => {
+                w.str(path);
+                w.bool(*recursive);
+            }
+            Self::Rename { from, to } => {
+                w.str(from);
+                w.str(to);
+            }
             Self::DiskRead { disk, offset, len } => {
                 w.u32(*disk);
                 w.u64(*offset);
@@ -487,6 +670,20 @@ impl Message {
                 w.bytes(&s.stdin);
                 w.opt_u64(s.fuel);
                 w.opt_u64(s.max_memory_bytes);
+                match &s.entropy {
+                    Some(e) => {
+                        w.u8(1);
+                        w.raw(e);
+                    }
+                    None => w.u8(0),
+                }
+                match &s.fs {
+                    Some(fs) => {
+                        w.u8(1);
+                        w.bytes(&fs.to_bytes());
+                    }
+                    None => w.u8(0),
+                }
             }
             Self::WasmExit { code } => w.i32(*code),
             Self::WasmTrap { message } => w.str(message),
@@ -494,6 +691,23 @@ impl Message {
                 w.u16(kind.to_u16());
                 w.str(message);
             }
+            Self::PrepareWasm(p) => {
+                w.u64(p.module_len);
+                w.opt_u64(p.max_memory_bytes);
+            }
+            Self::WasmPrepared { template } => w.u64(*template),
+            Self::RunPrepared(r) => {
+                w.u64(r.template);
+                w.strs(&r.args);
+                w.env(&r.env);
+                w.bytes(&r.stdin);
+                w.opt_u64(r.fuel);
+                w.0.extend_from_slice(&r.seed);
+            }
+            Self::HostFunctions(decls) => w.host_decls(decls),
+            Self::HostCall(call) => w.host_call(call),
+            Self::HostReturn(ret) => w.host_return(ret),
+            Self::HostError { message } => w.str(message),
         }
     }
 
@@ -564,6 +778,35 @@ impl Message {
             ty::READ_FILE => Self::ReadFile {
                 path: r.string("read_file.path")?,
             },
+            ty::STAT => Self::Stat {
+                path: r.string("stat.path")?,
+                follow: r.bool("stat.follow")?,
+            },
+            ty::FILE_INFO => Self::FileInfo(FileStat::decode(&mut r)?),
+            ty::LIST_DIR => Self::ListDir {
+                path: r.string("list_dir.path")?,
+            },
+            ty::DIR_ENTRIES => {
+                let n = r.count("dir_entries.count", FileStat::MIN_ENCODED)?;
+                let mut entries = Vec::new();
+                for _ in 0..n {
+                    entries.push(FileStat::decode(&mut r)?);
+                }
+                Self::DirEntries { entries }
+            }
+            ty::MAKE_DIR => Self::MakeDir {
+                path: r.string("make_dir.path")?,
+                mode: r.u32("make_dir.mode")?,
+                parents: r.bool("make_dir.parents")?,
+            },
+            ty::REMOVE => Self::Remove {
+                path: r.string("remove.path")?,
+                recursive: r.bool("remove.recursive")?,
+            },
+            ty::RENAME => Self::Rename {
+                from: r.string("rename.from")?,
+                to: r.string("rename.to")?,
+            },
             ty::DATA => Self::Data {
                 data: r.bytes("data.data")?,
             },
@@ -591,6 +834,14 @@ impl Message {
                 stdin: r.bytes("run_wasm.stdin")?,
                 fuel: r.opt_u64("run_wasm.fuel")?,
                 max_memory_bytes: r.opt_u64("run_wasm.max_memory_bytes")?,
+                entropy: r.opt_array32("run_wasm.entropy")?,
+                fs: match r.buf.is_empty() {
+                    true => None,
+                    false => match r.tag("run_wasm.fs")? {
+                        true => Some(crate::wasmfs::WasmFs::from_bytes(r.slice("run_wasm.fs")?)?),
+                        false => None,
+                    },
+                },
             }),
             ty::WASM_EXIT => Self::WasmExit {
                 code: r.i32("wasm_exit.code")?,
@@ -603,6 +854,27 @@ impl Message {
                 kind: WasmErrorKind::from_u16(r.u16("wasm_error.kind")?),
                 message: r.string("wasm_error.message")?,
             },
+            ty::PREPARE_WASM => Self::PrepareWasm(PrepareSpec {
+                module_len: r.u64("prepare_wasm.module_len")?,
+                max_memory_bytes: r.opt_u64("prepare_wasm.max_memory_bytes")?,
+            }),
+            ty::WASM_PREPARED => Self::WasmPrepared {
+                template: r.u64("wasm_prepared.template")?,
+            },
+            ty::RUN_PREPARED => Self::RunPrepared(RunPreparedSpec {
+                template: r.u64("run_prepared.template")?,
+                args: r.strings("run_prepared.args")?,
+                env: r.env("run_prepared.env")?,
+                stdin: r.bytes("run_prepared.stdin")?,
+                fuel: r.opt_u64("run_prepared.fuel")?,
+                seed: r.array("run_prepared.seed")?,
+            }),
+            ty::HOST_FUNCTIONS => Self::HostFunctions(r.host_decls()?),
+            ty::HOST_CALL => Self::HostCall(r.host_call()?),
+            ty::HOST_RETURN => Self::HostReturn(r.host_return()?),
+            ty::HOST_ERROR => Self::HostError {
+                message: r.string("host_error.message")?,
+            },
             msg_type => Self::Unknown {
                 msg_type,
                 payload: payload.to_vec(),
@@ -613,53 +885,59 @@ impl Message {
 }
 
 /// Appends fields to a payload.
-struct Writer<'a>(&'a mut Vec<u8>);
+pub(crate) struct Writer<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl Writer<'_> {
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn bool(&mut self, v: bool) {
+    fn raw(&mut self, v: &[u8]) {
+        self.0.extend_from_slice(v);
+    }
+    pub(crate) fn bool(&mut self, v: bool) {
         self.u8(u8::from(v));
     }
-    fn u16(&mut self, v: u16) {
+    pub(crate) fn u16(&mut self, v: u16) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn i32(&mut self, v: i32) {
+    pub(crate) fn i32(&mut self, v: i32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(crate) fn i64(&mut self, v: i64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
     /// Lengths above u32::MAX cannot fit a frame anyway; `Frame::encode` refuses the
     /// oversized payload, so saturating here only keeps the arithmetic total.
-    fn len(&mut self, n: usize) {
+    pub(crate) fn len(&mut self, n: usize) {
         self.u32(u32::try_from(n).unwrap_or(u32::MAX));
     }
-    fn bytes(&mut self, v: &[u8]) {
+    pub(crate) fn bytes(&mut self, v: &[u8]) {
         self.len(v.len());
         self.0.extend_from_slice(v);
     }
-    fn str(&mut self, v: &str) {
+    pub(crate) fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
-    fn strs(&mut self, v: &[String]) {
+    pub(crate) fn strs(&mut self, v: &[String]) {
         self.len(v.len());
         for s in v {
             self.str(s);
         }
     }
-    fn env(&mut self, v: &[(String, String)]) {
+    pub(crate) fn env(&mut self, v: &[(String, String)]) {
         self.len(v.len());
         for (k, val) in v {
             self.str(k);
             self.str(val);
         }
     }
-    fn opt_str(&mut self, v: Option<&str>) {
+    pub(crate) fn opt_str(&mut self, v: Option<&str>) {
         match v {
             Some(s) => {
                 self.u8(1);
@@ -668,7 +946,7 @@ impl Writer<'_> {
             None => self.u8(0),
         }
     }
-    fn opt_u64(&mut self, v: Option<u64>) {
+    pub(crate) fn opt_u64(&mut self, v: Option<u64>) {
         match v {
             Some(x) => {
                 self.u8(1);
@@ -677,7 +955,7 @@ impl Writer<'_> {
             None => self.u8(0),
         }
     }
-    fn opt_i32(&mut self, v: Option<i32>) {
+    pub(crate) fn opt_i32(&mut self, v: Option<i32>) {
         match v {
             Some(x) => {
                 self.u8(1);
@@ -689,12 +967,12 @@ impl Writer<'_> {
 }
 
 /// Reads fields from a payload, checking every length.
-struct Reader<'a> {
-    buf: &'a [u8],
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], ProtoError> {
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], ProtoError> {
         if n > self.buf.len() {
             return Err(ProtoError::Truncated {
                 field,
@@ -706,15 +984,26 @@ impl<'a> Reader<'a> {
         self.buf = tail;
         Ok(head)
     }
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ProtoError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], ProtoError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, field)?);
         Ok(out)
     }
-    fn u8(&mut self, field: &'static str) -> Result<u8, ProtoError> {
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, ProtoError> {
         Ok(self.array::<1>(field)?[0])
     }
-    fn bool(&mut self, field: &'static str) -> Result<bool, ProtoError> {
+    /// A trailing optional 32-byte field: absent (an older peer) when the
+    /// payload ends before it.
+    fn opt_array32(&mut self, field: &'static str) -> Result<Option<[u8; 32]>, ProtoError> {
+        if self.buf.is_empty() || !self.tag(field)? {
+            return Ok(None);
+        }
+        Ok(Some(self.array::<32>(field)?))
+    }
+    pub(crate) fn bool(&mut self, field: &'static str) -> Result<bool, ProtoError> {
         match self.u8(field)? {
             0 => Ok(false),
             1 => Ok(true),
@@ -724,26 +1013,29 @@ impl<'a> Reader<'a> {
             }),
         }
     }
-    fn u16(&mut self, field: &'static str) -> Result<u16, ProtoError> {
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, ProtoError> {
         Ok(u16::from_le_bytes(self.array(field)?))
     }
-    fn u32(&mut self, field: &'static str) -> Result<u32, ProtoError> {
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, ProtoError> {
         Ok(u32::from_le_bytes(self.array(field)?))
     }
-    fn i32(&mut self, field: &'static str) -> Result<i32, ProtoError> {
+    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, ProtoError> {
         Ok(i32::from_le_bytes(self.array(field)?))
     }
-    fn u64(&mut self, field: &'static str) -> Result<u64, ProtoError> {
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, ProtoError> {
         Ok(u64::from_le_bytes(self.array(field)?))
     }
-    fn slice(&mut self, field: &'static str) -> Result<&'a [u8], ProtoError> {
+    pub(crate) fn i64(&mut self, field: &'static str) -> Result<i64, ProtoError> {
+        Ok(i64::from_le_bytes(self.array(field)?))
+    }
+    pub(crate) fn slice(&mut self, field: &'static str) -> Result<&'a [u8], ProtoError> {
         let n = self.u32(field)? as usize;
         self.take(n, field)
     }
-    fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, ProtoError> {
+    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, ProtoError> {
         Ok(self.slice(field)?.to_vec())
     }
-    fn string(&mut self, field: &'static str) -> Result<String, ProtoError> {
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, ProtoError> {
         let raw = self.slice(field)?;
         core::str::from_utf8(raw)
             .map(String::from)
@@ -751,7 +1043,11 @@ impl<'a> Reader<'a> {
     }
     /// A list count; each item takes at least `min_item` bytes, so a count that
     /// cannot fit in what is left is rejected before any allocation.
-    fn count(&mut self, field: &'static str, min_item: usize) -> Result<usize, ProtoError> {
+    pub(crate) fn count(
+        &mut self,
+        field: &'static str,
+        min_item: usize,
+    ) -> Result<usize, ProtoError> {
         let n = self.u32(field)? as usize;
         let needed = n.saturating_mul(min_item);
         if needed > self.buf.len() {
@@ -763,7 +1059,7 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
-    fn strings(&mut self, field: &'static str) -> Result<Vec<String>, ProtoError> {
+    pub(crate) fn strings(&mut self, field: &'static str) -> Result<Vec<String>, ProtoError> {
         let n = self.count(field, 4)?;
         let mut out = Vec::new();
         for _ in 0..n {
@@ -771,7 +1067,7 @@ impl<'a> Reader<'a> {
         }
         Ok(out)
     }
-    fn env(&mut self, field: &'static str) -> Result<Vec<(String, String)>, ProtoError> {
+    pub(crate) fn env(&mut self, field: &'static str) -> Result<Vec<(String, String)>, ProtoError> {
         let n = self.count(field, 8)?;
         let mut out = Vec::new();
         for _ in 0..n {
@@ -781,7 +1077,7 @@ impl<'a> Reader<'a> {
         }
         Ok(out)
     }
-    fn tag(&mut self, field: &'static str) -> Result<bool, ProtoError> {
+    pub(crate) fn tag(&mut self, field: &'static str) -> Result<bool, ProtoError> {
         match self.u8(field)? {
             0 => Ok(false),
             1 => Ok(true),
@@ -791,21 +1087,21 @@ impl<'a> Reader<'a> {
             }),
         }
     }
-    fn opt_string(&mut self, field: &'static str) -> Result<Option<String>, ProtoError> {
+    pub(crate) fn opt_string(&mut self, field: &'static str) -> Result<Option<String>, ProtoError> {
         if self.tag(field)? {
             Ok(Some(self.string(field)?))
         } else {
             Ok(None)
         }
     }
-    fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, ProtoError> {
+    pub(crate) fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, ProtoError> {
         if self.tag(field)? {
             Ok(Some(self.u64(field)?))
         } else {
             Ok(None)
         }
     }
-    fn opt_i32(&mut self, field: &'static str) -> Result<Option<i32>, ProtoError> {
+    pub(crate) fn opt_i32(&mut self, field: &'static str) -> Result<Option<i32>, ProtoError> {
         if self.tag(field)? {
             Ok(Some(self.i32(field)?))
         } else {

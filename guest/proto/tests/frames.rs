@@ -4,7 +4,10 @@
 use kvmsandbox_proto::frame::{
     Frame, FrameDecoder, HEADER_LEN, MAGIC, MAX_FRAME, PROTOCOL_VERSION,
 };
-use kvmsandbox_proto::msg::{ExecSpec, Hello, WasmErrorKind, WasmSpec};
+use kvmsandbox_proto::msg::{
+    ExecSpec, FileKind, FileStat, Hello, HostCall, HostFnDecl, HostReturn, HostType, HostValue,
+    PrepareSpec, RunPreparedSpec, WasmErrorKind, WasmSpec,
+};
 use kvmsandbox_proto::{ErrorCode, Message, ProtoError};
 
 fn all_messages() -> Vec<Message> {
@@ -80,6 +83,56 @@ fn all_messages() -> Vec<Message> {
             data: vec![0xff; 100],
         },
         Message::DataEnd,
+        Message::Stat {
+            path: "/etc/hosts".into(),
+            follow: true,
+        },
+        Message::FileInfo(FileStat {
+            name: "hosts".into(),
+            kind: FileKind::File,
+            size: 123,
+            mode: 0o644,
+            mtime_sec: -5,
+            mtime_nsec: 999_999_999,
+            link_target: None,
+        }),
+        Message::ListDir { path: "/".into() },
+        Message::DirEntries {
+            entries: vec![
+                FileStat {
+                    name: "l".into(),
+                    kind: FileKind::Symlink,
+                    size: 4,
+                    mode: 0o777,
+                    mtime_sec: 1_700_000_000,
+                    mtime_nsec: 0,
+                    link_target: Some("/tmp".into()),
+                },
+                FileStat {
+                    name: "d".into(),
+                    kind: FileKind::Dir,
+                    size: 0,
+                    mode: 0o755,
+                    mtime_sec: 0,
+                    mtime_nsec: 1,
+                    link_target: None,
+                },
+            ],
+        },
+        Message::DirEntries { entries: vec![] },
+        Message::MakeDir {
+            path: "/a/b".into(),
+            mode: 0o700,
+            parents: true,
+        },
+        Message::Remove {
+            path: "/a".into(),
+            recursive: true,
+        },
+        Message::Rename {
+            from: "/a".into(),
+            to: "/b".into(),
+        },
         Message::DiskRead {
             disk: 1,
             offset: 1 << 40,
@@ -99,6 +152,21 @@ fn all_messages() -> Vec<Message> {
             stdin: b"input".to_vec(),
             fuel: Some(1_000_000),
             max_memory_bytes: None,
+            entropy: Some([9; 32]),
+            fs: None,
+        }),
+        Message::RunWasm(WasmSpec {
+            module_len: 10,
+            fs: Some(kvmsandbox_proto::wasmfs::WasmFs {
+                dirs: vec![kvmsandbox_proto::wasmfs::WasmDirSpec {
+                    guest_path: "/data".into(),
+                    read_only: false,
+                }],
+                image_len: 99,
+                max_bytes: Some(4096),
+                max_inodes: Some(10),
+            }),
+            ..WasmSpec::default()
         }),
         Message::WasmExit { code: 3 },
         Message::WasmTrap {
@@ -112,6 +180,52 @@ fn all_messages() -> Vec<Message> {
         Message::WasmError {
             kind: WasmErrorKind::Other(77),
             message: "x".into(),
+        },
+        Message::WasmError {
+            kind: WasmErrorKind::NotPrepared,
+            message: "template 3 is not prepared".into(),
+        },
+        Message::PrepareWasm(PrepareSpec {
+            module_len: 4096,
+            max_memory_bytes: Some(1 << 20),
+        }),
+        Message::PrepareWasm(PrepareSpec::default()),
+        Message::WasmPrepared { template: 7 },
+        Message::RunPrepared(RunPreparedSpec {
+            template: 7,
+            args: vec!["t.wasm".into(), "x".into()],
+            env: vec![("K".into(), "v".into())],
+            stdin: b"in".to_vec(),
+            fuel: Some(5),
+            seed: [0xa5; 32],
+        }),
+        Message::RunPrepared(RunPreparedSpec::default()),
+        Message::HostFunctions(vec![
+            HostFnDecl {
+                module: "host".into(),
+                name: "lookup".into(),
+                params: vec![HostType::Bytes, HostType::I64],
+                results: vec![HostType::Bytes, HostType::F64],
+            },
+            HostFnDecl::default(),
+        ]),
+        Message::HostCall(HostCall {
+            func: 3,
+            args: vec![
+                HostValue::I32(-1),
+                HostValue::I64(i64::MIN),
+                HostValue::F32(f32::NAN.to_bits() | 1),
+                HostValue::F64((-0.5f64).to_bits()),
+            ],
+            buffers: vec![b"key".to_vec(), Vec::new()],
+            out_cap: 4096,
+        }),
+        Message::HostReturn(HostReturn {
+            values: vec![HostValue::F64(2.5f64.to_bits())],
+            bytes: b"value".to_vec(),
+        }),
+        Message::HostError {
+            message: "no such record".into(),
         },
     ]
 }
@@ -268,6 +382,25 @@ fn truncated_field_is_rejected() {
 }
 
 #[test]
+fn run_prepared_without_its_whole_seed_is_rejected() {
+    let spec = RunPreparedSpec {
+        template: 1,
+        ..RunPreparedSpec::default()
+    };
+    let mut p = Vec::new();
+    Message::RunPrepared(spec).encode_payload(&mut p);
+    p.truncate(p.len() - 1);
+    assert_eq!(
+        Frame::decode(&raw(0x47, &p)).unwrap_err(),
+        ProtoError::Truncated {
+            field: "run_prepared.seed",
+            needed: 32,
+            left: 31
+        }
+    );
+}
+
+#[test]
 fn huge_list_count_is_rejected_before_allocating() {
     // Exec with argv count u32::MAX and nothing else.
     let p = u32::MAX.to_le_bytes();
@@ -335,6 +468,31 @@ fn trailing_fields_are_ignored() {
             .unwrap();
         assert_eq!(f.msg, msg);
     }
+}
+
+/// A run_wasm from a host older than the `entropy` field decodes with none.
+#[test]
+fn run_wasm_without_entropy_from_an_older_host_decodes() {
+    let spec = WasmSpec {
+        module_len: 5,
+        entropy: Some([1; 32]),
+        ..Default::default()
+    };
+    let mut payload = Vec::new();
+    Message::RunWasm(spec.clone()).encode_payload(&mut payload);
+    // An older host sends neither `entropy` (tag + 32 bytes) nor the later
+    // `fs` (its tag: none).
+    payload.truncate(payload.len() - 33 - 1);
+    let (f, _) = Frame::decode(&raw(Message::RunWasm(spec.clone()).msg_type(), &payload))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        f.msg,
+        Message::RunWasm(WasmSpec {
+            entropy: None,
+            ..spec
+        })
+    );
 }
 
 #[test]
@@ -408,5 +566,21 @@ fn mutated_valid_frames_never_panic() {
         if let Ok(Some((_, used))) = Frame::decode(&b[..cut]) {
             assert!(used <= cut);
         }
+    }
+}
+
+#[test]
+fn host_values_refuse_unknown_and_bytes_types() {
+    // HostReturn with one value of type Bytes (5), then of an unknown type (9).
+    for bad_type in [5u8, 9] {
+        let mut payload = 1u32.to_le_bytes().to_vec();
+        payload.push(bad_type);
+        payload.extend_from_slice(&[0; 8]);
+        payload.extend_from_slice(&0u32.to_le_bytes());
+        let err = Message::decode_payload(0x62, &payload).unwrap_err();
+        assert!(
+            matches!(err, ProtoError::InvalidValue { value, .. } if value == u64::from(bad_type)),
+            "{err:?}"
+        );
     }
 }

@@ -23,4 +23,8 @@ pub enum RunError {
     /// (e.g. a data segment out of bounds, too many tables).
     #[error("cannot instantiate: {0}")]
     Instantiate(String),
+    /// The preopened directories could not be set up (a bad path, or
+    /// contents over the tree's caps).
+    #[error("cannot preopen: {0}")]
+    Preopen(String),
 }

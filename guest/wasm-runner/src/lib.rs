@@ -48,6 +48,7 @@
 extern crate alloc;
 
 mod error;
+pub mod host_fn;
 mod limits;
 mod outcome;
 mod request;
@@ -56,8 +57,11 @@ mod state;
 pub mod wasi;
 
 pub use error::RunError;
+pub use host_fn::{HostCallArgs, HostImport, HostReply, HostType, HostValue};
 pub use limits::{MemoryCap, Refusal, MAX_TABLE_ELEMENTS};
-pub use request::{Outcome, RunHost, RunRequest, RunStats, Stream};
-pub use run::{run, run_with_stats, CHECK_IN_FUEL, START_FUEL};
+pub use request::{CallInputs, Outcome, RunHost, RunRequest, RunStats, Stream};
+pub use run::{run, run_with_dirs, run_with_stats, Prepared, CHECK_IN_FUEL, START_FUEL};
 pub use wasi::abi::{decode_iovecs, AbiError, Errno};
 pub use wasi::ctx::OUTPUT_CHUNK;
+pub use wasi::fs::tree::Limits as FsLimits;
+pub use wasi::fs::{DirOutput, Dirs, EntryKind, FsEntry, OutEntry, OutKind, Preopen, PreopenError};

@@ -2,6 +2,8 @@
 
 use alloc::string::String;
 
+use crate::host_fn::{HostCallArgs, HostImport, HostReply};
+
 /// Everything one run needs. All borrowed: the runner copies nothing it can
 /// avoid (the guest is slow and memory is small).
 pub struct RunRequest<'a> {
@@ -43,6 +45,19 @@ pub trait RunHost {
     /// serve its event loop while a module computes.
     fn keep_going(&mut self) -> bool {
         true
+    }
+
+    /// The host functions modules may import in this run (see
+    /// [`host_fn`](crate::host_fn)); none by default.
+    fn host_functions(&self) -> &[HostImport] {
+        &[]
+    }
+
+    /// Calls host function `call.func` (an index into
+    /// [`host_functions`](Self::host_functions)); an `Err` traps the module
+    /// with that message.
+    fn host_call(&mut self, call: &HostCallArgs<'_>) -> Result<HostReply, String> {
+        Err(alloc::format!("no host function {}", call.func))
     }
 }
 
@@ -90,4 +105,41 @@ pub enum Outcome {
 pub struct RunStats {
     /// Fuel used (≈ instructions executed), when the run was metered.
     pub fuel_consumed: Option<u64>,
+}
+
+/// One call's inputs: a [`RunRequest`] without the module, for running a
+/// [`Prepared`](crate::Prepared) one.
+pub struct CallInputs<'a> {
+    /// argv, argv[0] included.
+    pub args: &'a [&'a [u8]],
+    /// Environment strings, each `K=V`.
+    pub env: &'a [&'a [u8]],
+    /// All of standard input.
+    pub stdin: &'a [u8],
+    /// Fuel the run may use; `None`: unmetered.
+    pub fuel: Option<u64>,
+    /// Cap on all linear memory together, in bytes.
+    pub max_memory_bytes: Option<u64>,
+    /// Seed of `random_get`'s ChaCha20 stream.
+    pub random_seed: [u8; 32],
+    /// Wall clock: nanoseconds since the Unix epoch.
+    pub clock: &'a dyn Fn() -> u64,
+    /// How finely `clock` advances (see [`RunRequest::clock_resolution_ns`]).
+    pub clock_resolution_ns: Option<u64>,
+}
+
+impl<'a> RunRequest<'a> {
+    /// Everything but the module.
+    pub fn inputs(&self) -> CallInputs<'a> {
+        CallInputs {
+            args: self.args,
+            env: self.env,
+            stdin: self.stdin,
+            fuel: self.fuel,
+            max_memory_bytes: self.max_memory_bytes,
+            random_seed: self.random_seed,
+            clock: self.clock,
+            clock_resolution_ns: self.clock_resolution_ns,
+        }
+    }
 }

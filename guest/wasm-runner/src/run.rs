@@ -3,7 +3,9 @@
 //!
 //! Everything (engine, store, linker) is built for the run and dropped at
 //! its end, so a trap or exit in one module leaves nothing behind for the
-//! next: there is no global state in the runner.
+//! next: there is no global state in the runner. A [`Prepared`] module keeps
+//! only its engine and compiled code; each of its runs still gets a new store
+//! and instance, so one run's writes are never seen by the next.
 //!
 //! Fuel metering is always on, metered run or not: `_start` runs in slices of
 //! [`CHECK_IN_FUEL`], and between slices the runner flushes output and asks
@@ -13,15 +15,19 @@
 //! store's fuel plus a reserve the runner loads a slice at a time.
 
 use alloc::format;
+use alloc::vec::Vec;
 use wasmi::errors::{ErrorKind, InstantiationError};
-use wasmi::{Config, CustomFuelCosts, Engine, Module, Store, TypedResumableCall};
+use wasmi::{
+    CompilationMode, Config, CustomFuelCosts, Engine, ExternType, Module, Store, TypedResumableCall,
+};
 
 use crate::limits::MemoryCap;
 use crate::outcome;
 use crate::state::StoreData;
 use crate::wasi::ctx::WasiCtx;
+use crate::wasi::fs::{DirOutput, Dirs, Fs};
 use crate::wasi::link;
-use crate::{Outcome, RunError, RunHost, RunRequest, RunStats};
+use crate::{CallInputs, Outcome, RunError, RunHost, RunRequest, RunStats};
 
 /// Fuel per slice of `_start` between two check-ins (~0.1-0.2 s in the
 /// micro guest under emulation; far less on real hardware).
@@ -41,8 +47,68 @@ pub fn run_with_stats(
     req: &RunRequest,
     host: &mut dyn RunHost,
 ) -> Result<(Outcome, RunStats), RunError> {
+    run_with_dirs(req, &Dirs::default(), host).map(|(outcome, stats, _)| (outcome, stats))
+}
+
+/// Like [`run_with_stats`], with `dirs` preopened (fds 3, 4, ...); also
+/// returns the writable directories' contents after the run.
+pub fn run_with_dirs(
+    req: &RunRequest,
+    dirs: &Dirs,
+    host: &mut dyn RunHost,
+) -> Result<(Outcome, RunStats, Vec<DirOutput>), RunError> {
+    let engine = Engine::new(&config(CompilationMode::Lazy));
+    let module = Module::new(&engine, req.module)
+        .map_err(|error| RunError::InvalidModule(format!("{error}")))?;
+    run_module(&engine, &module, &req.inputs(), dirs, host)
+}
+
+/// A module validated, compiled and checked for linking once, to be run many
+/// times ([`Prepared::run`]). It owns its engine, so dropping it frees all
+/// its compiled code.
+pub struct Prepared {
+    engine: Engine,
+    module: Module,
+}
+
+impl Prepared {
+    /// Validates and compiles `module` (eagerly: a later run translates
+    /// nothing), and checks that its imports link and that it exports a
+    /// `_start: () -> ()`: what can fail before running fails here.
+    pub fn new(module: &[u8]) -> Result<Prepared, RunError> {
+        let engine = Engine::new(&config(CompilationMode::Eager));
+        let module = Module::new(&engine, module)
+            .map_err(|error| RunError::InvalidModule(format!("{error}")))?;
+        link::linker_for(&module, &[]).map_err(|error| RunError::Link(format!("{error}")))?;
+        match module.get_export("_start") {
+            Some(ExternType::Func(ty)) if ty.params().is_empty() && ty.results().is_empty() => {}
+            Some(other) => {
+                return Err(RunError::BadEntry(format!(
+                    "_start is {other:?}, not a () -> () function"
+                )))
+            }
+            None => return Err(RunError::MissingEntry),
+        }
+        Ok(Prepared { engine, module })
+    }
+
+    /// Instantiates the compiled module afresh and runs its `_start` with
+    /// `inputs`: runs never see each other's state, used twice or not.
+    pub fn run(
+        &self,
+        inputs: &CallInputs,
+        host: &mut dyn RunHost,
+    ) -> Result<(Outcome, RunStats), RunError> {
+        run_module(&self.engine, &self.module, inputs, &Dirs::default(), host)
+            .map(|(outcome, stats, _)| (outcome, stats))
+    }
+}
+
+/// The engine configuration every run uses (fuel always on), compiling in `mode`.
+fn config(mode: CompilationMode) -> Config {
     let mut config = Config::default();
     config.consume_fuel(true);
+    config.compilation_mode(mode);
     // Lazy translation would charge fuel for compiling a function on first
     // call, and wasmi cannot resume a call that runs out of fuel there: the
     // run would fail in the middle of a slice. Compiling is bounded by the
@@ -53,10 +119,20 @@ pub fn run_with_stats(
         fuel_per_bytes_translated: 0,
         fuel_per_bytes_validated: 0,
     });
-    let engine = Engine::new(&config);
-    let module = Module::new(&engine, req.module)
-        .map_err(|error| RunError::InvalidModule(format!("{error}")))?;
-    let linker = link::linker_for(&module).map_err(|error| RunError::Link(format!("{error}")))?;
+    config
+}
+
+/// Links, instantiates and runs a compiled `module` with `req`'s inputs.
+fn run_module(
+    engine: &Engine,
+    module: &Module,
+    req: &CallInputs,
+    dirs: &Dirs,
+    host: &mut dyn RunHost,
+) -> Result<(Outcome, RunStats, Vec<DirOutput>), RunError> {
+    let fs = Fs::load(dirs).map_err(|error| RunError::Preopen(format!("{error}")))?;
+    let linker = link::linker_for(module, host.host_functions())
+        .map_err(|error| RunError::Link(format!("{error}")))?;
 
     let mut wasi = WasiCtx::new(
         req.args,
@@ -67,12 +143,13 @@ pub fn run_with_stats(
         host,
     );
     wasi.clock_resolution_ns = req.clock_resolution_ns;
+    wasi.fs = fs;
     let data = StoreData {
         wasi,
         cap: MemoryCap::new(req.max_memory_bytes),
         reserve: req.fuel,
     };
-    let mut store = Store::new(&engine, data);
+    let mut store = Store::new(engine, data);
     store.limiter(|data| &mut data.cap);
     let stats = |store: &Store<StoreData>| RunStats {
         fuel_consumed: req.fuel.map(|fuel| {
@@ -83,13 +160,13 @@ pub fn run_with_stats(
     };
 
     load_fuel(&mut store, START_FUEL)?;
-    let instance = match linker.instantiate_and_start(&mut store, &module) {
+    let instance = match linker.instantiate_and_start(&mut store, module) {
         Ok(instance) => instance,
         Err(error) => {
             let refused = store.data().cap.refused();
             store.data_mut().wasi.flush();
             return match outcome::from_instantiation(&error, refused) {
-                Some(outcome) => Ok((outcome, stats(&store))),
+                Some(outcome) => Ok((outcome, stats(&store), finish(store))),
                 None if is_link_error(&error) => Err(RunError::Link(format!("{error}"))),
                 None => Err(RunError::Instantiate(format!("{error}"))),
             };
@@ -135,7 +212,13 @@ pub fn run_with_stats(
         }
     };
     store.data_mut().wasi.flush();
-    Ok((outcome, stats(&store)))
+    let stats = stats(&store);
+    Ok((outcome, stats, finish(store)))
+}
+
+/// The writable directories' contents, out of a finished run's store.
+fn finish(store: Store<StoreData>) -> Vec<DirOutput> {
+    store.into_data().wasi.fs.finish()
 }
 
 fn fuel_error(error: wasmi::Error) -> RunError {

@@ -1,4 +1,4 @@
-//! The guard PLATFORM.md asks for: the runner built for x86_64-unknown-none
+//! The guard docs/platform.md asks for: the runner built for x86_64-unknown-none
 //! (inside probe/, a static binary with the micro guest's release profile)
 //! contains no instruction the PVM emulator cannot run, and executed as a
 //! Linux process it gets floats (soft-float), traps and fuel right. Needs the

@@ -228,7 +228,7 @@ fn random_bytes_are_an_invalid_module() {
 
 #[test]
 fn unimplemented_wasi_import_returns_enosys() {
-    let ran = run_wat("path_open", Inputs::default());
+    let ran = run_wat("unimplemented", Inputs::default());
     assert_eq!(ran.result, Ok(Outcome::Exited(0)));
     assert_eq!(ran.stdout, b"ENOSYS\n");
 }
@@ -319,4 +319,36 @@ fn start_section_trap_is_an_outcome() {
         wat::parse_str(r#"(module (func $s unreachable) (start $s) (func (export "_start")))"#)
             .unwrap();
     assert_trap(&run_bytes(&module, Inputs::default()), "unreachable");
+}
+
+/// Functions are validated when first called, not when the module loads
+/// (what keeps loading a 2 MB Rust program affordable in the emulated
+/// guest): an invalid function that never runs does not stop the module,
+/// and calling one ends the run before any of its code executes.
+#[test]
+fn functions_are_validated_when_first_called() {
+    let module = wat::parse_str(
+        r#"(module
+             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+             (func $broken (result i32) (i64.const 1))
+             (func (export "_start") (call $exit (i32.const 7)))
+             (func (export "call_broken") (drop (call $broken))))"#,
+    )
+    .unwrap();
+    assert_eq!(
+        run_bytes(&module, Inputs::default()).result,
+        Ok(Outcome::Exited(7))
+    );
+    let calls_it = wat::parse_str(
+        r#"(module
+             (func $broken (result i32) (i64.const 1))
+             (func (export "_start") (drop (call $broken))))"#,
+    )
+    .unwrap();
+    let ran = run_bytes(&calls_it, Inputs::default());
+    assert!(
+        !matches!(ran.result, Ok(Outcome::Exited(_))),
+        "{:?}",
+        ran.result
+    );
 }

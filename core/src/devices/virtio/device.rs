@@ -17,6 +17,9 @@
 //!   loop applies them in order before anything else of that device); `queue_notified`
 //!   (after the guest kicked a queue; only once activated); `fd_ready` (a backend fd
 //!   the device registered became ready; called whether or not activated).
+//! - the thread taking or restoring a VM snapshot (holding the same lock, vCPUs
+//!   paused; never a filtered thread): `save_state`, `active_queues`,
+//!   `check_state`, `restore_state`.
 //!
 //! Because every call holds the transport's mutex, a device never needs its own
 //! locking. Calls must be short: they block the guest's vCPUs that touch the device,
@@ -30,6 +33,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use vm_memory::GuestMemoryMmap;
+
+use super::state::{DeviceKindState, DeviceStateError};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -154,6 +159,14 @@ impl Interrupt {
     pub fn signal_needs_reset(&self) -> io::Result<()> {
         self.inner.needs_reset.store(true, Ordering::SeqCst);
         self.signal_config_change()
+    }
+
+    /// Sets InterruptStatus and the needs-reset flag to a snapshot's values without
+    /// raising the interrupt: whether the guest still had one pending is part of
+    /// the irqchip state restored with them.
+    pub fn restore(&self, status: u32, needs_reset: bool) {
+        self.inner.status.store(status, Ordering::SeqCst);
+        self.inner.needs_reset.store(needs_reset, Ordering::SeqCst);
     }
 
     /// True once [`Interrupt::signal_needs_reset`] was called since the last reset.
@@ -313,6 +326,40 @@ pub trait VirtioDevice: Send {
     /// activation or after reset: check your own state.
     fn fd_ready(&mut self, fd: RawFd, events: u32) {
         let _ = (fd, events);
+    }
+
+    /// The device's own state for a snapshot (see the module note for the thread).
+    /// Refuse with [`DeviceStateError::NotQuiescent`] while holding work the state
+    /// cannot carry. Default: no snapshot support.
+    fn save_state(&self) -> Result<DeviceKindState, DeviceStateError> {
+        Err(DeviceStateError::Unsupported(self.device_type()))
+    }
+
+    /// The queues handed over by `activate`, with the device's ring positions, in
+    /// queue order; empty unless activated.
+    fn active_queues(&self) -> Vec<virtio_queue::QueueState> {
+        Vec::new()
+    }
+
+    /// Whether `state` was taken of a device like this one (kind, disk size…).
+    /// Changes nothing; [`VirtioDevice::restore_state`] may only fail where this does.
+    fn check_state(&self, state: &DeviceKindState) -> Result<(), DeviceStateError> {
+        let _ = state;
+        Err(DeviceStateError::Unsupported(self.device_type()))
+    }
+
+    /// Becomes the snapshotted device: everything `reset` does (backend
+    /// connections of the current guest are closed), then `state`, and with
+    /// `active` the queues and interrupt as after `activate`, but serving nothing
+    /// yet: the transport then signals every ready queue, so the event loop does
+    /// the device work.
+    fn restore_state(
+        &mut self,
+        state: &DeviceKindState,
+        active: Option<ActivateContext>,
+    ) -> Result<(), DeviceStateError> {
+        let _ = (state, active);
+        Err(DeviceStateError::Unsupported(self.device_type()))
     }
 }
 

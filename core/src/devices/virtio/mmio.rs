@@ -512,3 +512,6 @@ pub fn linux_cmdline_fragment(mmio_base: u64, size: u64, irq: u32) -> String {
 #[cfg(test)]
 #[path = "mmio_tests.rs"]
 mod tests;
+
+#[path = "mmio_state.rs"]
+mod state;

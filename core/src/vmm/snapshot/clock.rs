@@ -31,7 +31,7 @@ pub enum ClockError {
 }
 
 /// The kvmclock value, in nanoseconds of guest time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClockState {
     /// [`CLOCK_STATE_VERSION`] when captured.
     pub version: u32,

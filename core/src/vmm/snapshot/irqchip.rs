@@ -32,7 +32,7 @@ pub enum IrqchipError {
 }
 
 /// The VM's PICs and IOAPIC.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct IrqchipState {
     /// [`IRQCHIP_STATE_VERSION`] when captured.
     pub version: u32,

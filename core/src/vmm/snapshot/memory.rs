@@ -80,6 +80,9 @@ fn host(what: &'static str) -> impl FnOnce(std::io::Error) -> MemorySnapshotErro
 pub struct MemorySnapshot {
     file: File,
     size: u64,
+    /// Where the image starts in `file` (0 for a memfd; page-aligned inside a
+    /// snapshot file).
+    offset: u64,
 }
 
 fn ram_size(mem: &GuestMemory) -> u64 {
@@ -157,7 +160,23 @@ impl MemorySnapshot {
                 std::io::Error::last_os_error(),
             ));
         }
-        Ok(MemorySnapshot { file, size })
+        Ok(MemorySnapshot {
+            file,
+            size,
+            offset: 0,
+        })
+    }
+
+    /// An image of `size` bytes at `offset` in `file` (a snapshot file opened
+    /// read-only; the caller checked that the range lies in the file). Mapped,
+    /// never copied: the file must not change while anything maps it.
+    pub fn from_file(file: File, offset: u64, size: u64) -> MemorySnapshot {
+        MemorySnapshot { file, size, offset }
+    }
+
+    /// Where the image starts in [`MemorySnapshot::file`].
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// Bytes of RAM the image holds.
@@ -165,7 +184,7 @@ impl MemorySnapshot {
         self.size
     }
 
-    /// The sealed memfd (for later layers: saving, forking).
+    /// The file holding the image (a sealed memfd, or a snapshot file), at [`MemorySnapshot::offset`].
     pub fn file(&self) -> &File {
         &self.file
     }
@@ -180,14 +199,15 @@ impl MemorySnapshot {
                 ram,
             });
         }
-        let mut image_off = 0u64;
+        let mut image_off = self.offset;
         for region in mem.iter() {
             let (addr, size) = (region.as_ptr(), region.len());
             // SAFETY: MAP_FIXED replaces exactly the range vm-memory mapped for this
             // region (same address and size), which stays mapped throughout, so
             // every pointer into it stays valid; vm-memory unmaps the range when
-            // the region drops, as before. The file is a sealed memfd of `size`
-            // bytes and `image_off + len` never exceeds it (sizes checked above).
+            // the region drops, as before. The file holds `size` bytes of image at
+            // `offset` (a sealed memfd, or a snapshot file whose section bounds
+            // the loader checked), and `image_off + len` never passes their end.
             let p = unsafe {
                 libc::mmap(
                     addr.cast(),

@@ -1,8 +1,9 @@
 //! Snapshots at the VMM level: what a VM is made of at one instant, one plain
 //! versioned state struct per component (each owned by its file here), and the
 //! sealed memory image they go with. `Vm::snapshot` and `Vm::restore` (vm.rs)
-//! pause the vCPUs at a safe point and use these. Device state is not covered
-//! yet: a VM with an activated virtio device is refused.
+//! pause the vCPUs at a safe point and use these; `Vm::from_snapshot` builds a
+//! new VM from one. Device state is owned by the devices
+//! (crate::devices::virtio::state); a device that is not quiescent is refused.
 
 pub mod clock;
 pub mod irqchip;
@@ -11,6 +12,7 @@ pub mod pit;
 mod raw;
 pub mod vcpu;
 
+use crate::devices::virtio::{DeviceState, DeviceStateError};
 use clock::{ClockError, ClockState};
 use irqchip::{IrqchipError, IrqchipState};
 use memory::{MemorySnapshot, MemorySnapshotError};
@@ -20,7 +22,7 @@ use std::time::Duration;
 use vcpu::{VcpuState, VcpuStateError};
 
 /// Layout version of [`VmSnapshot`] itself (component versions are separate).
-pub const VM_SNAPSHOT_VERSION: u32 = 1;
+pub const VM_SNAPSHOT_VERSION: u32 = 2;
 
 /// Errors taking or restoring a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +34,29 @@ pub enum SnapshotError {
     /// (no KVM_CAP_SYNC_MMU), which reverting memory relies on.
     #[error("this KVM lacks KVM_CAP_SYNC_MMU: guest memory cannot be reverted in place")]
     NoSyncMmu,
-    /// A virtio device is in use; its state is not part of a snapshot yet.
-    #[error(
-        "{count} virtio device(s) are activated; snapshots of device state are not supported yet"
-    )]
-    DevicesActive {
-        /// Activated devices.
-        count: usize,
+    /// A virtio device is not quiescent (snapshot), or the snapshot's state of it
+    /// does not fit this VM's device (restore, fork).
+    #[error("virtio device {index} (type {device_type}): {source}")]
+    Device {
+        /// The device's index (placement order: disks, then vsock).
+        index: usize,
+        /// Its virtio type id (2 = blk, 19 = vsock).
+        device_type: u32,
+        /// What is wrong.
+        #[source]
+        source: DeviceStateError,
     },
+    /// The snapshot was taken of a VM with another number of virtio devices.
+    #[error("the snapshot has {snapshot} virtio device(s), this VM has {vm}")]
+    DeviceCount {
+        /// Devices in the snapshot.
+        snapshot: usize,
+        /// Devices of the VM (or its config).
+        vm: usize,
+    },
+    /// Building a VM from a snapshot failed before it ran.
+    #[error("creating a VM from the snapshot failed: {0}")]
+    Create(Box<crate::error::Error>),
     /// A vCPU did not reach the pause gate, or did not run its job, in time.
     #[error("vCPU {index} did not {what} within {after:?}")]
     VcpuUnresponsive {
@@ -111,6 +128,8 @@ pub struct VmSnapshot {
     pub pit: Option<PitState>,
     /// kvmclock.
     pub clock: ClockState,
+    /// Every virtio device, by index (placement order: disks, then vsock).
+    pub devices: Vec<DeviceState>,
 }
 
 /// A bare KVM VM (RAM, irqchip, optional PIT, one vCPU set up as our VMs set it

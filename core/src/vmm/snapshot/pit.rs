@@ -28,7 +28,7 @@ pub enum PitError {
 }
 
 /// The PIT's three channels and flags.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct PitState {
     /// [`PIT_STATE_VERSION`] when captured.
     pub version: u32,

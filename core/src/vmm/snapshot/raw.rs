@@ -1,5 +1,6 @@
 //! Byte views of the KVM structures a snapshot holds, for comparing them (several
-//! contain unions, so they have no `PartialEq`) and, later, for writing them out.
+//! contain unions, so they have no `PartialEq`), and serde for the one structure
+//! kvm-bindings leaves without it.
 
 /// A KVM structure without padding bytes, whose every byte KVM writes.
 ///
@@ -33,3 +34,21 @@ unsafe impl Pod for kvm_bindings::kvm_vcpu_events {}
 unsafe impl Pod for kvm_bindings::kvm_irqchip {}
 // SAFETY: as above.
 unsafe impl Pod for kvm_bindings::kvm_pit_state2 {}
+
+/// serde's view of `kvm_fpu`, the one state structure kvm-bindings gives no serde
+/// implementation (its fields are all plain arrays and integers).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(remote = "kvm_bindings::kvm_fpu")]
+pub(crate) struct FpuDef {
+    fpr: [[u8; 16]; 8],
+    fcw: u16,
+    fsw: u16,
+    ftwx: u8,
+    pad1: u8,
+    last_opcode: u16,
+    last_ip: u64,
+    last_dp: u64,
+    xmm: [[u8; 16]; 16],
+    mxcsr: u32,
+    pad2: u32,
+}

@@ -84,7 +84,7 @@ impl VcpuCaps {
 }
 
 /// A vCPU's state. Plain data: every field is a KVM structure as KVM returned it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct VcpuState {
     /// [`VCPU_STATE_VERSION`] when captured.
     pub version: u32,
@@ -93,6 +93,7 @@ pub struct VcpuState {
     /// Segment, control and descriptor-table registers.
     pub sregs: kvm_sregs,
     /// x87/SSE state.
+    #[serde(with = "super::raw::FpuDef")]
     pub fpu: kvm_fpu,
     /// The legacy 4 KiB XSAVE area (`kvm_xsave.region`), where KVM has it.
     pub xsave: Option<Vec<u32>>,

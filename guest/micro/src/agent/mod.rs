@@ -8,6 +8,7 @@
 
 mod control;
 mod disk;
+mod host_call;
 mod stream;
 
 use alloc::vec::Vec;
@@ -15,6 +16,7 @@ use alloc::vec::Vec;
 use crate::interrupts;
 use crate::virtio::blk::Blk;
 use crate::virtio::vsock::{ConnId, Vsock};
+use crate::wasm::Template;
 
 use self::control::Control;
 use self::stream::{Echo, Sink};
@@ -53,6 +55,9 @@ pub struct Agent {
     vsock: Vsock,
     disks: Vec<Blk>,
     sessions: Vec<(ConnId, Session)>,
+    /// The prepared module (`PrepareWasm`): the agent's, not a connection's,
+    /// since the host reconnects after restoring a snapshot taken with it.
+    template: Option<Template>,
 }
 
 /// What one pass over the sessions did.
@@ -72,6 +77,7 @@ impl Agent {
             vsock,
             disks,
             sessions: Vec::new(),
+            template: None,
         }
     }
 
@@ -79,7 +85,13 @@ impl Agent {
     pub fn run(&mut self) {
         loop {
             let seen = interrupts::count();
-            let pass = serve(&mut self.vsock, &mut self.disks, &mut self.sessions, false);
+            let pass = serve(
+                &mut self.vsock,
+                &mut self.disks,
+                &mut self.sessions,
+                &mut self.template,
+                false,
+            );
             if pass.shutdown {
                 self.vsock.flush_blocking();
                 let s = self.vsock.stats();
@@ -104,6 +116,7 @@ fn serve(
     vs: &mut Vsock,
     disks: &mut [Blk],
     sessions: &mut Vec<(ConnId, Session)>,
+    template: &mut Option<Template>,
     busy: bool,
 ) -> Pass {
     let mut pass = Pass {
@@ -127,11 +140,13 @@ fn serve(
             Session::Control(c) => {
                 let mut stop = false;
                 let mut others = |vs: &mut Vsock, disks: &mut [Blk]| {
-                    let nested = serve(vs, disks, sessions, true);
+                    // Busy: no nested session prepares or runs a module, so
+                    // they need no template.
+                    let nested = serve(vs, disks, sessions, &mut None, true);
                     stop |= nested.shutdown;
                     !nested.shutdown
                 };
-                let step = c.step(vs, conn, disks, busy, &mut others);
+                let step = c.step(vs, conn, disks, template, busy, &mut others);
                 if stop {
                     pass.shutdown = true;
                 }

@@ -74,6 +74,8 @@ pub struct WasiCtx<'a> {
     pub stop: Option<Stop>,
     /// Which of fds 0-2 the module closed.
     pub closed: [bool; 3],
+    /// The preopened directories and descriptors 3 and up.
+    pub fs: super::fs::Fs,
     pending: Vec<u8>,
     pending_stream: Stream,
 }
@@ -104,6 +106,7 @@ impl<'a> WasiCtx<'a> {
             fuel_used: 0,
             stop: None,
             closed: [false; 3],
+            fs: super::fs::Fs::default(),
             pending: Vec::new(),
             pending_stream: Stream::Stdout,
         }

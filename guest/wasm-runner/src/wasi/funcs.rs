@@ -10,6 +10,7 @@
 
 use super::abi::{self, AbiError, Errno};
 use super::ctx::{Stop, WasiCtx};
+use super::fs;
 use crate::Stream;
 
 /// `clockid::realtime`.
@@ -98,6 +99,22 @@ pub(crate) fn is_open(ctx: &WasiCtx, fd: u32) -> bool {
     fd <= 2 && !ctx.closed[fd as usize]
 }
 
+/// Whether `fd` is a descriptor of the file system (3 and up, and not
+/// stdio renumbered there).
+fn is_fs(ctx: &WasiCtx, fd: u32) -> bool {
+    fd >= fs::fds::FIRST_FD && ctx.fs.fds.stdio_alias(fd).is_none()
+}
+
+/// Which stdio stream (0-2) `fd` is now, if any: fds 0-2 until closed or
+/// renumbered away, or the fd stdio was renumbered to.
+fn stdio(ctx: &WasiCtx, fd: u32) -> Option<u32> {
+    match fd {
+        0..=2 if !ctx.closed[fd as usize] => Some(fd),
+        0..=2 => None,
+        _ => ctx.fs.fds.stdio_alias(fd),
+    }
+}
+
 /// `fd_write(fd, iovs: *ciovec, iovs_len, nwritten: *u32)`: stdout and
 /// stderr only. Pays for the records and the bytes before any output; the
 /// bytes are coalesced into bounded chunks by [`WasiCtx::emit`].
@@ -109,9 +126,11 @@ pub fn fd_write(
     iovs_len: u32,
     nwritten: u32,
 ) -> Errno {
-    let stream = match stream_of(fd) {
-        Some(stream) if is_open(ctx, fd) => stream,
-        _ => return Errno::BADF,
+    if is_fs(ctx, fd) {
+        return fs::calls::fd_write(ctx, mem, fd, iovs, iovs_len, None, nwritten);
+    }
+    let Some(stream) = stdio(ctx, fd).and_then(stream_of) else {
+        return Errno::BADF;
     };
     if !ctx.charge(u64::from(iovs_len).saturating_mul(IOVEC_FUEL)) {
         return Errno::SUCCESS; // the run stops; the errno is never seen
@@ -146,7 +165,10 @@ pub fn fd_read(
     iovs_len: u32,
     nread: u32,
 ) -> Errno {
-    if fd != 0 || !is_open(ctx, fd) {
+    if is_fs(ctx, fd) {
+        return fs::calls::fd_read(ctx, mem, fd, iovs, iovs_len, None, nread);
+    }
+    if stdio(ctx, fd) != Some(0) {
         return Errno::BADF;
     }
     if !ctx.charge(u64::from(iovs_len).saturating_mul(IOVEC_FUEL)) {
@@ -200,34 +222,36 @@ pub fn fd_read(
 /// `fd_close(fd)`: stdio may be closed, as POSIX and wasmtime allow; the
 /// descriptor is then gone (`EBADF` for every later use, closing included).
 pub fn fd_close(ctx: &mut WasiCtx, fd: u32) -> Errno {
-    if !is_open(ctx, fd) {
-        return Errno::BADF;
-    }
-    if fd == 1 || fd == 2 {
+    let Some(stream) = stdio(ctx, fd) else {
+        return fs::calls::fd_close(ctx, fd);
+    };
+    if stream == 1 || stream == 2 {
         ctx.flush();
     }
-    ctx.closed[fd as usize] = true;
-    Errno::SUCCESS
+    if fd <= 2 {
+        ctx.closed[fd as usize] = true;
+        Errno::SUCCESS
+    } else {
+        fs::calls::fd_close(ctx, fd)
+    }
 }
 
 /// `fd_fdstat_get(fd, stat: *fdstat)`: stdio are character devices.
 pub fn fd_fdstat_get(ctx: &WasiCtx, mem: &mut [u8], fd: u32, stat: u32) -> Errno {
-    let rights = match fd {
-        _ if !is_open(ctx, fd) => return Errno::BADF,
-        0 => abi::RIGHT_FD_READ,
-        _ => abi::RIGHT_FD_WRITE,
+    if is_fs(ctx, fd) {
+        return fs::calls::fd_fdstat_get(ctx, mem, fd, stat);
+    }
+    let rights = match stdio(ctx, fd) {
+        None => return Errno::BADF,
+        Some(0) => abi::RIGHT_FD_READ,
+        Some(_) => abi::RIGHT_FD_WRITE,
     };
     errno_of(abi::write_fdstat_char_device(mem, stat, rights))
 }
 
-/// `fd_prestat_get(fd, prestat)` and `fd_prestat_dir_name`: no preopens.
-pub fn fd_prestat_get(_fd: u32) -> Errno {
-    Errno::BADF
-}
-
 /// `fd_seek(fd, offset, whence, newoffset: *u64)`: stdio is not seekable.
 pub fn fd_seek(ctx: &WasiCtx, fd: u32, whence: u32) -> Errno {
-    if !is_open(ctx, fd) {
+    if stdio(ctx, fd).is_none() {
         Errno::BADF
     } else if whence > WHENCE_MAX {
         Errno::INVAL
@@ -277,7 +301,7 @@ pub fn clock_res_get(ctx: &WasiCtx, mem: &mut [u8], id: u32, resolution: u32) ->
 /// `EBADF` (what POSIX `shutdown` and wasmtime answer). Checked before any
 /// argument: no pointer is read or written.
 pub fn sock_call(ctx: &WasiCtx, fd: u32) -> Errno {
-    if is_open(ctx, fd) {
+    if is_open(ctx, fd) || ctx.fs.fds.is_open(fd) {
         Errno::NOTSOCK
     } else {
         Errno::BADF
@@ -397,7 +421,6 @@ mod tests {
             assert_eq!(mem[0], abi::FILETYPE_CHARACTER_DEVICE);
             assert_eq!(fd_fdstat_get(ctx, &mut mem, 3, 0), Errno::BADF);
             assert_eq!(fd_fdstat_get(ctx, &mut mem, 0, 60), Errno::FAULT);
-            assert_eq!(fd_prestat_get(3), Errno::BADF);
             assert_eq!(fd_seek(ctx, 1, 0), Errno::SPIPE);
             assert_eq!(fd_seek(ctx, 1, 9), Errno::INVAL);
             assert_eq!(fd_seek(ctx, 7, 0), Errno::BADF);

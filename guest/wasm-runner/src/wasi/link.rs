@@ -5,7 +5,8 @@
 //! signature; any other function of that module gets a stub of exactly the
 //! imported type that returns `ENOSYS`, so a program that merely references
 //! e.g. `path_open` still instantiates and runs. Imports from any other
-//! module are refused by name.
+//! module must be host functions the embedder declared (`host_fn.rs`), with
+//! exactly the declared type; anything else is refused by name.
 
 use alloc::collections::BTreeSet;
 use alloc::format;
@@ -15,8 +16,10 @@ use wasmi::{Caller, Error, Extern, ExternType, FuncType, Linker, Module, Val, Va
 
 use super::abi::Errno;
 use super::ctx::WasiCtx;
+use super::fs;
 use super::funcs;
 use super::poll;
+use crate::host_fn::{self, HostImport, SignatureError};
 use crate::state::StoreData;
 
 /// The module name of WASI preview 1.
@@ -25,8 +28,9 @@ pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 /// Why a module's imports cannot be satisfied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
-    /// The module imports from a module other than WASI preview 1.
-    #[error("unknown import {module}::{name}")]
+    /// The module imports something that is neither WASI preview 1 nor a
+    /// declared host function.
+    #[error("unknown import {module}::{name} (neither WASI nor a declared host function)")]
     UnknownModule {
         /// Import module name.
         module: String,
@@ -41,6 +45,9 @@ pub enum LinkError {
         /// Import field name.
         name: String,
     },
+    /// A host function's declaration is unusable or the import's type differs.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     /// wasmi refused a definition (a duplicate, normally impossible here).
     #[error("cannot define {name}: {message}")]
     Define {
@@ -59,7 +66,7 @@ pub const HOST_CALL_FUEL: u64 = 16;
 /// after charging [`HOST_CALL_FUEL`]. What `f` charges is taken from the
 /// store's fuel, then from the run's reserve; a call that wants more than both
 /// hold, or that asks to stop, ends the run with a [`Stop`] host error.
-fn with_mem<'a, R: Default>(
+pub(crate) fn with_mem<'a, R: Default>(
     caller: &mut Caller<'_, StoreData<'a>>,
     f: impl FnOnce(&mut WasiCtx<'a>, &mut [u8]) -> R,
 ) -> Result<R, Error> {
@@ -99,14 +106,14 @@ fn with_mem<'a, R: Default>(
     }
 }
 
-type Ctx<'c, 'a> = Caller<'c, StoreData<'a>>;
+pub(crate) type Ctx<'c, 'a> = Caller<'c, StoreData<'a>>;
 
 /// Wasm passes u32 pointers, lengths and fds as i32: reinterpret the bits.
-fn u(value: i32) -> u32 {
+pub(crate) fn u(value: i32) -> u32 {
     value as u32
 }
 
-fn ok(errno: Result<Errno, Error>) -> Result<i32, Error> {
+pub(crate) fn ok(errno: Result<Errno, Error>) -> Result<i32, Error> {
     errno.map(Errno::to_i32)
 }
 
@@ -118,6 +125,9 @@ fn define<'a>(
     ty: FuncType,
 ) -> Result<(), wasmi::errors::LinkerError> {
     let m = WASI_MODULE;
+    if let Some(result) = fs::link::define(linker, name) {
+        return result;
+    }
     match name {
         "args_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, argv: i32, buf: i32| {
             ok(with_mem(&mut c, |ctx, mem| {
@@ -169,20 +179,25 @@ fn define<'a>(
                 funcs::fd_fdstat_get(ctx, mem, u(fd), u(stat))
             }))
         }),
-        "fd_prestat_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32, _out: i32| {
-            ok(with_mem(&mut c, |_, _| funcs::fd_prestat_get(u(fd))))
+        "fd_prestat_get" => linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32, out: i32| {
+            ok(with_mem(&mut c, |ctx, mem| {
+                fs::calls::fd_prestat_get(ctx, mem, u(fd), u(out))
+            }))
         }),
         "fd_prestat_dir_name" => {
-            linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32, _p: i32, _l: i32| {
-                ok(with_mem(&mut c, |_, _| funcs::fd_prestat_get(u(fd))))
+            linker.func_wrap(m, name, |mut c: Ctx<'_, 'a>, fd: i32, p: i32, l: i32| {
+                ok(with_mem(&mut c, |ctx, mem| {
+                    fs::calls::fd_prestat_dir_name(ctx, mem, u(fd), u(p), u(l))
+                }))
             })
         }
         "fd_seek" => linker.func_wrap(
             m,
             name,
-            |mut c: Ctx<'_, 'a>, fd: i32, _off: i64, whence: i32, _out: i32| {
-                ok(with_mem(&mut c, |ctx, _| {
-                    funcs::fd_seek(ctx, u(fd), u(whence))
+            |mut c: Ctx<'_, 'a>, fd: i32, off: i64, whence: i32, out: i32| {
+                ok(with_mem(&mut c, |ctx, mem| match u(fd) {
+                    0..=2 => funcs::fd_seek(ctx, u(fd), u(whence)),
+                    fd => fs::calls::fd_seek(ctx, mem, fd, off, u(whence), u(out)),
                 }))
             },
         ),
@@ -272,26 +287,68 @@ fn enosys_results(types: &[ValType], results: &mut [Val]) {
     }
 }
 
-/// A linker that satisfies every import of `module`, or the first import we
-/// cannot satisfy.
-pub fn linker_for<'a>(module: &Module) -> Result<Linker<StoreData<'a>>, LinkError> {
+/// Defines host function `index` (`decl`) after checking the import's type.
+fn define_host<'a>(
+    linker: &mut Linker<StoreData<'a>>,
+    index: usize,
+    decl: &HostImport,
+    ty: &FuncType,
+) -> Result<(), LinkError> {
+    host_fn::check_import(decl, ty)?;
+    let owned = decl.clone();
+    let func = index as u32;
+    linker
+        .func_new(
+            &decl.module,
+            &decl.name,
+            ty.clone(),
+            move |mut c: Ctx<'_, 'a>, params: &[Val], results: &mut [Val]| {
+                let r = with_mem(&mut c, |ctx, mem| {
+                    host_fn::call(ctx, mem, func, &owned, params, results).err()
+                })?;
+                match r {
+                    Some(fault) => Err(Error::host(fault)),
+                    None => Ok(()),
+                }
+            },
+        )
+        .map(|_| ())
+        .map_err(|error| LinkError::Define {
+            name: decl.name.clone(),
+            message: format!("{error}"),
+        })
+}
+
+/// A linker that satisfies every import of `module` from WASI and the
+/// embedder's host functions `hosts`, or the first import we cannot satisfy.
+pub fn linker_for<'a>(
+    module: &Module,
+    hosts: &[HostImport],
+) -> Result<Linker<StoreData<'a>>, LinkError> {
     let mut linker = Linker::new(module.engine());
     let mut defined = BTreeSet::new();
     for import in module.imports() {
         let (module_name, name) = (import.module(), import.name());
-        if module_name != WASI_MODULE {
-            return Err(LinkError::UnknownModule {
-                module: module_name.into(),
-                name: name.into(),
-            });
-        }
         let ExternType::Func(ty) = import.ty().clone() else {
             return Err(LinkError::NotAFunction {
                 module: module_name.into(),
                 name: name.into(),
             });
         };
-        if !defined.insert(String::from(name)) {
+        if !defined.insert((String::from(module_name), String::from(name))) {
+            continue;
+        }
+        if module_name != WASI_MODULE {
+            let found = hosts
+                .iter()
+                .position(|h| h.module == module_name && h.name == name);
+            let Some(index) = found else {
+                return Err(LinkError::UnknownModule {
+                    module: module_name.into(),
+                    name: name.into(),
+                });
+            };
+            define_host(&mut linker, index, &hosts[index], &ty)?;
             continue;
         }
         define(&mut linker, name, ty).map_err(|error| LinkError::Define {

@@ -12,7 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use virtio_queue::{Queue, QueueT};
+use serde::{Deserialize, Serialize};
+use virtio_queue::{Queue, QueueState, QueueT};
 use vm_memory::GuestMemoryMmap;
 
 use super::backend::{BlockBackend, FileBackend};
@@ -22,7 +23,27 @@ use crate::devices::virtio::chain::uses_indirect;
 use crate::devices::virtio::device::{
     ActivateContext, ActivateError, Interrupt, Served, VirtioDevice, TYPE_BLOCK, VIRTIO_F_VERSION_1,
 };
+use crate::devices::virtio::state::{DeviceKindState, DeviceStateError};
 use virtio_bindings::virtio_blk as vb;
+
+/// Layout version of [`BlockState`].
+pub const BLOCK_STATE_VERSION: u32 = 1;
+
+/// What a snapshot keeps of a virtio-blk device. The disk's contents are not in
+/// it (as in Firecracker): only what detects being restored onto another disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockState {
+    /// [`BLOCK_STATE_VERSION`] when taken.
+    pub version: u32,
+    /// Disk size in 512-byte sectors (what the guest read from config space).
+    pub capacity: u64,
+    /// Whether the disk was exposed read-only.
+    pub read_only: bool,
+    /// The GET_ID serial (trailing zero bytes dropped).
+    pub id: Vec<u8>,
+    /// Features the driver accepted.
+    pub acked_features: u64,
+}
 
 /// Maximum size of the request queue.
 pub const QUEUE_SIZE: u16 = 256;
@@ -220,6 +241,11 @@ impl Block {
         self.acked_features
     }
 
+    fn id_trimmed(&self) -> Vec<u8> {
+        let end = self.id.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        self.id[..end].to_vec()
+    }
+
     fn config_bytes(&self) -> [u8; CONFIG_LEN] {
         let mut c = [0u8; CONFIG_LEN];
         c[0..8].copy_from_slice(&self.capacity.to_le_bytes());
@@ -415,6 +441,92 @@ impl VirtioDevice for Block {
             Served::Done
         }
     }
+
+    fn save_state(&self) -> Result<DeviceKindState, DeviceStateError> {
+        if self.active.as_ref().is_some_and(|a| a.in_flight.is_some()) {
+            return Err(DeviceStateError::NotQuiescent {
+                device_type: TYPE_BLOCK,
+                reason: "a request larger than one work budget is partly done".into(),
+            });
+        }
+        Ok(DeviceKindState::Block(BlockState {
+            version: BLOCK_STATE_VERSION,
+            capacity: self.capacity,
+            read_only: self.read_only,
+            id: self.id_trimmed(),
+            acked_features: self.acked_features,
+        }))
+    }
+
+    fn active_queues(&self) -> Vec<QueueState> {
+        self.active
+            .as_ref()
+            .map_or_else(Vec::new, |a| vec![a.queue.state()])
+    }
+
+    fn check_state(&self, state: &DeviceKindState) -> Result<(), DeviceStateError> {
+        let DeviceKindState::Block(s) = state else {
+            return Err(DeviceStateError::DeviceType {
+                snapshot: state.device_type(),
+                device: TYPE_BLOCK,
+            });
+        };
+        if s.version != BLOCK_STATE_VERSION {
+            return Err(DeviceStateError::Version {
+                what: "virtio-blk",
+                found: s.version,
+                expected: BLOCK_STATE_VERSION,
+            });
+        }
+        if s.capacity != self.capacity {
+            return Err(DeviceStateError::DiskSize {
+                snapshot: s.capacity,
+                device: self.capacity,
+            });
+        }
+        if s.read_only != self.read_only {
+            return Err(DeviceStateError::DiskReadOnly {
+                snapshot: s.read_only,
+                device: self.read_only,
+            });
+        }
+        let id = self.id_trimmed();
+        if s.id != id {
+            return Err(DeviceStateError::DiskId {
+                snapshot: String::from_utf8_lossy(&s.id).into_owned(),
+                device: String::from_utf8_lossy(&id).into_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn restore_state(
+        &mut self,
+        state: &DeviceKindState,
+        active: Option<ActivateContext>,
+    ) -> Result<(), DeviceStateError> {
+        self.check_state(state)?;
+        let DeviceKindState::Block(s) = state else {
+            return Ok(()); // check_state refused every other kind
+        };
+        self.active = None;
+        self.acked_features = s.acked_features & self.avail_features();
+        if let Some(mut ctx) = active {
+            if ctx.queues.len() != 1 {
+                return Err(DeviceStateError::QueueLayout {
+                    snapshot: ctx.queues.iter().map(|q| q.max_size()).collect(),
+                    device: vec![QUEUE_SIZE],
+                });
+            }
+            self.active = Some(Active {
+                mem: ctx.mem,
+                queue: ctx.queues.remove(0),
+                interrupt: ctx.interrupt,
+                in_flight: None,
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -424,3 +536,7 @@ mod tests;
 #[cfg(test)]
 #[path = "malformed_tests.rs"]
 mod malformed_tests;
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod state_tests;

@@ -20,7 +20,8 @@
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
-use virtio_queue::{Queue, QueueOwnedT, QueueT, Reader, Writer};
+use serde::{Deserialize, Serialize};
+use virtio_queue::{Queue, QueueOwnedT, QueueState, QueueT, Reader, Writer};
 use vm_memory::GuestMemoryMmap;
 
 use super::muxer::{Muxer, MuxerError};
@@ -31,6 +32,24 @@ use crate::devices::virtio::device::{
     ActivateContext, ActivateError, FdRegistrar, Interrupt, Served, VirtioDevice, TYPE_VSOCK,
     VIRTIO_F_VERSION_1,
 };
+use crate::devices::virtio::state::{DeviceKindState, DeviceStateError};
+
+/// Layout version of [`VsockState`].
+pub const VSOCK_STATE_VERSION: u32 = 1;
+
+/// What a snapshot keeps of the vsock device. Connections are not part of it: a
+/// snapshot is only taken with none open, and restoring drops the current ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VsockState {
+    /// [`VSOCK_STATE_VERSION`] when taken.
+    pub version: u32,
+    /// The CID the guest read from config space. A restored device takes it (the
+    /// guest knows no other); each VM's vsock is its own Unix socket, so two VMs
+    /// with one CID do not collide.
+    pub guest_cid: u64,
+    /// Features the driver accepted.
+    pub acked_features: u64,
+}
 
 /// Queue sizes: rx, tx, event.
 const QUEUE_SIZES: [u16; 3] = [256, 256, 256];
@@ -92,7 +111,7 @@ pub struct Vsock {
 impl Vsock {
     /// Validates the config and binds the host listener at `cfg.uds_path`.
     pub fn new(cfg: VsockConfig) -> Result<Vsock, VsockError> {
-        if cfg.guest_cid < 3 || cfg.guest_cid >= u64::from(u32::MAX) {
+        if !Self::valid_cid(cfg.guest_cid) {
             return Err(VsockError::InvalidCid(cfg.guest_cid));
         }
         let muxer = Muxer::new(cfg.guest_cid, &cfg.uds_path)?;
@@ -112,6 +131,10 @@ impl Vsock {
     /// The backend (for tests and diagnostics).
     pub fn muxer(&self) -> &Muxer {
         &self.muxer
+    }
+
+    fn valid_cid(cid: u64) -> bool {
+        (3..u64::from(u32::MAX)).contains(&cid)
     }
 
     /// Serves the tx queue: every guest packet goes to the muxer.
@@ -302,6 +325,85 @@ impl VirtioDevice for Vsock {
     fn fd_ready(&mut self, fd: RawFd, events: u32) {
         self.muxer.process_fd(fd, events);
         self.run();
+    }
+
+    fn save_state(&self) -> Result<DeviceKindState, DeviceStateError> {
+        let not_quiescent = |reason: String| DeviceStateError::NotQuiescent {
+            device_type: TYPE_VSOCK,
+            reason,
+        };
+        let live = self.muxer.connection_count();
+        if live > 0 {
+            return Err(not_quiescent(format!(
+                "{live} vsock connection(s) are open"
+            )));
+        }
+        let queued = self.muxer.pending_rx_count();
+        if queued > 0 {
+            return Err(not_quiescent(format!(
+                "{queued} packet(s) wait to be delivered to the guest"
+            )));
+        }
+        Ok(DeviceKindState::Vsock(VsockState {
+            version: VSOCK_STATE_VERSION,
+            guest_cid: self.guest_cid,
+            acked_features: self.acked_features,
+        }))
+    }
+
+    fn active_queues(&self) -> Vec<QueueState> {
+        self.active
+            .as_ref()
+            .map_or_else(Vec::new, |a| a.queues.iter().map(|q| q.state()).collect())
+    }
+
+    fn check_state(&self, state: &DeviceKindState) -> Result<(), DeviceStateError> {
+        let DeviceKindState::Vsock(s) = state else {
+            return Err(DeviceStateError::DeviceType {
+                snapshot: state.device_type(),
+                device: TYPE_VSOCK,
+            });
+        };
+        if s.version != VSOCK_STATE_VERSION {
+            return Err(DeviceStateError::Version {
+                what: "vsock",
+                found: s.version,
+                expected: VSOCK_STATE_VERSION,
+            });
+        }
+        if !Self::valid_cid(s.guest_cid) {
+            return Err(DeviceStateError::InvalidCid(s.guest_cid));
+        }
+        Ok(())
+    }
+
+    fn restore_state(
+        &mut self,
+        state: &DeviceKindState,
+        active: Option<ActivateContext>,
+    ) -> Result<(), DeviceStateError> {
+        self.check_state(state)?;
+        let DeviceKindState::Vsock(s) = state else {
+            return Ok(()); // check_state refused every other kind
+        };
+        self.active = None;
+        self.muxer.restore(s.guest_cid);
+        self.guest_cid = s.guest_cid;
+        self.acked_features = s.acked_features & self.avail_features();
+        if let Some(ctx) = active {
+            if ctx.queues.len() != QUEUE_SIZES.len() {
+                return Err(DeviceStateError::QueueLayout {
+                    snapshot: ctx.queues.iter().map(|q| q.max_size()).collect(),
+                    device: QUEUE_SIZES.to_vec(),
+                });
+            }
+            self.active = Some(Active {
+                mem: ctx.mem,
+                queues: ctx.queues,
+                interrupt: ctx.interrupt,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -745,3 +745,53 @@ fn a_reused_fd_number_is_not_unwatched_by_the_dead_connection() {
         "the fd number was never reused: the test showed nothing"
     );
 }
+
+#[test]
+fn snapshot_state_refuses_live_streams_and_restoring_ends_them() {
+    use crate::devices::virtio::state::{DeviceKindState, DeviceStateError};
+    let mut g = Guest::new();
+    let idle = g.dev.save_state().unwrap();
+    assert_eq!(
+        idle,
+        DeviceKindState::Vsock(VsockState {
+            version: VSOCK_STATE_VERSION,
+            guest_cid: CID,
+            acked_features: VIRTIO_F_VERSION_1,
+        })
+    );
+    let (mut host, _) = g.host_connect(1234);
+    match g.dev.save_state() {
+        Err(DeviceStateError::NotQuiescent {
+            device_type,
+            reason,
+        }) => {
+            assert_eq!(device_type, TYPE_VSOCK);
+            assert!(reason.contains("1 vsock connection"), "{reason}");
+        }
+        r => panic!("expected NotQuiescent, got {r:?}"),
+    }
+    // The snapshot's CID is taken; the current guest's streams end; the
+    // listener stays.
+    let other = DeviceKindState::Vsock(VsockState {
+        version: VSOCK_STATE_VERSION,
+        guest_cid: 77,
+        acked_features: VIRTIO_F_VERSION_1,
+    });
+    g.dev.restore_state(&other, None).unwrap();
+    let mut b = [0u8; 4];
+    assert_eq!(host.read(&mut b).unwrap(), 0);
+    assert_eq!(g.dev.muxer().connection_count(), 0);
+    assert_eq!(g.dev.guest_cid(), 77);
+    assert_eq!(g.dev.muxer().guest_cid(), 77);
+    assert!(g.path.exists(), "listener survives a restore");
+    assert_eq!(g.dev.save_state().unwrap(), other);
+    let bad = DeviceKindState::Vsock(VsockState {
+        version: VSOCK_STATE_VERSION,
+        guest_cid: 2,
+        acked_features: 0,
+    });
+    assert!(matches!(
+        g.dev.check_state(&bad),
+        Err(DeviceStateError::InvalidCid(2))
+    ));
+}

@@ -138,6 +138,19 @@ impl Muxer {
         self.conns.len()
     }
 
+    /// Packets waiting for a guest rx buffer (connection entries and RSTs).
+    pub fn pending_rx_count(&self) -> usize {
+        self.rxq.len()
+    }
+
+    /// Restoring a snapshot: drops every connection of the current guest (as
+    /// [`Muxer::reset`]: their host streams read EOF) and takes the snapshot's
+    /// CID. The listener, and hosts still sending their CONNECT line, stay.
+    pub fn restore(&mut self, guest_cid: u64) {
+        self.reset();
+        self.guest_cid = guest_cid;
+    }
+
     /// Starts watching our fds in the device event loop.
     pub fn attach(&mut self, registrar: FdRegistrar) {
         self.registrar = Some(registrar);

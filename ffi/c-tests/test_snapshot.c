@@ -1,0 +1,96 @@
+/* Snapshots through the C API on a real micro guest: snapshot (BUSY while a
+ * stream is open), restore in place (the stream reads EOF), save/load and fork
+ * from the file, a corrupt file is KVMSB_STATUS_SNAPSHOT, per-call isolation.
+ * Needs /dev/kvm. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "hello_wasm.h"
+
+static void hello(const kvmsb_sandbox *sb) {
+    kvmsb_wasm_result *r = NULL;
+    CHECK_OK(kvmsb_sandbox_run_wasm(sb, kvmsb_example_hello_wasm, sizeof kvmsb_example_hello_wasm, NULL, 0, NULL, 0, NULL, 0, 0, 60000, &r));
+    CHECK(kvmsb_wasm_result_outcome(r) == KVMSB_WASM_OUTCOME_EXIT);
+    size_t len = 0;
+    const uint8_t *out = kvmsb_wasm_result_stdout(r, &len);
+    CHECK(len > 0 && out != NULL);
+    kvmsb_wasm_result_free(r);
+}
+
+int main(void) {
+    const char *tmp = getenv("KVMSB_TEST_TMP");
+    char path[512];
+    snprintf(path, sizeof path, "%s/kvmsb-c-test-%d.snap", tmp ? tmp : "/tmp", (int)getpid());
+
+    kvmsb_config *cfg = kvmsb_config_new();
+    CHECK_OK(kvmsb_config_set_start_timeout_ms(cfg, 60000));
+    const char *seccomp = getenv("KVMSB_SECCOMP");
+    if (seccomp != NULL && strcmp(seccomp, "disabled") == 0) CHECK_OK(kvmsb_config_set_seccomp(cfg, KVMSB_SECCOMP_DISABLED));
+    kvmsb_sandbox *sb = NULL;
+    CHECK_OK(kvmsb_sandbox_start(cfg, &sb));
+
+    kvmsb_snapshot *snap = NULL;
+    CHECK_STATUS(kvmsb_sandbox_snapshot(NULL, &snap), KVMSB_STATUS_NULL_ARGUMENT);
+    int fd = -1;
+    CHECK_OK(kvmsb_sandbox_connect(sb, 1025, &fd));
+    CHECK_STATUS(kvmsb_sandbox_snapshot(sb, &snap), KVMSB_STATUS_BUSY);
+    CHECK_ERROR_MENTIONS("1 stream");
+    close(fd);
+    CHECK_OK(kvmsb_sandbox_snapshot(sb, &snap));
+    CHECK(snap != NULL);
+    PASS("snapshot (BUSY while a stream is open)");
+
+    CHECK_OK(kvmsb_sandbox_connect(sb, 1025, &fd));
+    CHECK_OK(kvmsb_sandbox_restore(sb, snap));
+    char b[8];
+    CHECK(read(fd, b, sizeof b) == 0);
+    close(fd);
+    CHECK_OK(kvmsb_sandbox_ping(sb, KVMSB_TIMEOUT_DEFAULT, NULL));
+    PASS("restore (open stream reads EOF, agent answers)");
+
+    CHECK_OK(kvmsb_snapshot_save(snap, path));
+    kvmsb_snapshot *loaded = NULL;
+    CHECK_OK(kvmsb_snapshot_load(path, &loaded));
+    kvmsb_sandbox *fork = NULL;
+    CHECK_OK(kvmsb_sandbox_from_snapshot(loaded, cfg, &fork));
+    kvmsb_config_free(cfg);
+    kvmsb_snapshot_free(loaded);
+    CHECK_OK(kvmsb_sandbox_ping(fork, KVMSB_TIMEOUT_DEFAULT, NULL));
+    hello(fork);
+    kvmsb_sandbox_free(fork);
+    kvmsb_config *big = kvmsb_config_new();
+    CHECK_OK(kvmsb_config_set_vcpus(big, 2));
+    CHECK_STATUS(kvmsb_sandbox_from_snapshot(snap, big, &fork), KVMSB_STATUS_SNAPSHOT);
+    CHECK_ERROR_MENTIONS("vCPU count");
+    kvmsb_config_free(big);
+    PASS("save, load, fork from the file (a config of another shape is refused)");
+
+    int f = open(path, O_WRONLY);
+    CHECK(f >= 0);
+    CHECK(pwrite(f, "X", 1, 0) == 1);
+    close(f);
+    CHECK_STATUS(kvmsb_snapshot_load(path, &loaded), KVMSB_STATUS_SNAPSHOT);
+    CHECK_ERROR_MENTIONS("magic");
+    CHECK_OK(kvmsb_snapshot_save(snap, path));
+    CHECK(truncate(path, 100) == 0);
+    CHECK_STATUS(kvmsb_snapshot_load(path, &loaded), KVMSB_STATUS_SNAPSHOT);
+    CHECK_ERROR_MENTIONS("truncated");
+    unlink(path);
+    CHECK_STATUS(kvmsb_snapshot_load(path, &loaded), KVMSB_STATUS_IO);
+    PASS("bad files are typed errors");
+
+    CHECK_OK(kvmsb_sandbox_set_call_isolation(sb, snap));
+    hello(sb);
+    hello(sb);
+    CHECK_OK(kvmsb_sandbox_set_call_isolation(sb, NULL));
+    PASS("per-call isolation");
+
+    kvmsb_snapshot_free(snap);
+    kvmsb_sandbox_free(sb);
+    kvmsb_snapshot_free(NULL);
+    PASS("freed");
+    return 0;
+}
