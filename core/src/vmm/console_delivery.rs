@@ -161,9 +161,14 @@ mod tests {
             told,
             (extra - kept) as u64,
             "notices do not add up: {:?}",
-            seen.iter().filter(|l| l.starts_with('[')).collect::<Vec<_>>()
+            seen.iter()
+                .filter(|l| l.starts_with('['))
+                .collect::<Vec<_>>()
         );
-        assert!(told > 0, "1000 lines into a queue of {QUEUE_LINES} lost none");
+        assert!(
+            told > 0,
+            "1000 lines into a queue of {QUEUE_LINES} lost none"
+        );
     }
 
     #[test]
