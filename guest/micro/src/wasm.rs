@@ -12,7 +12,11 @@
 //!
 //! A prepared [`Template`]'s runs take their seed from the host's request
 //! instead: the guest's own counter would repeat after the host restores the
-//! snapshot taken right after `PrepareWasm`.
+//! snapshot taken right after `PrepareWasm`. A template also instantiates its
+//! module when it is prepared, so that snapshot holds an instance no run has
+//! touched: a run after a restore only calls `_start` (the runner uses that
+//! instance once; without a restore in between, the next run instantiates
+//! afresh).
 
 use alloc::format;
 use alloc::string::String;
@@ -215,7 +219,10 @@ static TEMPLATES: AtomicU64 = AtomicU64::new(0);
 
 /// Validates and compiles `module` into a template, or says why it cannot run.
 pub fn prepare(module: &[u8], spec: &PrepareSpec) -> Result<Template, (WasmErrorKind, String)> {
-    let prepared = runner::Prepared::new(module).map_err(error_of)?;
+    let mut prepared = runner::Prepared::new(module).map_err(error_of)?;
+    // The instance is made now, so the snapshot the host takes after this
+    // reply holds it unused: every run restored from it skips instantiation.
+    prepared.instantiate_ahead(Some(memory_cap(spec.max_memory_bytes, 0)));
     Ok(Template {
         id: TEMPLATES.fetch_add(1, Ordering::Relaxed) + 1,
         prepared,
@@ -225,7 +232,7 @@ pub fn prepare(module: &[u8], spec: &PrepareSpec) -> Result<Template, (WasmError
 
 /// Runs `template`'s `_start` with `req`'s inputs and seed.
 pub fn run_prepared(
-    template: &Template,
+    template: &mut Template,
     req: &RunPreparedSpec,
     host: &mut dyn RunHost,
 ) -> WasmOutcome {
@@ -267,11 +274,7 @@ impl Call<'_> {
         }
         let env_strings: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let env: Vec<&[u8]> = env_strings.iter().map(|e| e.as_bytes()).collect();
-        // Default memory cap: half of what the heap can give now (a linear memory
-        // grows by reallocation, which briefly needs old and new), so a module
-        // cannot starve the agent.
-        let cap = (crate::heap::free_bytes() as u64).saturating_sub(self.fs_bytes) / 2;
-        let max_memory = Some(self.max_memory_bytes.map_or(cap, |m| m.min(cap)));
+        let max_memory = Some(memory_cap(self.max_memory_bytes, self.fs_bytes));
         let clock = now_ns;
         let inputs = runner::CallInputs {
             args: &args,
@@ -293,6 +296,15 @@ impl Call<'_> {
             }
         }
     }
+}
+
+/// A run's cap on linear memory: `max_memory_bytes`, and at most half of what
+/// the heap can give now after `fs_bytes` for its files (a linear memory grows
+/// by reallocation, which briefly needs old and new), so a module cannot
+/// starve the agent.
+fn memory_cap(max_memory_bytes: Option<u64>, fs_bytes: u64) -> u64 {
+    let cap = (crate::heap::free_bytes() as u64).saturating_sub(fs_bytes) / 2;
+    max_memory_bytes.map_or(cap, |m| m.min(cap))
 }
 
 fn outcome_of(outcome: runner::Outcome) -> WasmOutcome {

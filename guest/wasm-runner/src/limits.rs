@@ -70,6 +70,17 @@ impl MemoryCap {
     pub fn refused(&self) -> Option<Refusal> {
         self.refused
     }
+
+    /// Moves the cap to `limit` for what is already counted (an instance made
+    /// ahead of its run gets the run's cap); `false`, and nothing changed, if
+    /// what is in use already exceeds it.
+    pub fn set_limit(&mut self, limit: Option<u64>) -> bool {
+        if limit.is_some_and(|limit| self.in_use > limit) {
+            return false;
+        }
+        self.limit = limit;
+        true
+    }
 }
 
 impl ResourceLimiter for MemoryCap {

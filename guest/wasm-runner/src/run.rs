@@ -4,8 +4,12 @@
 //! Everything (engine, store, linker) is built for the run and dropped at
 //! its end, so a trap or exit in one module leaves nothing behind for the
 //! next: there is no global state in the runner. A [`Prepared`] module keeps
-//! only its engine and compiled code; each of its runs still gets a new store
-//! and instance, so one run's writes are never seen by the next.
+//! its engine and compiled code, and may hold one instance made ahead of time
+//! ([`Prepared::instantiate_ahead`]) that the next run uses up; every other
+//! run gets a new store and instance, so one run's writes are never seen by
+//! the next. An embedder that snapshots its memory right after instantiating
+//! ahead (the micro guest's templates) gets that unused instance back with
+//! every restore, and its runs skip instantiation entirely.
 //!
 //! Fuel metering is always on, metered run or not: `_start` runs in slices of
 //! [`CHECK_IN_FUEL`], and between slices the runner flushes output and asks
@@ -18,7 +22,8 @@ use alloc::format;
 use alloc::vec::Vec;
 use wasmi::errors::{ErrorKind, InstantiationError};
 use wasmi::{
-    CompilationMode, Config, CustomFuelCosts, Engine, ExternType, Module, Store, TypedResumableCall,
+    CompilationMode, Config, CustomFuelCosts, Engine, ExternType, Module, Store, TypedFunc,
+    TypedResumableCall,
 };
 
 use crate::limits::MemoryCap;
@@ -27,6 +32,7 @@ use crate::state::StoreData;
 use crate::wasi::ctx::WasiCtx;
 use crate::wasi::fs::{DirOutput, Dirs, Fs};
 use crate::wasi::link;
+use crate::wasm_sections;
 use crate::{CallInputs, Outcome, RunError, RunHost, RunRequest, RunStats};
 
 /// Fuel per slice of `_start` between two check-ins (~0.1-0.2 s in the
@@ -69,6 +75,17 @@ pub fn run_with_dirs(
 pub struct Prepared {
     engine: Engine,
     module: Module,
+    /// Whether the module has a `start` function (run at instantiation).
+    has_start: bool,
+    /// An instance no run has touched yet, if one was made ahead.
+    ready: Option<Ready>,
+}
+
+/// A module instantiated ahead of its run: its store's WASI state is a
+/// placeholder (no inputs, output discarded) until a run puts its own in.
+struct Ready {
+    store: Store<StoreData<'static>>,
+    start: TypedFunc<(), ()>,
 }
 
 impl Prepared {
@@ -77,7 +94,8 @@ impl Prepared {
     /// `_start: () -> ()`: what can fail before running fails here.
     pub fn new(module: &[u8]) -> Result<Prepared, RunError> {
         let engine = Engine::new(&config(CompilationMode::Eager));
-        let module = Module::new(&engine, module)
+        let bytes = module;
+        let module = Module::new(&engine, bytes)
             .map_err(|error| RunError::InvalidModule(format!("{error}")))?;
         link::linker_for(&module, &[]).map_err(|error| RunError::Link(format!("{error}")))?;
         match module.get_export("_start") {
@@ -89,19 +107,101 @@ impl Prepared {
             }
             None => return Err(RunError::MissingEntry),
         }
-        Ok(Prepared { engine, module })
+        Ok(Prepared {
+            engine,
+            module,
+            has_start: wasm_sections::has_start(bytes),
+            ready: None,
+        })
     }
 
-    /// Instantiates the compiled module afresh and runs its `_start` with
-    /// `inputs`: runs never see each other's state, used twice or not.
+    /// Instantiates the module now, under a `max_memory_bytes` cap, so that the
+    /// next [`run`](Self::run) only calls `_start`. Returns whether it did: a
+    /// module with a `start` function is not (that function must run with a
+    /// run's inputs and output), nor one whose instantiation fails (each run
+    /// then instantiates afresh and reports why).
+    pub fn instantiate_ahead(&mut self, max_memory_bytes: Option<u64>) -> bool {
+        self.ready = None;
+        if self.has_start {
+            return false;
+        }
+        let Ok(linker) = link::linker_for(&self.module, &[]) else {
+            return false;
+        };
+        let data = StoreData {
+            wasi: WasiCtx::placeholder(),
+            cap: MemoryCap::new(max_memory_bytes),
+            reserve: None,
+        };
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|data| &mut data.cap);
+        if load_fuel(&mut store, START_FUEL).is_err() {
+            return false;
+        }
+        let Ok(instance) = linker.instantiate_and_start(&mut store, &self.module) else {
+            return false;
+        };
+        let Some(start) = instance
+            .get_func(&store, "_start")
+            .and_then(|f| f.typed::<(), ()>(&store).ok())
+        else {
+            return false;
+        };
+        if store.set_fuel(0).is_err() {
+            return false;
+        }
+        self.ready = Some(Ready { store, start });
+        true
+    }
+
+    /// Whether an instance made ahead waits for the next run.
+    pub fn is_instantiated(&self) -> bool {
+        self.ready.is_some()
+    }
+
+    /// Runs `_start` with `inputs`: in the instance made ahead if there is one
+    /// (and the run declares no host functions and its memory cap holds what
+    /// that instance already uses), which the run uses up; otherwise in a new
+    /// instance. Runs never see each other's state, used twice or not.
     pub fn run(
-        &self,
+        &mut self,
         inputs: &CallInputs,
         host: &mut dyn RunHost,
     ) -> Result<(Outcome, RunStats), RunError> {
+        if let Some(mut ready) = self.ready.take() {
+            let fits = ready
+                .store
+                .data_mut()
+                .cap
+                .set_limit(inputs.max_memory_bytes);
+            if fits && host.host_functions().is_empty() {
+                return run_ready(ready, inputs, host);
+            }
+        }
         run_module(&self.engine, &self.module, inputs, &Dirs::default(), host)
             .map(|(outcome, stats, _)| (outcome, stats))
     }
+}
+
+/// Puts one run's inputs into an instance made ahead and runs its `_start`.
+#[allow(unsafe_code)]
+fn run_ready(
+    mut ready: Ready,
+    req: &CallInputs,
+    host: &mut dyn RunHost,
+) -> Result<(Outcome, RunStats), RunError> {
+    let wasi = call_ctx(req, &Dirs::default(), host)?;
+    // SAFETY: only the lifetime changes (same type, same layout). The store
+    // that holds these borrows of `req` and `host` is `ready.store`, a value
+    // owned by this function and consumed by `run_start` below, which drops it
+    // before returning; nothing taken out of the store (outcome, stats,
+    // directory contents) borrows from it. So no borrow is used after this
+    // call returns, and `req` and `host` outlive the call.
+    let wasi = unsafe { core::mem::transmute::<WasiCtx<'_>, WasiCtx<'static>>(wasi) };
+    let data = ready.store.data_mut();
+    data.wasi = wasi;
+    data.reserve = req.fuel;
+    run_start(ready.store, ready.start, req).map(|(outcome, stats, _)| (outcome, stats))
 }
 
 /// The engine configuration every run uses (fuel always on), compiling in `mode`.
@@ -122,18 +222,13 @@ fn config(mode: CompilationMode) -> Config {
     config
 }
 
-/// Links, instantiates and runs a compiled `module` with `req`'s inputs.
-fn run_module(
-    engine: &Engine,
-    module: &Module,
-    req: &CallInputs,
+/// The WASI state of one run with `req`'s inputs and `dirs` preopened.
+fn call_ctx<'a>(
+    req: &CallInputs<'a>,
     dirs: &Dirs,
-    host: &mut dyn RunHost,
-) -> Result<(Outcome, RunStats, Vec<DirOutput>), RunError> {
+    host: &'a mut dyn RunHost,
+) -> Result<WasiCtx<'a>, RunError> {
     let fs = Fs::load(dirs).map_err(|error| RunError::Preopen(format!("{error}")))?;
-    let linker = link::linker_for(module, host.host_functions())
-        .map_err(|error| RunError::Link(format!("{error}")))?;
-
     let mut wasi = WasiCtx::new(
         req.args,
         req.env,
@@ -144,20 +239,26 @@ fn run_module(
     );
     wasi.clock_resolution_ns = req.clock_resolution_ns;
     wasi.fs = fs;
+    Ok(wasi)
+}
+
+/// Links, instantiates and runs a compiled `module` with `req`'s inputs.
+fn run_module(
+    engine: &Engine,
+    module: &Module,
+    req: &CallInputs,
+    dirs: &Dirs,
+    host: &mut dyn RunHost,
+) -> Result<(Outcome, RunStats, Vec<DirOutput>), RunError> {
+    let linker = link::linker_for(module, host.host_functions())
+        .map_err(|error| RunError::Link(format!("{error}")))?;
     let data = StoreData {
-        wasi,
+        wasi: call_ctx(req, dirs, host)?,
         cap: MemoryCap::new(req.max_memory_bytes),
         reserve: req.fuel,
     };
     let mut store = Store::new(engine, data);
     store.limiter(|data| &mut data.cap);
-    let stats = |store: &Store<StoreData>| RunStats {
-        fuel_consumed: req.fuel.map(|fuel| {
-            let left = store.get_fuel().unwrap_or(0);
-            let reserve = store.data().reserve.unwrap_or(0);
-            fuel.saturating_sub(left.saturating_add(reserve))
-        }),
-    };
 
     load_fuel(&mut store, START_FUEL)?;
     let instance = match linker.instantiate_and_start(&mut store, module) {
@@ -166,7 +267,7 @@ fn run_module(
             let refused = store.data().cap.refused();
             store.data_mut().wasi.flush();
             return match outcome::from_instantiation(&error, refused) {
-                Some(outcome) => Ok((outcome, stats(&store), finish(store))),
+                Some(outcome) => Ok((outcome, stats(&store, req), finish(store))),
                 None if is_link_error(&error) => Err(RunError::Link(format!("{error}"))),
                 None => Err(RunError::Instantiate(format!("{error}"))),
             };
@@ -181,6 +282,27 @@ fn run_module(
 
     // What is left of the start function's allowance goes back to the budget.
     unload_fuel(&mut store)?;
+    run_start(store, start, req)
+}
+
+/// Fuel the run used so far (`None`: unmetered).
+fn stats(store: &Store<StoreData>, req: &CallInputs) -> RunStats {
+    RunStats {
+        fuel_consumed: req.fuel.map(|fuel| {
+            let left = store.get_fuel().unwrap_or(0);
+            let reserve = store.data().reserve.unwrap_or(0);
+            fuel.saturating_sub(left.saturating_add(reserve))
+        }),
+    }
+}
+
+/// Runs an instance's `start` in slices of [`CHECK_IN_FUEL`] (the store holds
+/// no fuel yet; its data holds the run's reserve), then takes the store apart.
+fn run_start(
+    mut store: Store<StoreData>,
+    start: TypedFunc<(), ()>,
+    req: &CallInputs,
+) -> Result<(Outcome, RunStats, Vec<DirOutput>), RunError> {
     load_fuel(&mut store, CHECK_IN_FUEL)?;
     let mut call = start.call_resumable(&mut store, ());
     let outcome = loop {
@@ -212,7 +334,7 @@ fn run_module(
         }
     };
     store.data_mut().wasi.flush();
-    let stats = stats(&store);
+    let stats = stats(&store, req);
     Ok((outcome, stats, finish(store)))
 }
 

@@ -1,4 +1,5 @@
-//! Prepared modules: compiled once, each run a fresh instance with its own inputs.
+//! Prepared modules: compiled once, each run a fresh instance with its own
+//! inputs, whether made for the run or ahead of it.
 
 mod common;
 
@@ -24,7 +25,7 @@ fn inputs<'a>(
     }
 }
 
-fn run(p: &Prepared, inputs: &CallInputs) -> (Result<Outcome, RunError>, Vec<u8>) {
+fn run(p: &mut Prepared, inputs: &CallInputs) -> (Result<Outcome, RunError>, Vec<u8>) {
     let mut stdout = Vec::new();
     let mut sink = |s: Stream, b: &[u8]| {
         if s == Stream::Stdout {
@@ -37,18 +38,18 @@ fn run(p: &Prepared, inputs: &CallInputs) -> (Result<Outcome, RunError>, Vec<u8>
 
 #[test]
 fn each_run_gets_its_own_inputs() {
-    let p = Prepared::new(&wat("args_env")).unwrap();
+    let mut p = Prepared::new(&wat("args_env")).unwrap();
     let clock = || 0;
     for i in 0..3u8 {
         let arg = [b'a' + i];
         let env = [b'K', b'=', b'0' + i];
-        let (result, out) = run(&p, &inputs(&[b"prog", &arg], &[&env], b"", i, &clock));
+        let (result, out) = run(&mut p, &inputs(&[b"prog", &arg], &[&env], b"", i, &clock));
         assert_eq!(result, Ok(Outcome::Exited(0)));
         let want = format!("prog\n{}\nK={}\n", (b'a' + i) as char, i);
         assert_eq!(String::from_utf8_lossy(&out), want);
     }
     let (result, out) = run(
-        &Prepared::new(&wat("cat")).unwrap(),
+        &mut Prepared::new(&wat("cat")).unwrap(),
         &inputs(&[], &[], b"xyz", 0, &clock),
     );
     assert_eq!((result, out), (Ok(Outcome::Exited(0)), b"xyz".to_vec()));
@@ -56,11 +57,11 @@ fn each_run_gets_its_own_inputs() {
 
 #[test]
 fn state_does_not_carry_over_and_seeds_decide_random_bytes() {
-    let p = Prepared::new(&wat("template_state")).unwrap();
+    let mut p = Prepared::new(&wat("template_state")).unwrap();
     let clock = || 0;
-    let (r1, a) = run(&p, &inputs(&[], &[], b"", 1, &clock));
-    let (r2, b) = run(&p, &inputs(&[], &[], b"", 2, &clock));
-    let (r3, c) = run(&p, &inputs(&[], &[], b"", 1, &clock));
+    let (r1, a) = run(&mut p, &inputs(&[], &[], b"", 1, &clock));
+    let (r2, b) = run(&mut p, &inputs(&[], &[], b"", 2, &clock));
+    let (r3, c) = run(&mut p, &inputs(&[], &[], b"", 1, &clock));
     assert_eq!(
         (r1, r2, r3),
         (
@@ -81,14 +82,14 @@ fn state_does_not_carry_over_and_seeds_decide_random_bytes() {
 #[test]
 fn a_trap_or_out_of_fuel_does_not_spoil_the_next_run() {
     let clock = || 0;
-    let looping = Prepared::new(&wat("infinite_loop")).unwrap();
-    let (r, _) = run(&looping, &inputs(&[], &[], b"", 0, &clock));
+    let mut looping = Prepared::new(&wat("infinite_loop")).unwrap();
+    let (r, _) = run(&mut looping, &inputs(&[], &[], b"", 0, &clock));
     assert_eq!(r, Ok(Outcome::OutOfFuel));
-    let (r, _) = run(&looping, &inputs(&[], &[], b"", 0, &clock));
+    let (r, _) = run(&mut looping, &inputs(&[], &[], b"", 0, &clock));
     assert_eq!(r, Ok(Outcome::OutOfFuel));
-    let trapping = Prepared::new(&wat("unreachable")).unwrap();
+    let mut trapping = Prepared::new(&wat("unreachable")).unwrap();
     for _ in 0..2 {
-        let (r, _) = run(&trapping, &inputs(&[], &[], b"", 0, &clock));
+        let (r, _) = run(&mut trapping, &inputs(&[], &[], b"", 0, &clock));
         assert!(matches!(r, Ok(Outcome::Trap(_))), "{r:?}");
     }
 }
@@ -113,4 +114,57 @@ fn what_cannot_run_fails_at_prepare() {
         wat::parse_str("(module (import \"env\" \"f\" (func)) (func (export \"_start\")))")
             .unwrap();
     assert!(matches!(Prepared::new(&foreign), Err(RunError::Link(_))));
+}
+
+#[test]
+fn an_instance_made_ahead_serves_one_run_with_that_runs_inputs() {
+    let clock = || 0;
+    let mut p = Prepared::new(&wat("template_state")).unwrap();
+    assert!(p.instantiate_ahead(Some(16 << 20)));
+    assert!(p.is_instantiated());
+    let (r1, a) = run(&mut p, &inputs(&[], &[], b"", 1, &clock));
+    assert!(!p.is_instantiated(), "a used instance must not be kept");
+    let (r2, b) = run(&mut p, &inputs(&[], &[], b"", 1, &clock));
+    assert_eq!((r1, r2), (Ok(Outcome::Exited(0)), Ok(Outcome::Exited(0))));
+    // The same counter and the same random bytes from the same seed: the
+    // instance made ahead starts exactly as a fresh one.
+    assert_eq!(&a[..2], b"1 ", "{}", String::from_utf8_lossy(&a));
+    assert_eq!(a, b);
+
+    let mut p = Prepared::new(&wat("args_env")).unwrap();
+    assert!(p.instantiate_ahead(None));
+    let (result, out) = run(&mut p, &inputs(&[b"prog", b"x"], &[b"K=v"], b"", 0, &clock));
+    assert_eq!(result, Ok(Outcome::Exited(0)));
+    assert_eq!(String::from_utf8_lossy(&out), "prog\nx\nK=v\n");
+
+    let mut looping = Prepared::new(&wat("infinite_loop")).unwrap();
+    assert!(looping.instantiate_ahead(None));
+    let (r, _) = run(&mut looping, &inputs(&[], &[], b"", 0, &clock));
+    assert_eq!(r, Ok(Outcome::OutOfFuel));
+}
+
+#[test]
+fn a_start_function_or_a_smaller_cap_means_a_fresh_instance() {
+    let clock = || 0;
+    let with_start =
+        wat::parse_str("(module (func $init) (start $init) (func (export \"_start\")))").unwrap();
+    let mut p = Prepared::new(&with_start).unwrap();
+    assert!(
+        !p.instantiate_ahead(None),
+        "a start function ran before its run"
+    );
+    let (r, _) = run(&mut p, &inputs(&[], &[], b"", 0, &clock));
+    assert_eq!(r, Ok(Outcome::Exited(0)));
+
+    // Made ahead without a cap, run under one it already exceeds: the run
+    // instantiates afresh and reports the limit, as it would have anyway.
+    let two_pages = wat::parse_str("(module (memory 2) (func (export \"_start\")))").unwrap();
+    let mut p = Prepared::new(&two_pages).unwrap();
+    assert!(p.instantiate_ahead(None));
+    let mut small = inputs(&[], &[], b"", 0, &clock);
+    small.max_memory_bytes = Some(64 << 10);
+    let (r, _) = run(&mut p, &small);
+    assert!(matches!(r, Ok(Outcome::MemoryLimit { .. })), "{r:?}");
+    // And a cap the module cannot meet at all is not an instance made ahead.
+    assert!(!p.instantiate_ahead(Some(64 << 10)));
 }

@@ -55,7 +55,7 @@ fn freed_small_blocks_serve_a_later_large_allocation() {
 }
 
 #[test]
-fn reclaim_reports_the_memory_as_free() {
+fn idle_class_blocks_count_as_free_before_and_after_a_reclaim() {
     let mut heap = heap(REGION);
     let before = heap.free_bytes();
     let layout = Layout::from_size_align(64, 8).unwrap();
@@ -65,8 +65,14 @@ fn reclaim_reports_the_memory_as_free() {
         // SAFETY: allocated above with this layout.
         unsafe { heap.dealloc(p, layout) };
     }
-    assert!(heap.free_bytes() < before);
+    assert_eq!(heap.free_bytes(), before);
     heap.reclaim();
+    assert_eq!(heap.free_bytes(), before);
+    // And blocks in use are not free.
+    let p = heap.alloc(layout);
+    assert_eq!(heap.free_bytes(), before - 64);
+    // SAFETY: allocated just above with this layout.
+    unsafe { heap.dealloc(p, layout) };
     assert_eq!(heap.free_bytes(), before);
 }
 

@@ -542,7 +542,7 @@ fn run_prepared(
     spec: &RunPreparedSpec,
     others: &mut Others,
 ) -> Result<(), VsockError> {
-    let t = match template.as_ref() {
+    let t = match template.as_mut() {
         Some(t) if t.id == spec.template => t,
         held => {
             let message = match held {

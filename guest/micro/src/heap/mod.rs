@@ -76,11 +76,7 @@ pub fn init(mem_size: u64) -> usize {
     size
 }
 
-/// Bytes the heap could hand out now, after giving idle size-class blocks
-/// back to the large-block heap.
+/// Bytes the heap could hand out now, idle size-class blocks included.
 pub fn free_bytes() -> usize {
-    HEAP.with(|h| {
-        h.reclaim();
-        h.free_bytes()
-    })
+    HEAP.with(|h| h.free_bytes())
 }

@@ -112,6 +112,21 @@ impl<'a> WasiCtx<'a> {
         }
     }
 
+    /// A state with no inputs that discards output: what an instance made
+    /// ahead of its run holds until the run puts its own in.
+    pub fn placeholder() -> WasiCtx<'static> {
+        struct Discard;
+        impl RunHost for Discard {
+            fn output(&mut self, _: Stream, _: &[u8]) {}
+        }
+        fn never() -> u64 {
+            0
+        }
+        // A zero-sized value: leaking its box allocates nothing.
+        let host: &'static mut Discard = alloc::boxed::Box::leak(alloc::boxed::Box::new(Discard));
+        WasiCtx::new(&[], &[], &[], &never, [0; 32], host)
+    }
+
     /// Takes `fuel` from what the current call may use; `false` (and
     /// [`Stop::OutOfFuel`] recorded) if there is not that much left, in which
     /// case the caller must not do the work.
