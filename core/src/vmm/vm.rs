@@ -278,44 +278,70 @@ impl Vm {
             }
         }
 
-        let reset = if is_linux {
+        let parts = Parts {
+            kvm,
+            vm,
+            mem,
+            state,
+            devices: placed.transports,
+            host,
+            marker,
+            image: None,
+            has_pit,
+            is_linux,
+            fds,
+            pio,
+            mmio,
+        };
+        let vm_handle = Vm::assemble_and_launch(parts, &mut cfg, &fail)?;
+        fail.check("wait-ready")?;
+        vm_handle.wait_ready(cfg.start_timeout)?;
+        Ok(vm_handle.started())
+    }
+
+    /// Assembles a VM from `p` and launches its threads (`cfg`'s seccomp
+    /// policy, its console callback taken). An error drops what was
+    /// assembled, which stops and joins every thread started so far.
+    fn assemble_and_launch(p: Parts, cfg: &mut VmConfig, fail: &FailPoint) -> Result<Vm> {
+        let reset = if p.is_linux {
             ResetMeaning::CleanExit
         } else {
             ResetMeaning::Fault
         };
         let vm_handle = Vm {
-            state,
-            threads: Mutex::new(Vec::with_capacity(fds.len())),
+            state: p.state,
+            threads: Mutex::new(Vec::with_capacity(p.fds.len())),
             events: Mutex::new(None),
             console: Mutex::new(None),
             trap: TrapRecord::new(),
-            devices: placed.transports,
-            host,
-            marker,
-            image: Mutex::new(None),
-            has_pit,
-            vcpu_count: usize::from(vcpus),
+            devices: p.devices,
+            host: p.host,
+            marker: p.marker,
+            image: Mutex::new(p.image),
+            has_pit: p.has_pit,
+            vcpu_count: p.fds.len(),
             close_in_background: false,
-            _mem: ManuallyDrop::new(mem),
-            _vm: ManuallyDrop::new(vm),
-            _kvm: ManuallyDrop::new(kvm),
+            _mem: ManuallyDrop::new(p.mem),
+            _vm: ManuallyDrop::new(p.vm),
+            _kvm: ManuallyDrop::new(p.kvm),
         };
-        // From here on an error drops `vm_handle`, which stops and joins every
-        // thread started so far.
         let launch = Launch {
-            fds,
-            pio,
-            mmio,
+            fds: p.fds,
+            pio: p.pio,
+            mmio: p.mmio,
             reset,
             policy: cfg.seccomp,
             callback: cfg.console_callback.take(),
         };
-        vm_handle.launch(launch, &fail)?;
-        fail.check("wait-ready")?;
-        vm_handle.wait_ready(cfg.start_timeout)?;
-        let mut vm_handle = vm_handle;
-        vm_handle.close_in_background = true;
+        vm_handle.launch(launch, fail)?;
         Ok(vm_handle)
+    }
+
+    /// The VM once started: from now on dropping it closes the KVM objects
+    /// in the background.
+    fn started(mut self) -> Vm {
+        self.close_in_background = true;
+        self
     }
 
     /// Starts the console delivery, vCPU and device threads, then lets the vCPUs run.
@@ -753,6 +779,24 @@ impl Vm {
 }
 
 /// What `launch` starts threads with.
+/// What a VM is made of once `start` or `from_snapshot` has built it, before
+/// it is assembled and its threads run.
+struct Parts {
+    kvm: Kvm,
+    vm: VmFd,
+    mem: GuestMemory,
+    state: Arc<RunState>,
+    devices: Vec<Arc<Mutex<crate::devices::virtio::MmioTransport>>>,
+    host: HostKind,
+    marker: String,
+    image: Option<Arc<MemorySnapshot>>,
+    has_pit: bool,
+    is_linux: bool,
+    fds: Vec<VcpuFd>,
+    pio: Bus,
+    mmio: Bus,
+}
+
 struct Launch {
     fds: Vec<VcpuFd>,
     pio: Bus,

@@ -120,43 +120,23 @@ impl Vm {
         }
         state.mark(|t| &mut t.image_loaded);
 
-        let reset = if is_linux {
-            ResetMeaning::CleanExit
-        } else {
-            ResetMeaning::Fault
-        };
-        let vm_handle = Vm {
+        let parts = Parts {
+            kvm,
+            vm,
+            mem,
             state,
-            threads: Mutex::new(Vec::with_capacity(fds.len())),
-            events: Mutex::new(None),
-            console: Mutex::new(None),
-            trap: TrapRecord::new(),
             devices: placed.transports,
             host,
             marker: String::new(),
-            image: Mutex::new(Some(snap.memory.clone())),
+            image: Some(snap.memory.clone()),
             has_pit,
-            vcpu_count: usize::from(vcpus),
-            close_in_background: false,
-            _mem: ManuallyDrop::new(mem),
-            _vm: ManuallyDrop::new(vm),
-            _kvm: ManuallyDrop::new(kvm),
-        };
-        // From here on an error drops `vm_handle`, which stops and joins every
-        // thread started so far.
-        let launch = Launch {
+            is_linux,
             fds,
             pio,
             mmio,
-            reset,
-            policy: cfg.seccomp,
-            callback: cfg.console_callback.take(),
         };
-        vm_handle
-            .launch(launch, &FailPoint::from_env())
-            .map_err(create)?;
-        let mut vm_handle = vm_handle;
-        vm_handle.close_in_background = true;
-        Ok(vm_handle)
+        let vm_handle =
+            Vm::assemble_and_launch(parts, &mut cfg, &FailPoint::from_env()).map_err(create)?;
+        Ok(vm_handle.started())
     }
 }

@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::device::{decode, encode, FdRegistrar, TAG_DEVICE_FD};
+use super::device::{decode, encode, FdRegistrar, Served, TAG_DEVICE_FD};
 use super::mmio::MmioTransport;
 use crate::devices::bus::lock;
 
@@ -239,12 +239,20 @@ fn run(
                     t.apply_pending();
                 }
                 TAG_QUEUE => {
-                    let mut t = lock(dev);
-                    if let Some(evt) = t.queue_evts().get(value as usize) {
-                        // Drain the counter (EAGAIN if a stale wakeup: harmless).
-                        let _ = evt.read();
+                    let served = {
+                        let mut t = lock(dev);
+                        if let Some(evt) = t.queue_evts().get(value as usize) {
+                            // Drain the counter (EAGAIN if a stale wakeup: harmless).
+                            let _ = evt.read();
+                        }
+                        t.queue_event(value as usize)
+                    };
+                    if served == Served::More {
+                        // std's mutex lets this thread take the lock straight
+                        // back: give a vCPU (or the host) waiting for the
+                        // transport its turn between two budgets of work.
+                        std::thread::yield_now();
                     }
-                    t.queue_event(value as usize);
                 }
                 TAG_DEVICE_FD => lock(dev).fd_event(value as i32, ev.events()),
                 _ => {}

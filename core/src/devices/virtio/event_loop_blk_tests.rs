@@ -102,6 +102,9 @@ fn huge_stream() -> (Arc<Mutex<MmioTransport>>, Arc<AtomicU64>) {
     (Arc::new(Mutex::new(t)), read)
 }
 
+/// Longest a register access or a stop may wait behind the request stream.
+const PROMPT: Duration = Duration::from_secs(10);
+
 #[test]
 fn stop_and_register_access_during_a_huge_request_stream_are_prompt() {
     let (t, read) = huge_stream();
@@ -116,18 +119,21 @@ fn stop_and_register_access_during_a_huge_request_stream_are_prompt() {
         read.load(Ordering::Relaxed) >= 4 << 20,
         "the device is reading"
     );
-    // A vCPU's MMIO access waits for at most one budget of work.
+    // A vCPU's MMIO access waits for at most one budget of work: 1 MiB in
+    // 1-byte segments here, ~1 s in a debug build on a loaded 2-core machine,
+    // against minutes for the whole stream. The bound proves "not the whole
+    // stream", not a speed.
     let t1 = Instant::now();
     assert_eq!(read32(&mut lock(&t), 0x08), 2);
     assert!(
-        t1.elapsed() < Duration::from_secs(2),
+        t1.elapsed() < PROMPT,
         "register access took {:?}",
         t1.elapsed()
     );
     let t2 = Instant::now();
     handle.stop().unwrap();
     let took = t2.elapsed();
-    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+    assert!(took < PROMPT, "stop took {took:?}");
     // Far less than one request was read: the stream really was cut short.
     assert!(read.load(Ordering::Relaxed) < 200 << 20);
 }

@@ -233,20 +233,23 @@ impl MmioTransport {
     /// driver has reset. Ignored before activation, after a failure, or for an
     /// unknown index. A device that stopped at its work budget gets its queue
     /// eventfd written again, so the loop comes back after serving the others.
-    pub fn queue_event(&mut self, index: usize) {
+    pub fn queue_event(&mut self, index: usize) -> Served {
         self.apply_pending();
         if self.is_activated() && index < self.queues.len() {
-            self.serve(index);
+            return self.serve(index);
         }
+        Served::Done
     }
 
-    fn serve(&mut self, index: usize) {
-        if self.device.queue_notified(index) == Served::More {
+    fn serve(&mut self, index: usize) -> Served {
+        let served = self.device.queue_notified(index);
+        if served == Served::More {
             if let Some(evt) = self.queue_evts.get(index) {
                 // A full counter still wakes the loop.
                 let _ = evt.write(1);
             }
         }
+        served
     }
 
     /// A backend fd the device registered is ready (event-loop thread). Pending
