@@ -956,12 +956,16 @@ enum kvmsb_status kvmsb_sandbox_ping(const struct kvmsb_sandbox *sandbox,
 
 // Opens a byte stream to guest vsock `port` (the micro guest echoes on 1025)
 // and writes its file descriptor to `*fd_out`. KVMSB_STATUS_UNSUPPORTED for a
-// host agent (no vsock), KVMSB_STATUS_CONNECT if nothing listens.
+// host agent (no vsock), KVMSB_STATUS_CONNECT if nothing listens,
+// KVMSB_STATUS_TIMEOUT if the guest does not accept within `timeout_ms`
+// (milliseconds, or KVMSB_TIMEOUT_DEFAULT or KVMSB_TIMEOUT_NONE for the
+// sandbox's answer timeout).
 //
 // Ownership: the caller owns the fd and closes it with `close()`.
 // Thread-safety: concurrent calls on one sandbox are fine.
 enum kvmsb_status kvmsb_sandbox_connect(const struct kvmsb_sandbox *sandbox,
                                         uint32_t port,
+                                        uint64_t timeout_ms,
                                         int *fd_out);
 
 // Writes the boot-phase timings to `*timings_out`.

@@ -263,6 +263,41 @@ fn killed_sandbox_gives_typed_errors_not_hangs() {
 }
 
 #[test]
+fn connect_waits_the_per_call_timeout_for_a_guest_that_does_not_accept() {
+    let sb = Sandbox::micro().unwrap();
+    // Parked vCPUs: the VMM takes the CONNECT but the guest never answers it.
+    let paused = sb.vm().unwrap().pause().unwrap();
+    let t0 = Instant::now();
+    let e = sb
+        .with_timeout(Duration::from_millis(300))
+        .connect(ECHO_PORT)
+        .unwrap_err();
+    let took = t0.elapsed();
+    assert!(
+        matches!(
+            e,
+            Error::Agent(AgentError::Timeout {
+                op: "connect",
+                after
+            }) if after == Duration::from_millis(300)
+        ),
+        "{e}"
+    );
+    assert_eq!(e.kind(), kvmsandbox::ErrorKind::Timeout);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    drop(paused);
+    // Running again, the guest accepts within the same kind of bound.
+    let mut s = sb
+        .with_timeout(Duration::from_secs(10))
+        .connect(ECHO_PORT)
+        .unwrap();
+    s.write_all(b"back").unwrap();
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"back");
+}
+
+#[test]
 fn runtime_directory_is_private_fresh_and_removed_on_drop() {
     use std::os::unix::fs::MetadataExt;
     // What the old code would have reused: directories planted at the names it

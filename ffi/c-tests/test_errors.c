@@ -19,7 +19,7 @@ static void null_handles(void) {
     CHECK_STATUS(kvmsb_sandbox_shutdown(NULL), KVMSB_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(kvmsb_sandbox_kill(NULL), KVMSB_STATUS_NULL_ARGUMENT);
     int fd = -1;
-    CHECK_STATUS(kvmsb_sandbox_connect(NULL, 1025, &fd), KVMSB_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(kvmsb_sandbox_connect(NULL, 1025, KVMSB_TIMEOUT_DEFAULT, &fd), KVMSB_STATUS_NULL_ARGUMENT);
     CHECK(fd == -1);
     kvmsb_timings t;
     CHECK_STATUS(kvmsb_sandbox_timings(NULL, &t), KVMSB_STATUS_NULL_ARGUMENT);

@@ -329,7 +329,7 @@ static void refused(const kvmsb_sandbox *sb) {
                  KVMSB_STATUS_UNSUPPORTED);
     CHECK(r == NULL);
     int fd = -1;
-    CHECK_STATUS(kvmsb_sandbox_connect(sb, 1025, &fd), KVMSB_STATUS_UNSUPPORTED);
+    CHECK_STATUS(kvmsb_sandbox_connect(sb, 1025, KVMSB_TIMEOUT_DEFAULT, &fd), KVMSB_STATUS_UNSUPPORTED);
     kvmsb_timings t;
     CHECK_OK(kvmsb_sandbox_timings(sb, &t));
     CHECK(t.vm_created_ns == 0 && t.agent_ready_ns == 0);

@@ -223,7 +223,13 @@ static void wasm_dirs(const kvmsb_sandbox *sb, const char *tmp) {
 
 static void echo_port(const kvmsb_sandbox *sb) {
     int fd = -1;
-    CHECK_OK(kvmsb_sandbox_connect(sb, 1025, &fd));
+    CHECK_STATUS(kvmsb_sandbox_connect(sb, 1025, 0, &fd), KVMSB_STATUS_INVALID_ARGUMENT);
+    CHECK(fd == -1);
+    CHECK_OK(kvmsb_sandbox_connect(sb, 1025, 5000, &fd));
+    CHECK(fd >= 0);
+    CHECK(close(fd) == 0);
+    fd = -1;
+    CHECK_OK(kvmsb_sandbox_connect(sb, 1025, KVMSB_TIMEOUT_DEFAULT, &fd));
     CHECK(fd >= 0);
     const char msg[] = "bytes through the guest and back";
     CHECK(write(fd, msg, sizeof msg) == (ssize_t)sizeof msg);
@@ -236,7 +242,7 @@ static void echo_port(const kvmsb_sandbox *sb) {
     }
     CHECK(memcmp(buf, msg, sizeof msg) == 0);
     CHECK(close(fd) == 0);
-    PASS("connect to the echo port: the fd echoes bytes");
+    PASS("connect to the echo port (a 0 ms timeout refused, 5 s or the default accepted): the fd echoes bytes");
 }
 
 static void disk(const kvmsb_sandbox *sb, const char *image) {

@@ -35,7 +35,7 @@ int main(void) {
     kvmsb_snapshot *snap = NULL;
     CHECK_STATUS(kvmsb_sandbox_snapshot(NULL, &snap), KVMSB_STATUS_NULL_ARGUMENT);
     int fd = -1;
-    CHECK_OK(kvmsb_sandbox_connect(sb, 1025, &fd));
+    CHECK_OK(kvmsb_sandbox_connect(sb, 1025, KVMSB_TIMEOUT_DEFAULT, &fd));
     CHECK_STATUS(kvmsb_sandbox_snapshot(sb, &snap), KVMSB_STATUS_BUSY);
     CHECK_ERROR_MENTIONS("1 stream");
     close(fd);
@@ -43,7 +43,7 @@ int main(void) {
     CHECK(snap != NULL);
     PASS("snapshot (BUSY while a stream is open)");
 
-    CHECK_OK(kvmsb_sandbox_connect(sb, 1025, &fd));
+    CHECK_OK(kvmsb_sandbox_connect(sb, 1025, KVMSB_TIMEOUT_DEFAULT, &fd));
     CHECK_OK(kvmsb_sandbox_restore(sb, snap));
     char b[8];
     CHECK(read(fd, b, sizeof b) == 0);

@@ -200,7 +200,10 @@ pub extern "C" fn kvmsb_sandbox_ping(
 
 /// Opens a byte stream to guest vsock `port` (the micro guest echoes on 1025)
 /// and writes its file descriptor to `*fd_out`. KVMSB_STATUS_UNSUPPORTED for a
-/// host agent (no vsock), KVMSB_STATUS_CONNECT if nothing listens.
+/// host agent (no vsock), KVMSB_STATUS_CONNECT if nothing listens,
+/// KVMSB_STATUS_TIMEOUT if the guest does not accept within `timeout_ms`
+/// (milliseconds, or KVMSB_TIMEOUT_DEFAULT or KVMSB_TIMEOUT_NONE for the
+/// sandbox's answer timeout).
 ///
 /// Ownership: the caller owns the fd and closes it with `close()`.
 /// Thread-safety: concurrent calls on one sandbox are fine.
@@ -208,13 +211,15 @@ pub extern "C" fn kvmsb_sandbox_ping(
 pub extern "C" fn kvmsb_sandbox_connect(
     sandbox: *const kvmsb_sandbox,
     port: u32,
+    timeout_ms: u64,
     fd_out: *mut c_int,
 ) -> kvmsb_status {
     ffi_status(|| {
         // SAFETY: as in kvmsb_sandbox_ping.
         let sb = unsafe { handle(sandbox, "sandbox") }?;
         out(fd_out, "fd_out")?;
-        let stream = sb.inner.connect(port)?;
+        let t = crate::timeout::timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let stream = sb.inner.within(t).connect(port)?;
         // Plain blocking I/O for C: no timeouts left over from the handshake.
         let _ = stream.set_read_timeout(None);
         let _ = stream.set_write_timeout(None);

@@ -927,10 +927,12 @@ class Sandbox:
         """Makes earlier writes to ``disk`` durable in the host image file."""
         self._sb.disk_flush(disk, timeout)
 
-    def connect(self, port: int) -> socket.socket:
+    def connect(self, port: int, *, timeout: Optional[float] = None) -> socket.socket:
         """A connected stream socket to guest vsock ``port`` (yours to close).
-        The micro guest echoes on ECHO_PORT and discards on SINK_PORT."""
-        fd = self._sb.connect(port)
+        The micro guest echoes on ECHO_PORT and discards on SINK_PORT.
+        ``timeout``: seconds the guest has to accept (default: the sandbox's
+        answer timeout); past it, Timeout."""
+        fd = self._sb.connect(port, timeout)
         return socket.socket(fileno=fd)
 
 

@@ -415,6 +415,6 @@ class AsyncSandbox:
     async def disk_flush(self, disk: int = 0, *, timeout: Optional[float] = None) -> None:
         await asyncio.to_thread(lambda: self.sync.disk_flush(disk, timeout=timeout))
 
-    async def connect(self, port: int) -> socket.socket:
+    async def connect(self, port: int, *, timeout: Optional[float] = None) -> socket.socket:
         """A connected socket to guest vsock ``port``; use it with ``asyncio.open_connection(sock=...)``."""
-        return await asyncio.to_thread(self.sync.connect, port)
+        return await asyncio.to_thread(lambda: self.sync.connect(port, timeout=timeout))

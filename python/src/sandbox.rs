@@ -510,9 +510,13 @@ impl PySandbox {
         self.call(py, move |sb| sb.within(t).disk_flush(disk))
     }
 
-    /// Opens a stream to guest vsock `port`; returns a file descriptor the caller owns.
-    fn connect(&self, py: Python<'_>, port: u32) -> PyResult<i32> {
-        let stream = self.call(py, move |sb| sb.connect(port))?;
+    /// Opens a stream to guest vsock `port`, waiting `timeout` seconds (None:
+    /// the sandbox's answer timeout) for the guest to accept; returns a file
+    /// descriptor the caller owns.
+    #[pyo3(signature = (port, timeout=None))]
+    fn connect(&self, py: Python<'_>, port: u32, timeout: Option<f64>) -> PyResult<i32> {
+        let t = answer_timeout(timeout)?;
+        let stream = self.call(py, move |sb| sb.within(t).connect(port))?;
         Ok(stream.into_raw_fd())
     }
 

@@ -24,6 +24,8 @@ pub(crate) fn hybrid_handshake(
     port: u32,
     timeout: Duration,
 ) -> io::Result<UnixStream> {
+    // A zero timeout is refused by the socket calls: it means "at once" here.
+    let timeout = timeout.max(Duration::from_millis(1));
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     s.write_all(format!("CONNECT {port}\n").as_bytes())?;

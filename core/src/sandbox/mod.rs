@@ -630,8 +630,16 @@ impl Sandbox {
     }
 
     /// Opens a byte stream to guest vsock `port` (a plain Unix stream: read, write,
-    /// or take its fd). Stopping the sandbox shuts it down.
+    /// or take its fd). Stopping the sandbox shuts it down. Waits the sandbox's
+    /// answer timeout for the guest to accept ([`Sandbox::with_timeout`] for
+    /// another).
     pub fn connect(&self, port: u32) -> Result<UnixStream> {
+        self.connect_within(port, None)
+    }
+
+    /// [`connect`](Self::connect) waiting `timeout` (default: the sandbox's)
+    /// for the guest to accept; a guest that does not is an agent Timeout.
+    fn connect_within(&self, port: u32, timeout: Option<Duration>) -> Result<UnixStream> {
         let op = "connect";
         let path = self.vsock_path.as_ref().ok_or(Error::Unsupported {
             op,
@@ -640,8 +648,18 @@ impl Sandbox {
         if let Some(e) = self.stopped(op) {
             return Err(e);
         }
-        connect_tracked(path, port, self.timeout, &self.streams)
-            .map_err(|source| self.stopped(op).unwrap_or(Error::Connect { port, source }))
+        let after = timeout.unwrap_or(self.timeout);
+        connect_tracked(path, port, after, &self.streams).map_err(|source| {
+            if let Some(e) = self.stopped(op) {
+                return e;
+            }
+            match source.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    AgentError::Timeout { op, after }.into()
+                }
+                _ => Error::Connect { port, source },
+            }
+        })
     }
 
     /// The hybrid vsock socket (for `socat` and friends): `CONNECT <port>\n`.

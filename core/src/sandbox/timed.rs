@@ -1,5 +1,5 @@
 //! Per-call timeouts for the calls that wait for one answer of the agent
-//! (ping, echo, files, disks): `sandbox.with_timeout(t).ping()`. A view rather
+//! (ping, echo, connect, files, disks): `sandbox.with_timeout(t).ping()`. A view rather
 //! than a `timeout` argument on each method keeps the plain methods (which use
 //! [`crate::timeouts::AGENT_ANSWER`]) as they are. Exec and run_wasm carry their
 //! own timeouts in their requests.
@@ -9,6 +9,7 @@ use crate::agent::{AgentClient, AgentError, FileInfo};
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -45,6 +46,11 @@ impl Timed<'_> {
     pub fn ping(&self) -> Result<Duration> {
         self.sandbox
             .with_client_within("ping", self.t(), |c| c.ping())
+    }
+
+    /// [`Sandbox::connect`], waiting the timeout for the guest to accept.
+    pub fn connect(&self, port: u32) -> Result<UnixStream> {
+        self.sandbox.connect_within(port, self.t())
     }
 
     /// [`Sandbox::echo`] within the timeout.
