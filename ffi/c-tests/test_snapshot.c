@@ -1,7 +1,7 @@
 /* Snapshots through the C API on a real micro guest: snapshot (BUSY while a
  * stream is open), restore in place (the stream reads EOF), save/load and fork
- * from the file, a corrupt file is KVMSB_STATUS_SNAPSHOT, per-call isolation.
- * Needs /dev/kvm. */
+ * from the file, a corrupt file is KVMSB_STATUS_SNAPSHOT, per-call isolation,
+ * pools forked from a snapshot and from a template. Needs /dev/kvm. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
@@ -18,6 +18,67 @@ static void hello(const kvmsb_sandbox *sb) {
     const uint8_t *out = kvmsb_wasm_result_stdout(r, &len);
     CHECK(len > 0 && out != NULL);
     kvmsb_wasm_result_free(r);
+}
+
+/* Waits (bounded) until the pool threads are done; returns the counters. */
+static kvmsb_pool_counters settled(const kvmsb_pool *pool) {
+    kvmsb_pool_counters m;
+    for (int i = 0; i < 6000; i++) {
+        CHECK_OK(kvmsb_pool_metrics(pool, &m));
+        if (m.in_flight == 0) return m;
+        usleep(10000);
+    }
+    FAIL("the pool never settled");
+}
+
+static void pools(const kvmsb_sandbox *sb, const kvmsb_snapshot *snap) {
+    kvmsb_pool_options o = {.min_idle = 1, .max_size = 2, .threads = 1};
+    kvmsb_pool *pool = NULL;
+    CHECK_STATUS(kvmsb_pool_new_from_snapshot(NULL, &o, &pool), KVMSB_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(kvmsb_pool_new_from_template(NULL, &o, &pool), KVMSB_STATUS_NULL_ARGUMENT);
+    kvmsb_pool_options bad = {.min_idle = 3, .max_size = 2};
+    CHECK_STATUS(kvmsb_pool_new_from_snapshot(snap, &bad, &pool), KVMSB_STATUS_CONFIG);
+    CHECK(pool == NULL);
+
+    CHECK_OK(kvmsb_pool_new_from_snapshot(snap, &o, &pool));
+    for (int i = 0; i < 3; i++) {
+        kvmsb_sandbox *p = NULL;
+        CHECK_OK(kvmsb_pool_acquire(pool, 60000, &p));
+        CHECK_OK(kvmsb_sandbox_ping(p, KVMSB_TIMEOUT_DEFAULT, NULL));
+        hello(p);
+        CHECK_OK(kvmsb_pool_release(pool, p, false));
+    }
+    kvmsb_pool_counters m = settled(pool);
+    CHECK(m.acquired == 3 && m.released == 3 && m.resets == 3);
+    CHECK(m.created >= 1 && m.created <= 2 && m.discarded == 0);
+    kvmsb_pool_free(pool);
+    PASS("a pool forked from a snapshot: 3 acquire/run/release cycles, each reset in place");
+
+    kvmsb_wasm_template *t = NULL;
+    CHECK_OK(kvmsb_sandbox_prepare_wasm(sb, kvmsb_example_hello_wasm, sizeof kvmsb_example_hello_wasm, NULL, &t));
+    pool = NULL;
+    CHECK_OK(kvmsb_pool_new_from_template(t, &o, &pool));
+    for (int i = 0; i < 2; i++) {
+        kvmsb_sandbox *p = NULL;
+        CHECK_OK(kvmsb_pool_acquire(pool, 60000, &p));
+        kvmsb_wasm_result *r = NULL;
+        CHECK_OK(kvmsb_wasm_template_run(t, p, NULL, &r));
+        CHECK(kvmsb_wasm_result_outcome(r) == KVMSB_WASM_OUTCOME_EXIT);
+        size_t len = 0;
+        const uint8_t *out = kvmsb_wasm_result_stdout(r, &len);
+        CHECK(len > 0 && out != NULL);
+        kvmsb_wasm_result_free(r);
+        CHECK_OK(kvmsb_pool_release(pool, p, false));
+    }
+    kvmsb_wasm_template_free(t); /* the pool keeps what it needs */
+    kvmsb_sandbox *p = NULL;
+    CHECK_OK(kvmsb_pool_acquire(pool, 60000, &p));
+    CHECK_OK(kvmsb_sandbox_ping(p, KVMSB_TIMEOUT_DEFAULT, NULL));
+    CHECK_OK(kvmsb_pool_release(pool, p, false));
+    m = settled(pool);
+    CHECK(m.acquired == 3 && m.resets == 3 && m.discarded == 0);
+    kvmsb_pool_free(pool);
+    PASS("a pool of template forks runs the template; the template may be freed first");
 }
 
 int main(void) {
@@ -87,6 +148,8 @@ int main(void) {
     hello(sb);
     CHECK_OK(kvmsb_sandbox_set_call_isolation(sb, NULL));
     PASS("per-call isolation");
+
+    pools(sb, snap);
 
     kvmsb_snapshot_free(snap);
     kvmsb_sandbox_free(sb);

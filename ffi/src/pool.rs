@@ -6,7 +6,9 @@ use crate::args::{handle, invalid, out, write_out};
 use crate::boundary::{ffi_status, ffi_value};
 use crate::config::kvmsb_config;
 use crate::sandbox::{kvmsb_sandbox, Held};
+use crate::snapshot::kvmsb_snapshot;
 use crate::status::kvmsb_status;
+use crate::template::kvmsb_wasm_template;
 use kvmsandbox_core::{PoolConfig, PoolSource, SandboxPool};
 use std::time::Duration;
 
@@ -99,13 +101,70 @@ pub extern "C" fn kvmsb_pool_new(
         let c = unsafe { handle(config, "config") }?.clone();
         // SAFETY: a non-NULL options points to a kvmsb_pool_options.
         let o = unsafe { options.as_ref() };
-        out(pool_out, "pool_out")?;
-        let pool = SandboxPool::new(PoolSource::config(move || c.to_vm_config()), pool_config(o))?;
-        let p = Box::into_raw(Box::new(kvmsb_pool { inner: pool }));
-        // SAFETY: checked non-NULL above.
-        unsafe { write_out(pool_out, p) };
-        Ok(())
+        new_pool(PoolSource::config(move || c.to_vm_config()), o, pool_out)
     })
+}
+
+/// A pool of sandboxes forked from `snapshot` (the pool keeps its own
+/// reference: free the snapshot whenever you like). A released sandbox is
+/// reset in place to the snapshot in the background. `options` as in
+/// `kvmsb_pool_new`. Forks reopen the snapshot's disks as
+/// `kvmsb_sandbox_from_snapshot` does.
+///
+/// Errors: KVMSB_STATUS_CONFIG for contradictory options; a fork's failure is
+/// the status of the `kvmsb_pool_acquire` that needed it.
+/// Ownership: the caller owns `*pool_out` (free with `kvmsb_pool_free`).
+#[no_mangle]
+pub extern "C" fn kvmsb_pool_new_from_snapshot(
+    snapshot: *const kvmsb_snapshot,
+    options: *const kvmsb_pool_options,
+    pool_out: *mut *mut kvmsb_pool,
+) -> kvmsb_status {
+    ffi_status(|| {
+        // SAFETY: a non-NULL snapshot is a live handle from this library.
+        let snap = unsafe { handle(snapshot, "snapshot") }?;
+        // SAFETY: a non-NULL options points to a kvmsb_pool_options.
+        let o = unsafe { options.as_ref() };
+        new_pool(PoolSource::from_snapshot(&snap.inner), o, pool_out)
+    })
+}
+
+/// A pool of sandboxes forked from `template`'s snapshot, each ready to run it
+/// with `kvmsb_wasm_template_run(template, sandbox, ...)`. `options` as in
+/// `kvmsb_pool_new`.
+///
+/// Errors: KVMSB_STATUS_CONFIG for contradictory options;
+/// KVMSB_STATUS_UNSUPPORTED for a template without a snapshot (prepared in an
+/// attached sandbox).
+/// Ownership: the caller owns `*pool_out` (free with `kvmsb_pool_free`); the
+/// template may be freed before the pool.
+#[no_mangle]
+pub extern "C" fn kvmsb_pool_new_from_template(
+    template: *const kvmsb_wasm_template,
+    options: *const kvmsb_pool_options,
+    pool_out: *mut *mut kvmsb_pool,
+) -> kvmsb_status {
+    ffi_status(|| {
+        // SAFETY: a non-NULL template is a live handle from this library.
+        let t = unsafe { handle(template, "template") }?;
+        // SAFETY: a non-NULL options points to a kvmsb_pool_options.
+        let o = unsafe { options.as_ref() };
+        new_pool(PoolSource::from_template(&t.inner), o, pool_out)
+    })
+}
+
+/// The pool of `source` with `o`'s bounds, written to `*pool_out`.
+fn new_pool(
+    source: PoolSource,
+    o: Option<&kvmsb_pool_options>,
+    pool_out: *mut *mut kvmsb_pool,
+) -> crate::boundary::FfiResult {
+    out(pool_out, "pool_out")?;
+    let pool = SandboxPool::new(source, pool_config(o))?;
+    let p = Box::into_raw(Box::new(kvmsb_pool { inner: pool }));
+    // SAFETY: checked non-NULL above.
+    unsafe { write_out(pool_out, p) };
+    Ok(())
 }
 
 /// Borrows a clean sandbox, waiting at most `timeout_ms` (0: only take one that

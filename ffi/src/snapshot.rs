@@ -15,7 +15,7 @@ use std::os::raw::c_char;
 /// sandbox it was taken of is freed (sandboxes restored or forked from it share
 /// its memory image). Immutable: any thread may use it, concurrently.
 pub struct kvmsb_snapshot {
-    inner: SandboxSnapshot,
+    pub(crate) inner: SandboxSnapshot,
 }
 
 fn boxed_snapshot(s: SandboxSnapshot) -> *mut kvmsb_snapshot {

@@ -16,7 +16,7 @@ use kvmsandbox_core::{WasmCall, WasmTemplate};
 /// was prepared). Free with `kvmsb_wasm_template_free`. Immutable: any thread
 /// may run it.
 pub struct kvmsb_wasm_template {
-    inner: WasmTemplate,
+    pub(crate) inner: WasmTemplate,
 }
 
 /// Sends the WASM module `module[0..module_len]` to the sandbox's guest (micro

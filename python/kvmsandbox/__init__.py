@@ -425,10 +425,13 @@ class WasmTemplate:
         fuel: Optional[int] = None,
         timeout: Optional[float] = None,
         check: bool = False,
+        sandbox: Optional["Sandbox"] = None,
     ) -> WasmResult:
         """Runs the module's ``_start`` with these inputs, as ``Sandbox.run_wasm``
-        does (same result, same ``check``, off by default)."""
-        out = self._sandbox._sb.run_template(
+        does (same result, same ``check``, off by default), in the sandbox that
+        prepared it or in ``sandbox`` (one of the same shape, e.g. a fork of the
+        template or one borrowed from ``SandboxPool.from_template``)."""
+        out = (self._sandbox if sandbox is None else sandbox)._sb.run_template(
             self._native, list(args), _wasm_env(env), bytes(stdin), fuel, timeout
         )
         r = _wasm_output(out)
@@ -1076,6 +1079,30 @@ class SandboxPool:
             micro_image=None if image is None else os.fspath(image),
             seccomp=seccomp,
         )
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: Snapshot, *, min_idle: int = 1, max_size: int = 4, threads: int = 2
+    ) -> "SandboxPool":
+        """A pool of sandboxes forked from ``snapshot`` (memory shared
+        copy-on-write); a released one is reset in place to it in the background."""
+        pool = cls.__new__(cls)
+        pool._pool = _native._SandboxPool.from_snapshot(
+            snapshot._snap, min_idle=min_idle, max_size=max_size, threads=threads
+        )
+        return pool
+
+    @classmethod
+    def from_template(
+        cls, template: "WasmTemplate", *, min_idle: int = 1, max_size: int = 4, threads: int = 2
+    ) -> "SandboxPool":
+        """A pool of sandboxes forked from ``template``'s snapshot; run it in a
+        borrowed one with ``template.run(..., sandbox=sb)``."""
+        pool = cls.__new__(cls)
+        pool._pool = _native._SandboxPool.from_template(
+            template._native, min_idle=min_idle, max_size=max_size, threads=threads
+        )
+        return pool
 
     def __enter__(self) -> "SandboxPool":
         return self

@@ -10,7 +10,8 @@
 
 use crate::blocking;
 use crate::errors::{to_py, SandboxClosed};
-use crate::sandbox::{opt_seconds, seccomp_policy, PySandbox, StartArgs};
+use crate::sandbox::{opt_seconds, seccomp_policy, PySandbox, PyWasmTemplate, StartArgs};
+use crate::snapshot::PySnapshot;
 use kvmsandbox::{PoolConfig, PoolMetrics, PoolSource, PooledSandbox, SandboxPool};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -103,6 +104,34 @@ impl PyPool {
             seccomp: seccomp.as_deref().map(seccomp_policy).transpose()?,
         };
         let source = PoolSource::config(move || args.config());
+        Self::new(py, source, min_idle, max_size, threads)
+    }
+
+    /// A pool of forks of `snapshot`, reset in place to it when released.
+    #[staticmethod]
+    #[pyo3(signature = (snapshot, *, min_idle, max_size, threads))]
+    fn from_snapshot(
+        py: Python<'_>,
+        snapshot: PyRef<'_, PySnapshot>,
+        min_idle: usize,
+        max_size: usize,
+        threads: usize,
+    ) -> PyResult<Self> {
+        let source = PoolSource::from_snapshot(&snapshot.inner);
+        Self::new(py, source, min_idle, max_size, threads)
+    }
+
+    /// A pool of forks of `template`'s snapshot, each ready to run it.
+    #[staticmethod]
+    #[pyo3(signature = (template, *, min_idle, max_size, threads))]
+    fn from_template(
+        py: Python<'_>,
+        template: PyRef<'_, PyWasmTemplate>,
+        min_idle: usize,
+        max_size: usize,
+        threads: usize,
+    ) -> PyResult<Self> {
+        let source = PoolSource::from_template(&template.inner);
         Self::new(py, source, min_idle, max_size, threads)
     }
 

@@ -642,7 +642,7 @@ fn exec_request(
 /// `kvmsandbox.WasmTemplate` instead.
 #[pyclass(module = "kvmsandbox._kvmsandbox", name = "_WasmTemplate", frozen)]
 pub struct PyWasmTemplate {
-    inner: WasmTemplate,
+    pub(crate) inner: WasmTemplate,
 }
 
 #[pymethods]

@@ -145,3 +145,27 @@ def test_pool_takes_the_seccomp_policy_of_sandbox() -> None:
     with SandboxPool(min_idle=0, max_size=1, seccomp="trap") as pool:
         with pool.acquire(timeout=30) as sb:
             assert sb.ping() > 0
+
+
+def test_pool_from_a_snapshot_and_from_a_template() -> None:
+    """The snapshot and template sources of the Rust pool, from Python: every
+    borrow starts from the snapshot (the template's counter is 1 each time)."""
+    import wasm_modules as wm
+
+    with kvmsandbox.Sandbox() as origin:
+        snap = origin.snapshot()
+        with SandboxPool.from_snapshot(snap, min_idle=1, max_size=2, threads=1) as pool:
+            for _ in range(3):
+                with pool.acquire(timeout=30) as sb:
+                    assert sb.echo(b"forked") == b"forked"
+            m = settle(pool)
+            assert (m.acquired, m.released, m.resets, m.discarded) == (3, 3, 3, 0), m
+
+        template = origin.prepare_wasm(wm.counter())
+        with SandboxPool.from_template(template, min_idle=1, max_size=2, threads=1) as pool:
+            for _ in range(3):
+                with pool.acquire(timeout=30) as sb:
+                    out = template.run(sandbox=sb, check=True)
+                    assert out.stdout == b"1\n", out
+            m = settle(pool)
+            assert (m.acquired, m.resets, m.discarded) == (3, 3, 0), m
