@@ -7,6 +7,9 @@
 //! Linux kernel from `make kernel` with a trivial initramfs, to "Run /init", with
 //! the command line kvmsandbox itself would use on this host.
 //!
+//! It also times the ways to a clean micro sandbox without a boot (reset in
+//! place, fork, a snapshot file, beside a cold boot), kvmsandbox only.
+//!
 //! Usage: `bench-compare [--runs N] [--linux-runs M] [--out DIR]`
 //! (defaults: 5 micro runs, 1 Linux run per VMM (0 skips Linux), docs/benchmarks;
 //! also from env BENCH_RUNS / BENCH_LINUX_RUNS).
@@ -19,7 +22,7 @@ use chart::{Bar, Panel, OURS, OURS_PROC, QEMU};
 use kvmsandbox::HostKind;
 use kvmsandbox_benches::{has_pvh_note, initramfs, kernel_dir, workspace_root};
 use report::Row;
-use runner::{run_ours, run_qemu, GuestSpec, Sample};
+use runner::{run_ours, run_ours_clean, run_qemu, GuestSpec, Sample};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -145,6 +148,9 @@ fn run() -> Result<(), String> {
         &ours,
         opts.runs,
     )?];
+    let clean_runs = (opts.runs * 4).max(20);
+    eprintln!("[clean sandboxes] {clean_runs} runs of each way");
+    let clean = run_ours_clean(&ours, clean_runs).map_err(|e| format!("clean sandboxes: {e}"))?;
     if opts.linux_runs > 0 {
         let dir = kernel_dir().map_err(|e| e.to_string())?;
         let initrd = initramfs().map_err(|e| e.to_string())?;
@@ -163,7 +169,7 @@ fn run() -> Result<(), String> {
     }
 
     std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
-    let md = report::markdown(&rows, &host.to_string(), &today());
+    let md = report::markdown(&rows, &host.to_string(), &today()) + &report::clean_section(&clean);
     let md_path = opts.out.join("compare.md");
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
 

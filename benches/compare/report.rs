@@ -179,6 +179,44 @@ pub fn markdown(rows: &[Row], host: &str, date: &str) -> String {
     o
 }
 
+/// The "clean sandboxes" section: each way (as named by `bench-compare-ours
+/// clean`) with its samples in ms, and its ratio to a cold boot.
+pub fn clean_section(ways: &[(String, Vec<f64>)]) -> String {
+    let label = |name: &str| {
+        match name {
+        "reset" => "reset in place (`sb.restore(&snap)`, same VM) → first ping",
+        "fork" => "new VM forked from a snapshot in memory → first ping",
+        "file" => "new VM restored from a snapshot file (Firecracker's path: load, map, fork) → first ping",
+        "boot" => "cold boot (`Sandbox::start`) → first ping",
+        _ => "?",
+    }
+    };
+    let boot = ways
+        .iter()
+        .find(|(n, _)| n == "boot")
+        .and_then(|(_, v)| Stat::of(v.iter().copied()));
+    let mut o = String::new();
+    let _ = writeln!(o, "\n## Clean sandboxes without a boot (kvmsandbox only)\n");
+    let _ = writeln!(o, "A 64 MiB micro guest, one process, the four ways alternating; each timed until the agent answers a ping. QEMU's equivalents (`loadvm`, incoming migration) are not measured here.\n");
+    let _ = writeln!(o, "| Way to a clean sandbox | Runs | Time | /cold boot |");
+    let _ = writeln!(o, "|---|---|---|---|");
+    for (name, ms) in ways {
+        let Some(s) = Stat::of(ms.iter().copied()) else {
+            continue;
+        };
+        let r = boot.map_or_else(|| "–".to_string(), |b| ratio(s, b));
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |",
+            label(name),
+            ms.len(),
+            cell(s, "ms"),
+            r
+        );
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +238,26 @@ mod tests {
         );
         assert_eq!(ratio(s, Stat::default()), "–");
         assert_eq!(cell(s, "ms"), "3.00 ms (1.00–5.00)");
+    }
+
+    #[test]
+    fn clean_section_rows_and_ratios_to_a_cold_boot() {
+        let ways = vec![
+            ("reset".to_string(), vec![4.0, 2.0, 3.0]),
+            ("boot".to_string(), vec![30.0]),
+            ("fork".to_string(), vec![]),
+        ];
+        let md = clean_section(&ways);
+        assert!(md.contains("| reset in place (`sb.restore(&snap)`, same VM) → first ping | 3 | 3.00 ms (2.00–4.00) | 0.100 |"), "{md}");
+        assert!(
+            md.contains(
+                "| cold boot (`Sandbox::start`) → first ping | 1 | 30.0 ms (30.0–30.0) | 1.000 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            !md.contains("forked"),
+            "a way without samples has no row: {md}"
+        );
     }
 }

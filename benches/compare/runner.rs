@@ -279,3 +279,34 @@ pub fn run_ours(ours: &Path, guest: &GuestSpec) -> Result<Sample, RunError> {
         mem,
     })
 }
+
+/// Runs `bench-compare-ours clean` and returns each way's samples in ms, in
+/// the order printed.
+pub fn run_ours_clean(ours: &Path, runs: usize) -> Result<Vec<(String, Vec<f64>)>, RunError> {
+    let mut cmd = Command::new(ours);
+    cmd.arg("clean").arg("64").arg(runs.to_string());
+    let (child, _, rx) = spawn_lines(cmd)?;
+    // Four ways, up to ~100 ms each on a loaded PVM host, plus slack.
+    let timeout = Duration::from_secs(60) + Duration::from_millis(500) * runs as u32;
+    let mut ways = Vec::new();
+    loop {
+        let (_, line) = wait_line(&rx, "kvmsandbox", "CLEAN", timeout, |l| {
+            l.starts_with("CLEAN ")
+        })?;
+        let mut words = line.split_whitespace().skip(1);
+        let name = words.next().unwrap_or_default().to_string();
+        if name == "done" {
+            break;
+        }
+        let ms: Vec<f64> = words
+            .filter_map(|w| w.parse::<f64>().ok())
+            .map(|us| us / 1e3)
+            .collect();
+        if ms.is_empty() {
+            return Err(RunError::BadReport(line));
+        }
+        ways.push((name, ms));
+    }
+    drop(child);
+    Ok(ways)
+}
