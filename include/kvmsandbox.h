@@ -818,20 +818,23 @@ enum kvmsb_status kvmsb_pool_new(const struct kvmsb_config *config,
 
 // A pool of sandboxes forked from `snapshot` (the pool keeps its own
 // reference: free the snapshot whenever you like). A released sandbox is
-// reset in place to the snapshot in the background. `options` as in
-// `kvmsb_pool_new`. Forks reopen the snapshot's disks as
-// `kvmsb_sandbox_from_snapshot` does.
+// reset in place to the snapshot in the background. `config` (copied; NULL:
+// the snapshot's recorded shape and disks) is what each fork takes, as in
+// `kvmsb_sandbox_from_snapshot`: disks, seccomp policy and the rest; its
+// vCPUs, memory and disks must match the snapshot's. `options` as in
+// `kvmsb_pool_new`.
 //
 // Errors: KVMSB_STATUS_CONFIG for contradictory options; a fork's failure is
 // the status of the `kvmsb_pool_acquire` that needed it.
 // Ownership: the caller owns `*pool_out` (free with `kvmsb_pool_free`).
 enum kvmsb_status kvmsb_pool_new_from_snapshot(const struct kvmsb_snapshot *snapshot,
+                                               const struct kvmsb_config *config,
                                                const struct kvmsb_pool_options *options,
                                                struct kvmsb_pool **pool_out);
 
 // A pool of sandboxes forked from `template`'s snapshot, each ready to run it
-// with `kvmsb_wasm_template_run(template, sandbox, ...)`. `options` as in
-// `kvmsb_pool_new`.
+// with `kvmsb_wasm_template_run(template, sandbox, ...)`. `config` as in
+// `kvmsb_pool_new_from_snapshot`, `options` as in `kvmsb_pool_new`.
 //
 // Errors: KVMSB_STATUS_CONFIG for contradictory options;
 // KVMSB_STATUS_UNSUPPORTED for a template without a snapshot (prepared in an
@@ -839,6 +842,7 @@ enum kvmsb_status kvmsb_pool_new_from_snapshot(const struct kvmsb_snapshot *snap
 // Ownership: the caller owns `*pool_out` (free with `kvmsb_pool_free`); the
 // template may be freed before the pool.
 enum kvmsb_status kvmsb_pool_new_from_template(const struct kvmsb_wasm_template *template_,
+                                               const struct kvmsb_config *config,
                                                const struct kvmsb_pool_options *options,
                                                struct kvmsb_pool **pool_out);
 

@@ -77,7 +77,7 @@ fn cycles(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
     for (name, source) in sources() {
-        let template = matches!(source, PoolSource::Template(_));
+        let template = matches!(source, PoolSource::Template(..));
         let p = pool(source);
         let mut cycle = Vec::new();
         g.bench_function(format!("acquire_ping_release_{name}"), |b| {

@@ -330,3 +330,46 @@ fn pool_replaces_a_sandbox_whose_reset_fails() {
     );
     sb.ping().unwrap();
 }
+
+#[test]
+fn forks_of_a_snapshot_pool_take_the_config_given_with_it() {
+    let origin = Sandbox::micro().unwrap();
+    let snap = origin.snapshot().unwrap();
+    let cfg = PoolConfig {
+        min_idle: 0,
+        max_size: 1,
+        threads: 1,
+    };
+    // A config of the snapshot's shape (its own seccomp policy): forks work.
+    let pool = SandboxPool::new(
+        PoolSource::from_snapshot(&snap)
+            .with_config(|| VmConfig::micro().seccomp(kvmsandbox::config::SeccompPolicy::Trap)),
+        cfg,
+    )
+    .unwrap();
+    let sb = pool.acquire(WAIT).unwrap();
+    sb.ping().unwrap();
+    drop(sb);
+    pool.close();
+    // The config is really used: one of another shape makes every fork fail,
+    // named, at acquire.
+    let pool = SandboxPool::new(
+        PoolSource::from_snapshot(&snap).with_config(|| VmConfig::micro().vcpus(2)),
+        cfg,
+    )
+    .unwrap();
+    let e = pool.acquire(WAIT).map(drop).unwrap_err();
+    assert_eq!(e.kind(), kvmsandbox::ErrorKind::Snapshot, "{e}");
+    assert!(e.to_string().contains("vCPU"), "{e}");
+    pool.close();
+    // And a shared socket path is refused up front, as for a config pool.
+    let shared = SandboxPool::new(
+        PoolSource::from_snapshot(&snap)
+            .with_config(|| VmConfig::micro().vsock("/tmp/kvmsb-one.sock")),
+        cfg,
+    );
+    assert!(
+        matches!(shared, Err(Error::Pool(PoolError::SharedVsockPath { .. }))),
+        "{shared:?}"
+    );
+}

@@ -31,16 +31,31 @@ static kvmsb_pool_counters settled(const kvmsb_pool *pool) {
     FAIL("the pool never settled");
 }
 
-static void pools(const kvmsb_sandbox *sb, const kvmsb_snapshot *snap) {
+/* `seccomp` is the test's policy (valgrind cannot run under a filter): the
+ * forks take it from the config given with the pool. */
+static void pools(const kvmsb_sandbox *sb, const kvmsb_snapshot *snap, const char *seccomp) {
+    kvmsb_config *cfg = kvmsb_config_new();
+    if (seccomp != NULL && strcmp(seccomp, "disabled") == 0) CHECK_OK(kvmsb_config_set_seccomp(cfg, KVMSB_SECCOMP_DISABLED));
     kvmsb_pool_options o = {.min_idle = 1, .max_size = 2, .threads = 1};
     kvmsb_pool *pool = NULL;
-    CHECK_STATUS(kvmsb_pool_new_from_snapshot(NULL, &o, &pool), KVMSB_STATUS_NULL_ARGUMENT);
-    CHECK_STATUS(kvmsb_pool_new_from_template(NULL, &o, &pool), KVMSB_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(kvmsb_pool_new_from_snapshot(NULL, cfg, &o, &pool), KVMSB_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(kvmsb_pool_new_from_template(NULL, cfg, &o, &pool), KVMSB_STATUS_NULL_ARGUMENT);
     kvmsb_pool_options bad = {.min_idle = 3, .max_size = 2};
-    CHECK_STATUS(kvmsb_pool_new_from_snapshot(snap, &bad, &pool), KVMSB_STATUS_CONFIG);
+    CHECK_STATUS(kvmsb_pool_new_from_snapshot(snap, cfg, &bad, &pool), KVMSB_STATUS_CONFIG);
     CHECK(pool == NULL);
+    /* A config of another shape: every fork fails, named, at acquire. */
+    kvmsb_config *big = kvmsb_config_new();
+    CHECK_OK(kvmsb_config_set_vcpus(big, 2));
+    kvmsb_pool_options lazy = {.min_idle = 0, .max_size = 1, .threads = 1};
+    CHECK_OK(kvmsb_pool_new_from_snapshot(snap, big, &lazy, &pool));
+    kvmsb_config_free(big);
+    kvmsb_sandbox *none = NULL;
+    CHECK_STATUS(kvmsb_pool_acquire(pool, 60000, &none), KVMSB_STATUS_SNAPSHOT);
+    CHECK_ERROR_MENTIONS("vCPU");
+    kvmsb_pool_free(pool);
+    pool = NULL;
 
-    CHECK_OK(kvmsb_pool_new_from_snapshot(snap, &o, &pool));
+    CHECK_OK(kvmsb_pool_new_from_snapshot(snap, cfg, &o, &pool));
     for (int i = 0; i < 3; i++) {
         kvmsb_sandbox *p = NULL;
         CHECK_OK(kvmsb_pool_acquire(pool, 60000, &p));
@@ -52,12 +67,13 @@ static void pools(const kvmsb_sandbox *sb, const kvmsb_snapshot *snap) {
     CHECK(m.acquired == 3 && m.released == 3 && m.resets == 3);
     CHECK(m.created >= 1 && m.created <= 2 && m.discarded == 0);
     kvmsb_pool_free(pool);
-    PASS("a pool forked from a snapshot: 3 acquire/run/release cycles, each reset in place");
+    PASS("a pool forked from a snapshot with a config: 3 acquire/run/release cycles, each reset in place; a config of another shape fails at acquire");
 
     kvmsb_wasm_template *t = NULL;
     CHECK_OK(kvmsb_sandbox_prepare_wasm(sb, kvmsb_example_hello_wasm, sizeof kvmsb_example_hello_wasm, NULL, &t));
     pool = NULL;
-    CHECK_OK(kvmsb_pool_new_from_template(t, &o, &pool));
+    CHECK_OK(kvmsb_pool_new_from_template(t, cfg, &o, &pool));
+    kvmsb_config_free(cfg); /* copied by the pool */
     for (int i = 0; i < 2; i++) {
         kvmsb_sandbox *p = NULL;
         CHECK_OK(kvmsb_pool_acquire(pool, 60000, &p));
@@ -149,7 +165,7 @@ int main(void) {
     CHECK_OK(kvmsb_sandbox_set_call_isolation(sb, NULL));
     PASS("per-call isolation");
 
-    pools(sb, snap);
+    pools(sb, snap, seccomp);
 
     kvmsb_snapshot_free(snap);
     kvmsb_sandbox_free(sb);

@@ -107,9 +107,11 @@ pub extern "C" fn kvmsb_pool_new(
 
 /// A pool of sandboxes forked from `snapshot` (the pool keeps its own
 /// reference: free the snapshot whenever you like). A released sandbox is
-/// reset in place to the snapshot in the background. `options` as in
-/// `kvmsb_pool_new`. Forks reopen the snapshot's disks as
-/// `kvmsb_sandbox_from_snapshot` does.
+/// reset in place to the snapshot in the background. `config` (copied; NULL:
+/// the snapshot's recorded shape and disks) is what each fork takes, as in
+/// `kvmsb_sandbox_from_snapshot`: disks, seccomp policy and the rest; its
+/// vCPUs, memory and disks must match the snapshot's. `options` as in
+/// `kvmsb_pool_new`.
 ///
 /// Errors: KVMSB_STATUS_CONFIG for contradictory options; a fork's failure is
 /// the status of the `kvmsb_pool_acquire` that needed it.
@@ -117,6 +119,7 @@ pub extern "C" fn kvmsb_pool_new(
 #[no_mangle]
 pub extern "C" fn kvmsb_pool_new_from_snapshot(
     snapshot: *const kvmsb_snapshot,
+    config: *const kvmsb_config,
     options: *const kvmsb_pool_options,
     pool_out: *mut *mut kvmsb_pool,
 ) -> kvmsb_status {
@@ -125,13 +128,15 @@ pub extern "C" fn kvmsb_pool_new_from_snapshot(
         let snap = unsafe { handle(snapshot, "snapshot") }?;
         // SAFETY: a non-NULL options points to a kvmsb_pool_options.
         let o = unsafe { options.as_ref() };
-        new_pool(PoolSource::from_snapshot(&snap.inner), o, pool_out)
+        // SAFETY: a non-NULL config comes from kvmsb_config_new.
+        let source = unsafe { with_config(PoolSource::from_snapshot(&snap.inner), config) }?;
+        new_pool(source, o, pool_out)
     })
 }
 
 /// A pool of sandboxes forked from `template`'s snapshot, each ready to run it
-/// with `kvmsb_wasm_template_run(template, sandbox, ...)`. `options` as in
-/// `kvmsb_pool_new`.
+/// with `kvmsb_wasm_template_run(template, sandbox, ...)`. `config` as in
+/// `kvmsb_pool_new_from_snapshot`, `options` as in `kvmsb_pool_new`.
 ///
 /// Errors: KVMSB_STATUS_CONFIG for contradictory options;
 /// KVMSB_STATUS_UNSUPPORTED for a template without a snapshot (prepared in an
@@ -141,6 +146,7 @@ pub extern "C" fn kvmsb_pool_new_from_snapshot(
 #[no_mangle]
 pub extern "C" fn kvmsb_pool_new_from_template(
     template: *const kvmsb_wasm_template,
+    config: *const kvmsb_config,
     options: *const kvmsb_pool_options,
     pool_out: *mut *mut kvmsb_pool,
 ) -> kvmsb_status {
@@ -149,8 +155,26 @@ pub extern "C" fn kvmsb_pool_new_from_template(
         let t = unsafe { handle(template, "template") }?;
         // SAFETY: a non-NULL options points to a kvmsb_pool_options.
         let o = unsafe { options.as_ref() };
-        new_pool(PoolSource::from_template(&t.inner), o, pool_out)
+        // SAFETY: a non-NULL config comes from kvmsb_config_new.
+        let source = unsafe { with_config(PoolSource::from_template(&t.inner), config) }?;
+        new_pool(source, o, pool_out)
     })
+}
+
+/// `source` whose forks take a copy of `config` (NULL: unchanged).
+///
+/// # Safety
+/// A non-NULL `config` is a live handle from `kvmsb_config_new`.
+unsafe fn with_config(
+    source: PoolSource,
+    config: *const kvmsb_config,
+) -> crate::boundary::FfiResult<PoolSource> {
+    if config.is_null() {
+        return Ok(source);
+    }
+    // SAFETY: non-NULL, and live by the caller's promise.
+    let c = unsafe { handle(config, "config") }?.clone();
+    Ok(source.with_config(move || c.to_vm_config()))
 }
 
 /// The pool of `source` with `o`'s bounds, written to `*pool_out`.

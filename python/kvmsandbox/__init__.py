@@ -1082,25 +1082,39 @@ class SandboxPool:
 
     @classmethod
     def from_snapshot(
-        cls, snapshot: Snapshot, *, min_idle: int = 1, max_size: int = 4, threads: int = 2
+        cls,
+        snapshot: Snapshot,
+        *,
+        min_idle: int = 1,
+        max_size: int = 4,
+        threads: int = 2,
+        seccomp: Optional[SeccompPolicy] = None,
     ) -> "SandboxPool":
         """A pool of sandboxes forked from ``snapshot`` (memory shared
-        copy-on-write); a released one is reset in place to it in the background."""
+        copy-on-write); a released one is reset in place to it in the
+        background. ``seccomp`` is the forks' policy, as for ``Sandbox()``."""
         pool = cls.__new__(cls)
         pool._pool = _native._SandboxPool.from_snapshot(
-            snapshot._snap, min_idle=min_idle, max_size=max_size, threads=threads
+            snapshot._snap, min_idle=min_idle, max_size=max_size, threads=threads, seccomp=seccomp
         )
         return pool
 
     @classmethod
     def from_template(
-        cls, template: "WasmTemplate", *, min_idle: int = 1, max_size: int = 4, threads: int = 2
+        cls,
+        template: "WasmTemplate",
+        *,
+        min_idle: int = 1,
+        max_size: int = 4,
+        threads: int = 2,
+        seccomp: Optional[SeccompPolicy] = None,
     ) -> "SandboxPool":
         """A pool of sandboxes forked from ``template``'s snapshot; run it in a
-        borrowed one with ``template.run(..., sandbox=sb)``."""
+        borrowed one with ``template.run(..., sandbox=sb)``. ``seccomp`` as in
+        ``from_snapshot``."""
         pool = cls.__new__(cls)
         pool._pool = _native._SandboxPool.from_template(
-            template._native, min_idle=min_idle, max_size=max_size, threads=threads
+            template._native, min_idle=min_idle, max_size=max_size, threads=threads, seccomp=seccomp
         )
         return pool
 

@@ -107,31 +107,36 @@ impl PyPool {
         Self::new(py, source, min_idle, max_size, threads)
     }
 
-    /// A pool of forks of `snapshot`, reset in place to it when released.
+    /// A pool of forks of `snapshot`, reset in place to it when released;
+    /// `seccomp` (None: the default) is the forks' policy.
     #[staticmethod]
-    #[pyo3(signature = (snapshot, *, min_idle, max_size, threads))]
+    #[pyo3(signature = (snapshot, *, min_idle, max_size, threads, seccomp=None))]
     fn from_snapshot(
         py: Python<'_>,
         snapshot: PyRef<'_, PySnapshot>,
         min_idle: usize,
         max_size: usize,
         threads: usize,
+        seccomp: Option<String>,
     ) -> PyResult<Self> {
         let source = PoolSource::from_snapshot(&snapshot.inner);
+        let source = with_seccomp(py, source, Some(&snapshot.inner), seccomp)?;
         Self::new(py, source, min_idle, max_size, threads)
     }
 
     /// A pool of forks of `template`'s snapshot, each ready to run it.
     #[staticmethod]
-    #[pyo3(signature = (template, *, min_idle, max_size, threads))]
+    #[pyo3(signature = (template, *, min_idle, max_size, threads, seccomp=None))]
     fn from_template(
         py: Python<'_>,
         template: PyRef<'_, PyWasmTemplate>,
         min_idle: usize,
         max_size: usize,
         threads: usize,
+        seccomp: Option<String>,
     ) -> PyResult<Self> {
         let source = PoolSource::from_template(&template.inner);
+        let source = with_seccomp(py, source, template.inner.snapshot(), seccomp)?;
         Self::new(py, source, min_idle, max_size, threads)
     }
 
@@ -182,6 +187,24 @@ impl PyPool {
             py.detach(move || p.close());
         }
     }
+}
+
+/// `source` whose forks of `snap` run under the `seccomp` policy (None: as is).
+fn with_seccomp(
+    py: Python<'_>,
+    source: PoolSource,
+    snap: Option<&kvmsandbox::SandboxSnapshot>,
+    seccomp: Option<String>,
+) -> PyResult<PoolSource> {
+    let (Some(policy), Some(snap)) = (seccomp, snap) else {
+        return Ok(source);
+    };
+    let policy = seccomp_policy(&policy)?;
+    let cfg = snap
+        .fork_config()
+        .map_err(|e| to_py(py, e))?
+        .seccomp(policy);
+    Ok(source.with_config(move || cfg.clone()))
 }
 
 impl PyPool {

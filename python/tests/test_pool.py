@@ -154,7 +154,9 @@ def test_pool_from_a_snapshot_and_from_a_template() -> None:
 
     with kvmsandbox.Sandbox() as origin:
         snap = origin.snapshot()
-        with SandboxPool.from_snapshot(snap, min_idle=1, max_size=2, threads=1) as pool:
+        with pytest.raises(ValueError):
+            SandboxPool.from_snapshot(snap, seccomp="lenient")  # type: ignore[arg-type]
+        with SandboxPool.from_snapshot(snap, min_idle=1, max_size=2, threads=1, seccomp="trap") as pool:
             for _ in range(3):
                 with pool.acquire(timeout=30) as sb:
                     assert sb.echo(b"forked") == b"forked"

@@ -69,21 +69,24 @@ pub enum PoolSource {
     /// a used booted sandbox clean, so a released one is killed and a fresh one
     /// booted in its place (in the background).
     Config(ConfigFactory),
-    /// Each sandbox is a fork of the snapshot ([`Sandbox::from_snapshot`]); a
-    /// released one is restored to it in place ([`Sandbox::restore`]: only the
-    /// pages it dirtied are reverted), keeping its VM and threads.
-    Snapshot(SandboxSnapshot),
-    /// Each sandbox is a fork of a prepared WASM template's snapshot, ready for
-    /// [`WasmTemplate::run`]; a released one is restored to it in place.
-    Template(WasmTemplate),
+    /// Each sandbox is a fork of the snapshot ([`Sandbox::from_snapshot`], or
+    /// [`Sandbox::from_snapshot_with`] the factory's config when there is one:
+    /// [`PoolSource::with_config`]); a released one is restored to it in place
+    /// ([`Sandbox::restore`]: only the pages it dirtied are reverted), keeping
+    /// its VM and threads.
+    Snapshot(SandboxSnapshot, Option<ConfigFactory>),
+    /// Each sandbox is a fork of a prepared WASM template's snapshot (with the
+    /// factory's config, if any), ready for [`WasmTemplate::run`]; a released
+    /// one is restored to it in place.
+    Template(WasmTemplate, Option<ConfigFactory>),
 }
 
 impl std::fmt::Debug for PoolSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PoolSource::Config(_) => f.write_str("PoolSource::Config"),
-            PoolSource::Snapshot(s) => write!(f, "PoolSource::Snapshot({:?})", s.guest()),
-            PoolSource::Template(t) => write!(f, "PoolSource::Template({})", t.id()),
+            PoolSource::Snapshot(s, _) => write!(f, "PoolSource::Snapshot({:?})", s.guest()),
+            PoolSource::Template(t, _) => write!(f, "PoolSource::Template({})", t.id()),
         }
     }
 }
@@ -96,25 +99,40 @@ impl PoolSource {
 
     /// A snapshot source: forks of `snap`, restored in place when released.
     pub fn from_snapshot(snap: &SandboxSnapshot) -> Self {
-        PoolSource::Snapshot(snap.clone())
+        PoolSource::Snapshot(snap.clone(), None)
     }
 
     /// A template source: forks of `template`'s snapshot, restored in place when
     /// released. The template must have a snapshot (prepared in a sandbox with
     /// its own VM).
     pub fn from_template(template: &WasmTemplate) -> Self {
-        PoolSource::Template(template.clone())
+        PoolSource::Template(template.clone(), None)
+    }
+
+    /// Forks of a snapshot or template source take the rest of their config
+    /// (seccomp policy, disk paths, console callback) from `make`, whose shape
+    /// must match the snapshot's ([`Sandbox::from_snapshot_with`]); a config
+    /// source boots from `make` instead of its own factory.
+    pub fn with_config(self, make: impl Fn() -> VmConfig + Send + Sync + 'static) -> Self {
+        let make: ConfigFactory = Arc::new(make);
+        match self {
+            PoolSource::Config(_) => PoolSource::Config(make),
+            PoolSource::Snapshot(s, _) => PoolSource::Snapshot(s, Some(make)),
+            PoolSource::Template(t, _) => PoolSource::Template(t, Some(make)),
+        }
     }
 
     /// Refuses a source every sandbox of which could not coexist.
     pub(crate) fn check(&self) -> std::result::Result<(), PoolError> {
+        let shared = |make: &ConfigFactory| match make().vsock {
+            Some(v) => Err(PoolError::SharedVsockPath { path: v.uds_path }),
+            None => Ok(()),
+        };
         match self {
-            PoolSource::Config(make) => match make().vsock {
-                Some(v) => Err(PoolError::SharedVsockPath { path: v.uds_path }),
-                None => Ok(()),
-            },
-            PoolSource::Snapshot(_) => Ok(()),
-            PoolSource::Template(t) => match t.snapshot() {
+            PoolSource::Config(make) | PoolSource::Snapshot(_, Some(make)) => shared(make),
+            PoolSource::Snapshot(_, None) => Ok(()),
+            PoolSource::Template(t, Some(make)) if t.snapshot().is_some() => shared(make),
+            PoolSource::Template(t, _) => match t.snapshot() {
                 Some(_) => Ok(()),
                 None => Err(PoolError::TemplateWithoutSnapshot { id: t.id() }),
             },
@@ -126,8 +144,15 @@ impl PoolSource {
         let sb = match self {
             // `start` waits for the agent's hello itself.
             PoolSource::Config(make) => return Sandbox::start(make()),
-            PoolSource::Snapshot(snap) => Sandbox::from_snapshot(snap)?,
-            PoolSource::Template(t) => Sandbox::from_template(t)?,
+            PoolSource::Snapshot(snap, None) => Sandbox::from_snapshot(snap)?,
+            PoolSource::Template(t, None) => Sandbox::from_template(t)?,
+            PoolSource::Snapshot(_, Some(make)) | PoolSource::Template(_, Some(make)) => {
+                let snap = self.snapshot().ok_or(crate::Error::Unsupported {
+                    op: "a pooled fork of a template without a snapshot",
+                    guest: "sandbox without its own VM",
+                })?;
+                Sandbox::from_snapshot_with(snap, make())?
+            }
         };
         // A fork connects to its agent lazily: do it here, on the pool thread,
         // so the borrower's first call does not pay for it and a fork that does
@@ -140,15 +165,15 @@ impl PoolSource {
     fn snapshot(&self) -> Option<&SandboxSnapshot> {
         match self {
             PoolSource::Config(_) => None,
-            PoolSource::Snapshot(s) => Some(s),
-            PoolSource::Template(t) => t.snapshot(),
+            PoolSource::Snapshot(s, _) => Some(s),
+            PoolSource::Template(t, _) => t.snapshot(),
         }
     }
 
     /// The template of a template source.
     pub(crate) fn template(&self) -> Option<&WasmTemplate> {
         match self {
-            PoolSource::Template(t) => Some(t),
+            PoolSource::Template(t, _) => Some(t),
             _ => None,
         }
     }

@@ -193,8 +193,30 @@ impl Sandbox {
     /// not opened on its word (a crafted file could name any host file of the
     /// right size); name them with [`Sandbox::from_snapshot_disks`].
     pub fn from_snapshot(snap: &SandboxSnapshot) -> Result<Sandbox> {
-        let m = snap.meta();
-        if snap.loaded_from_file() && !m.disks.is_empty() {
+        Self::from_snapshot_with(snap, snap.fork_config()?)
+    }
+
+    /// [`Sandbox::from_snapshot`] with the disks given here (path, read-only),
+    /// in the snapshot's order; each must have the recorded size and flag.
+    pub fn from_snapshot_disks(
+        snap: &SandboxSnapshot,
+        disks: &[(PathBuf, bool)],
+    ) -> Result<Sandbox> {
+        Self::from_snapshot_with(snap, shape_config(snap, disks)?)
+    }
+}
+
+impl SandboxSnapshot {
+    /// The config [`Sandbox::from_snapshot`] forks with: a micro guest of this
+    /// snapshot's shape (vCPUs, memory, command line) with its recorded disks.
+    /// Adjust what may differ (e.g. the seccomp policy) and pass it to
+    /// [`Sandbox::from_snapshot_with`] or a pool's
+    /// [`PoolSource::with_config`](crate::PoolSource::with_config). Errors as
+    /// `from_snapshot`'s: a Linux snapshot, or one read from a file that
+    /// records disks.
+    pub fn fork_config(&self) -> Result<VmConfig> {
+        let m = self.meta();
+        if self.loaded_from_file() && !m.disks.is_empty() {
             let paths: Vec<String> = m
                 .disks
                 .iter()
@@ -211,34 +233,32 @@ impl Sandbox {
             .iter()
             .map(|d| (d.path.clone(), d.read_only))
             .collect();
-        Self::from_snapshot_disks(snap, &disks)
+        shape_config(self, &disks)
     }
+}
 
-    /// [`Sandbox::from_snapshot`] with the disks given here (path, read-only),
-    /// in the snapshot's order; each must have the recorded size and flag.
-    pub fn from_snapshot_disks(
-        snap: &SandboxSnapshot,
-        disks: &[(PathBuf, bool)],
-    ) -> Result<Sandbox> {
-        let m = snap.meta();
-        let mut cfg = match snap.guest() {
-            GuestKind::Micro => VmConfig::micro(),
-            GuestKind::Linux => {
-                return Err(Error::Unsupported {
-                    op: "from_snapshot without a configuration",
-                    guest: "Linux guest",
-                })
-            }
-        };
-        cfg.vcpus = m.vcpus;
-        cfg.mem_mib = m.mem_size >> 20;
-        cfg.cmdline = m.cmdline.clone();
-        for (path, read_only) in disks {
-            cfg = cfg.disk(path, *read_only);
+/// A micro guest config of `snap`'s shape with `disks` (path, read-only).
+fn shape_config(snap: &SandboxSnapshot, disks: &[(PathBuf, bool)]) -> Result<VmConfig> {
+    let m = snap.meta();
+    let mut cfg = match snap.guest() {
+        GuestKind::Micro => VmConfig::micro(),
+        GuestKind::Linux => {
+            return Err(Error::Unsupported {
+                op: "from_snapshot without a configuration",
+                guest: "Linux guest",
+            })
         }
-        Self::from_snapshot_with(snap, cfg)
+    };
+    cfg.vcpus = m.vcpus;
+    cfg.mem_mib = m.mem_size >> 20;
+    cfg.cmdline = m.cmdline.clone();
+    for (path, read_only) in disks {
+        cfg = cfg.disk(path, *read_only);
     }
+    Ok(cfg)
+}
 
+impl Sandbox {
     /// [`Sandbox::from_snapshot`] with `cfg` supplying what differs (other disk
     /// paths of the same sizes, a vsock path, a seccomp policy, a console
     /// callback). Its shape must match the snapshot's, else
