@@ -181,18 +181,53 @@ pub fn allowed_ioctls(kind: ThreadKind) -> &'static [Value] {
     }
 }
 
-/// Compiles the BPF program for `kind` under `policy`; `None` when `policy` is
+/// The seccomp filters of a thread kind under a policy, applied together by
+/// [`Filters::apply`] (and [`install`]).
+///
+/// Opening files is refused with `EACCES` rather than by the policy: glibc
+/// opens files by itself on whatever thread happens to need them first (the
+/// first shrink of a thread arena's heap reads /proc/sys/vm/overcommit_memory),
+/// and copes with the failure. Under Kill a vCPU thread freeing memory could
+/// otherwise take the whole process down (seen in CI). seccompiler gives one
+/// action per filter, so this is a second filter: `deny_opens` answers
+/// `open`/`openat` with `EACCES` and allows the rest, and `main` lets them
+/// through to it (the kernel takes the stricter answer of the two).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filters {
+    /// The allow-list, with the policy's action for everything else.
+    pub main: BpfProgram,
+    /// `open`/`openat` → `EACCES` (Kill and Trap; `None` under Log, which
+    /// lets them through and logs them like any other syscall).
+    pub deny_opens: Option<BpfProgram>,
+}
+
+impl Filters {
+    /// Applies the filters to the calling thread, `deny_opens` first (installing
+    /// a filter is not in the allow-lists).
+    pub fn apply(&self) -> Result<(), seccompiler::Error> {
+        if let Some(deny) = &self.deny_opens {
+            seccompiler::apply_filter(deny)?;
+        }
+        seccompiler::apply_filter(&self.main)
+    }
+}
+
+/// The syscalls [`Filters::deny_opens`] answers with `EACCES`.
+const OPENS: [i64; 2] = [libc::SYS_open, libc::SYS_openat];
+
+/// Compiles the BPF programs for `kind` under `policy`; `None` when `policy` is
 /// [`SeccompPolicy::Disabled`]. Pure: installs nothing.
 pub fn filter_for(
     kind: ThreadKind,
     policy: SeccompPolicy,
-) -> Result<Option<BpfProgram>, SeccompError> {
+) -> Result<Option<Filters>, SeccompError> {
     let mismatch = match policy {
         SeccompPolicy::Kill => SeccompAction::KillProcess,
         SeccompPolicy::Trap => SeccompAction::Trap,
         SeccompPolicy::Log => SeccompAction::Log,
         SeccompPolicy::Disabled => return Ok(None),
     };
+    let deny_opens = policy != SeccompPolicy::Log;
     let mut rules = BTreeMap::new();
     for entry in syscall_table(kind) {
         let chain = entry.args.to_rules().map_err(|source| SeccompError::Rule {
@@ -212,10 +247,29 @@ pub fn filter_for(
         policy,
         source,
     };
+    if deny_opens {
+        for nr in OPENS {
+            rules.insert(nr, Vec::new());
+        }
+    }
     let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, TargetArch::x86_64)
         .map_err(compile)?;
-    let program = BpfProgram::try_from(filter).map_err(compile)?;
-    Ok(Some(program))
+    let main = BpfProgram::try_from(filter).map_err(compile)?;
+    let deny_opens = match deny_opens {
+        true => {
+            let rules = OPENS.iter().map(|&nr| (nr, Vec::new())).collect();
+            let filter = SeccompFilter::new(
+                rules,
+                SeccompAction::Allow,
+                SeccompAction::Errno(libc::EACCES as u32),
+                TargetArch::x86_64,
+            )
+            .map_err(compile)?;
+            Some(BpfProgram::try_from(filter).map_err(compile)?)
+        }
+        false => None,
+    };
+    Ok(Some(Filters { main, deny_opens }))
 }
 
 /// Installs `kind`'s filter under `policy` on the **calling thread only** (no TSYNC),
@@ -229,7 +283,7 @@ pub fn install(
     policy: SeccompPolicy,
     record: &std::sync::Arc<TrapRecord>,
 ) -> Result<(), SeccompError> {
-    let Some(program) = filter_for(kind, policy)? else {
+    let Some(filters) = filter_for(kind, policy)? else {
         return Ok(());
     };
     if policy == SeccompPolicy::Trap {
@@ -238,7 +292,7 @@ pub fn install(
     // Before the filter goes on: the hook itself must be in place while we still
     // may allocate and install it freely.
     panic_hook::mark_current_thread_filtered();
-    seccompiler::apply_filter(&program).map_err(|source| SeccompError::Apply {
+    filters.apply().map_err(|source| SeccompError::Apply {
         kind,
         policy,
         source,

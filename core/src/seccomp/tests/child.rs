@@ -110,8 +110,8 @@ pub(super) fn check(ok: bool, what: &str) -> Result<(), String> {
 }
 
 /// Installs a precompiled program on the current (child) thread without any handler.
-pub(super) fn apply(program: &seccompiler::BpfProgram) -> Result<(), String> {
-    seccompiler::apply_filter(program).map_err(|e| format!("apply_filter: {e}"))
+pub(super) fn apply(filters: &super::super::Filters) -> Result<(), String> {
+    filters.apply().map_err(|e| format!("apply_filter: {e}"))
 }
 
 pub(super) const SIGSYS: Outcome = Outcome::Signaled(libc::SIGSYS);

@@ -28,11 +28,19 @@ fn seccomp_filters_compile_for_every_policy() {
             match policy {
                 SeccompPolicy::Disabled => assert!(program.is_none(), "{kind} {policy:?}"),
                 _ => {
-                    let program = program.unwrap();
+                    let filters = program.unwrap();
+                    let program = &filters.main;
                     assert!(!program.is_empty(), "{kind} {policy:?}");
                     // Longer than the entries: every syscall compiles to a jump at least.
                     assert!(
                         program.len() > syscall_table(kind).len(),
+                        "{kind} {policy:?}"
+                    );
+                    // Opens are refused with EACCES by a filter of their own,
+                    // except under Log, which logs them like any other.
+                    assert_eq!(
+                        filters.deny_opens.is_some(),
+                        policy != SeccompPolicy::Log,
                         "{kind} {policy:?}"
                     );
                 }
@@ -41,8 +49,9 @@ fn seccomp_filters_compile_for_every_policy() {
         // The policy only changes the mismatch action, so the programs differ.
         let kill = filter_for(kind, SeccompPolicy::Kill).unwrap().unwrap();
         let trap = filter_for(kind, SeccompPolicy::Trap).unwrap().unwrap();
-        assert_eq!(kill.len(), trap.len());
-        assert_ne!(kill, trap);
+        assert_eq!(kill.main.len(), trap.main.len());
+        assert_ne!(kill.main, trap.main);
+        assert_eq!(kill.deny_opens, trap.deny_opens);
     }
 }
 
