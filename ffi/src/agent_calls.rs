@@ -6,7 +6,7 @@ use crate::boundary::ffi_status;
 use crate::bytes::kvmsb_bytes;
 use crate::sandbox::kvmsb_sandbox;
 use crate::status::kvmsb_status;
-use crate::timeout::timeout_arg;
+use crate::timeout::answer_timeout;
 use kvmsandbox_core::agent::AgentLimits;
 use std::time::Duration;
 
@@ -100,7 +100,7 @@ pub extern "C" fn kvmsb_sandbox_echo(
         out(out_bytes, "out_bytes")?;
         // SAFETY: NULL allowed when len is 0; otherwise len readable bytes.
         let data = unsafe { bytes_arg(data, len, "data") }?;
-        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let t = answer_timeout(timeout_ms)?;
         let back = sb.inner.within(t).echo(data)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_bytes, kvmsb_bytes::from_vec(back)) };

@@ -9,7 +9,7 @@ use crate::boundary::ffi_status;
 use crate::bytes::kvmsb_bytes;
 use crate::sandbox::kvmsb_sandbox;
 use crate::status::kvmsb_status;
-use crate::timeout::timeout_arg;
+use crate::timeout::answer_timeout;
 use std::os::raw::c_char;
 
 /// Writes `data[0..len]` to the guest file `path` (UTF-8), created or truncated
@@ -34,7 +34,7 @@ pub extern "C" fn kvmsb_sandbox_write_file(
         let path = unsafe { str_arg(path, "path") }?;
         // SAFETY: NULL allowed only with len 0; otherwise `len` readable bytes.
         let data = unsafe { bytes_arg(data, len, "data") }?;
-        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let t = answer_timeout(timeout_ms)?;
         let n = sb.inner.within(t).write_file(path, data, mode)?;
         if !written_out.is_null() {
             // SAFETY: non-NULL; the caller promises a writable uint64_t.
@@ -63,7 +63,7 @@ pub extern "C" fn kvmsb_sandbox_read_file(
         let path = unsafe { str_arg(path, "path") }?;
         out(out_bytes, "out_bytes")?;
         let mut data = Vec::new();
-        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let t = answer_timeout(timeout_ms)?;
         sb.inner.within(t).read_file(path, &mut data)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_bytes, kvmsb_bytes::from_vec(data)) };
@@ -90,7 +90,7 @@ pub extern "C" fn kvmsb_sandbox_disk_read(
         // SAFETY: as in kvmsb_sandbox_write_file.
         let sb = unsafe { handle(sandbox, "sandbox") }?;
         out(out_bytes, "out_bytes")?;
-        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let t = answer_timeout(timeout_ms)?;
         let data = sb.inner.within(t).disk_read(disk, offset, len)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_bytes, kvmsb_bytes::from_vec(data)) };
@@ -116,7 +116,7 @@ pub extern "C" fn kvmsb_sandbox_disk_write(
         let sb = unsafe { handle(sandbox, "sandbox") }?;
         // SAFETY: NULL allowed only with len 0; otherwise `len` readable bytes.
         let data = unsafe { bytes_arg(data, len, "data") }?;
-        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let t = answer_timeout(timeout_ms)?;
         sb.inner.within(t).disk_write(disk, offset, data)?;
         Ok(())
     })
@@ -134,7 +134,7 @@ pub extern "C" fn kvmsb_sandbox_disk_flush(
     ffi_status(|| {
         // SAFETY: as in kvmsb_sandbox_write_file.
         let sb = unsafe { handle(sandbox, "sandbox") }?;
-        let t = timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let t = answer_timeout(timeout_ms)?;
         sb.inner.within(t).disk_flush(disk)?;
         Ok(())
     })

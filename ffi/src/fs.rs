@@ -6,10 +6,10 @@
 //! strings are borrowed from it.
 
 use crate::args::{handle, out, str_arg, write_out};
-use crate::boundary::{ffi_status, ffi_value, FfiResult};
+use crate::boundary::{ffi_status, ffi_value};
 use crate::sandbox::kvmsb_sandbox;
 use crate::status::kvmsb_status;
-use crate::timeout::timeout_arg;
+use crate::timeout::answer_timeout;
 use kvmsandbox_core::{FileInfo, FileKind};
 use std::ffi::CString;
 use std::fs::File;
@@ -17,7 +17,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::os::raw::{c_char, c_int};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 /// The type of a guest file.
 #[repr(C)]
@@ -63,13 +63,6 @@ struct Entry {
 /// may read it.
 pub struct kvmsb_file_list {
     entries: Vec<Entry>,
-}
-
-/// A files call's `timeout_ms`: how long to wait for each answer of the agent
-/// (KVMSB_TIMEOUT_DEFAULT and KVMSB_TIMEOUT_NONE both mean the sandbox's answer
-/// timeout, since an answer wait always ends).
-fn answer_timeout(timeout_ms: u64) -> FfiResult<Option<Duration>> {
-    Ok(timeout_arg(timeout_ms, "timeout_ms")?.or(None))
 }
 
 fn c_string(s: &str) -> CString {

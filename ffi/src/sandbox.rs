@@ -188,7 +188,7 @@ pub extern "C" fn kvmsb_sandbox_ping(
     ffi_status(|| {
         // SAFETY: a non-NULL sandbox is a live handle from this library.
         let sb = unsafe { handle(sandbox, "sandbox") }?;
-        let t = crate::timeout::timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let t = crate::timeout::answer_timeout(timeout_ms)?;
         let rtt = sb.inner.within(t).ping()?;
         if !rtt_ns.is_null() {
             // SAFETY: non-NULL; the caller promises a writable uint64_t.
@@ -218,7 +218,7 @@ pub extern "C" fn kvmsb_sandbox_connect(
         // SAFETY: as in kvmsb_sandbox_ping.
         let sb = unsafe { handle(sandbox, "sandbox") }?;
         out(fd_out, "fd_out")?;
-        let t = crate::timeout::timeout_arg(timeout_ms, "timeout_ms")?.or(None);
+        let t = crate::timeout::answer_timeout(timeout_ms)?;
         let stream = sb.inner.within(t).connect(port)?;
         // Plain blocking I/O for C: no timeouts left over from the handshake.
         let _ = stream.set_read_timeout(None);

@@ -48,6 +48,14 @@ pub fn timeout_arg(ms: u64, name: &str) -> FfiResult<CallTimeout> {
     }
 }
 
+/// A `timeout_ms` argument of a call that waits for one answer at a time (ping,
+/// echo, connect, files, disks): how long to wait for each answer. Both
+/// KVMSB_TIMEOUT_DEFAULT and KVMSB_TIMEOUT_NONE mean the sandbox's answer
+/// timeout, since an answer wait always ends.
+pub fn answer_timeout(timeout_ms: u64) -> FfiResult<Option<Duration>> {
+    Ok(timeout_arg(timeout_ms, "timeout_ms")?.or(None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
